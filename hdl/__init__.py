@@ -1,0 +1,1 @@
+"""Shared Amaranth building blocks: wavelet layout, links, buses, memories, number formats."""

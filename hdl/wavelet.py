@@ -1,0 +1,123 @@
+"""The wavelet, the fabric's flit, and the fabric link that carries it.
+
+A wavelet is 38 bits: 32 data bits, a 5-bit colour and one control bit (``ctrl``), laid out
+LSB first as ``data[31:0] | color[36:32] | ctrl[37]``. The Python-side packing used by the
+golden models and benches is in :mod:`sim.wavelet` and follows the same layout.
+
+A fabric link is a valid/ready stream of wavelets (:mod:`amaranth.lib.stream` rules) with one
+addition, a per-colour ready vector ``color_ready``, which is how colours are kept from blocking
+each other across a hop (the WSE's routers have per-colour flow control the same way):
+
+* the receiver drives ``color_ready[c]`` high when it can accept a wavelet of colour ``c`` this
+  cycle, from registered state only (never from ``valid`` or ``payload``), and drives
+  ``ready = color_ready[payload.color]`` (colours at or above ``num_colors`` are accepted and
+  dropped, so ``ready`` is high for them);
+* a colour-aware transmitter (the router, the PE) asserts ``valid`` only for a colour whose
+  ``color_ready`` bit is high, so every offer is taken in the cycle it is made and the stream rule
+  "payload stays until transferred" holds trivially;
+* a plain stream transmitter may ignore ``color_ready`` and wait for ``ready`` as usual: it then
+  only blocks itself.
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "DATA_BITS",
+    "COLOR_BITS",
+    "MAX_COLORS",
+    "Wavelet",
+    "LinkSignature",
+    "check_num_colors",
+]
+
+#: Width of a wavelet's data field, in bits.
+DATA_BITS = 32
+#: Width of a wavelet's colour field, in bits.
+COLOR_BITS = 5
+#: Largest number of colours a wavelet can name.
+MAX_COLORS = 1 << COLOR_BITS
+
+
+class Wavelet(data.Struct):
+    """Layout of one wavelet (38 bits).
+
+    Members
+    -------
+    data : unsigned(32)
+        Payload: a 32-bit word, one element of a vector, or a sparse ``value[15:0] |
+        index[31:16]`` pair.
+    color : unsigned(5)
+        Colour (the WSE's routing "virtual channel"); selects the route at every router and the
+        task or input queue at the destination PE.
+    ctrl : unsigned(1)
+        Control wavelet flag. Carried through the fabric unchanged; the PE exposes it to the task
+        that consumes the wavelet.
+    """
+
+    data: unsigned(DATA_BITS)
+    color: unsigned(COLOR_BITS)
+    ctrl: unsigned(1)
+
+
+def check_num_colors(num_colors: int) -> int:
+    """Validate a ``num_colors`` parameter.
+
+    Raises
+    ------
+    TypeError
+        If ``num_colors`` is not an integer.
+    ValueError
+        If ``num_colors`` is outside ``1 .. 32`` (the colour field is 5 bits wide).
+    """
+    if not isinstance(num_colors, int) or isinstance(num_colors, bool):
+        raise TypeError(f"num_colors must be an integer, not {num_colors!r}")
+    if not 1 <= num_colors <= MAX_COLORS:
+        raise ValueError(
+            f"num_colors must be between 1 and {MAX_COLORS} (the wavelet colour field is "
+            f"{COLOR_BITS} bits), not {num_colors}"
+        )
+    return num_colors
+
+
+class LinkSignature(wiring.Signature):
+    """Signature of one direction of a fabric link (transmitter's view).
+
+    Parameters
+    ----------
+    num_colors : int
+        Number of colours with their own flow control (1 to 32).
+
+    Members
+    -------
+    payload : ``Out(Wavelet)``
+        The wavelet on offer.
+    valid : ``Out(1)``
+        A wavelet is on offer.
+    ready : ``In(1)``
+        The wavelet on offer is accepted (``color_ready[payload.color]`` at the receiver).
+    color_ready : ``In(num_colors)``
+        Bit ``c`` is high when the receiver can accept a wavelet of colour ``c`` this cycle.
+        Driven from the receiver's registered state only.
+    """
+
+    def __init__(self, num_colors: int):
+        self.num_colors = check_num_colors(num_colors)
+        super().__init__(
+            {
+                "payload": Out(Wavelet),
+                "valid": Out(1),
+                "ready": In(1),
+                "color_ready": In(num_colors),
+            }
+        )
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.num_colors == self.num_colors
+
+    def __hash__(self):
+        return hash((type(self), self.num_colors))
+
+    def __repr__(self):
+        return f"LinkSignature({self.num_colors})"

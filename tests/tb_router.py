@@ -1,0 +1,306 @@
+"""cocotb bench of the 5-port colour router, checked against :mod:`sim.router_model`.
+
+Parameters come from the environment: ``ROUTER_NUM_COLORS``, ``ROUTER_QUEUE_DEPTH``,
+``ROUTER_SEED`` (random tests) and, for the figures of ``bench/router.py``, ``ROUTER_FIGURES``
+(a JSON file to write).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+
+import cocotb
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+
+from hdl.ports import E, N, NUM_PORTS, PORT_NAMES, RAMP, S, W
+from sim.cocotb_config import ConfigBusDriver
+from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from sim.router_model import route_streams
+from sim.routes import Route, RouteTable
+from sim.wavelet import Wavelet
+
+NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
+QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))
+SEED = int(os.environ.get("ROUTER_SEED", "1"))
+STATUS_ADDR = 0x40
+
+
+def pause_pattern(rng: random.Random, busy: float):
+    """An endless pause pattern: True (pause) with probability ``busy``."""
+    while True:
+        yield rng.random() < busy
+
+
+class RouterTB:
+    def __init__(self, dut, *, source_pause=None, sink_pause=None, colour_aware=True):
+        self.dut = dut
+        self.cfg = ConfigBusDriver(dut)
+        self.sources = [
+            LinkSource(dut, f"in_{n}", NUM_COLORS,
+                       pause=source_pause(p) if source_pause else None,
+                       colour_aware=colour_aware)
+            for p, n in enumerate(PORT_NAMES)
+        ]
+        self.sinks = [
+            LinkSink(dut, f"out_{n}", NUM_COLORS, pause=sink_pause(p) if sink_pause else None)
+            for p, n in enumerate(PORT_NAMES)
+        ]
+        self.bench = LinkBench(dut, self.sources, self.sinks)
+
+    async def start(self):
+        start_clock(self.dut)
+        self.dut.cfg__addr.value = 0
+        self.dut.cfg__wdata.value = 0
+        await reset(self.dut)
+        self.bench.start()
+
+    async def load(self, table: RouteTable):
+        for c, word in enumerate(table.words()):
+            await self.cfg.write(c, word)
+
+    def expect(self, table, inputs):
+        return route_streams(table, inputs)
+
+    async def run(self, table, inputs, max_cycles=20000):
+        """Send ``inputs`` (port -> wavelets), wait for everything, check the scoreboard."""
+        expected = route_streams(table, inputs)
+        base = [len(k.received) for k in self.sinks]
+        for p, ws in inputs.items():
+            self.sources[p].send(ws)
+        total = {o: expected.count(o) for o in range(NUM_PORTS)}
+        await self.bench.wait_until(
+            lambda: all(s.pending == 0 for s in self.sources)
+            and all(len(k.received) - base[o] >= total[o] for o, k in enumerate(self.sinks)),
+            max_cycles, "all wavelets delivered")
+        # The router must drain and nothing extra may come out.
+        await self.bench.wait_until(lambda: not int(self.dut.busy.value), 100, "router idle")
+        await ClockCycles(self.dut.clk, 5)
+        for o, sink in enumerate(self.sinks):
+            got = [w for _, w in sink.received[base[o]:]]
+            check_output(o, got, expected.outputs.get(o, {}), inputs)
+        return expected
+
+
+def flow_of(w: Wavelet) -> tuple[int, int]:
+    """Random and directed traffic tags each wavelet's data with its input port (bits 31:28)."""
+    return (w.data >> 28, w.color)
+
+
+def check_output(o, got, expected_flows, inputs):
+    """Scoreboard: per (input, colour) flow, exactly the expected wavelets in order."""
+    flows: dict = {}
+    for w in got:
+        flows.setdefault(flow_of(w), []).append(w)
+    name = PORT_NAMES[o]
+    for flow, want in expected_flows.items():
+        have = flows.pop(flow, [])
+        if have != want:
+            lost = len(want) - len(have)
+            raise AssertionError(
+                f"output {name}, flow (in {PORT_NAMES[flow[0]]}, colour {flow[1]}): "
+                f"expected {len(want)} wavelets, got {len(have)} "
+                f"({'lost' if lost > 0 else 'extra'} {abs(lost)}); first mismatch at "
+                f"{next((i for i, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want)))}"
+            )
+    if flows:
+        extra = {f"in {PORT_NAMES[p]} colour {c}": len(v) for (p, c), v in flows.items()}
+        raise AssertionError(f"output {name}: unexpected wavelets {extra}")
+
+
+def tagged(port: int, color: int, n: int, start: int = 0, ctrl_every: int = 0):
+    return [Wavelet((port << 28) | ((start + i) & 0x0FFF_FFFF), color,
+                    int(bool(ctrl_every) and (i % ctrl_every == ctrl_every - 1)))
+            for i in range(n)]
+
+
+async def read_dropped(tb):
+    return await tb.cfg.read(STATUS_ADDR)
+
+
+@cocotb.test()
+async def every_input_to_every_output(dut):
+    """Each input port reaches each output port (5 x 5 unicast routes, U-turns included)."""
+    tb = RouterTB(dut)
+    await tb.start()
+    pairs = [(p, o) for p in range(NUM_PORTS) for o in range(NUM_PORTS)]
+    for first in range(0, len(pairs), NUM_COLORS):
+        group = pairs[first:first + NUM_COLORS]  # one colour per (input, output) pair
+        table = RouteTable(NUM_COLORS)
+        inputs: dict = {}
+        for c, (p, o) in enumerate(group):
+            table.routes[c] = Route(1 << p, 1 << o)
+            inputs.setdefault(p, []).extend(tagged(p, c, 6, first * 10))
+        await tb.load(table)
+        await tb.run(table, inputs)
+
+
+@cocotb.test()
+async def every_colour_and_full_multicast(dut):
+    """Every colour is routable; a 5-way multicast reaches all five ports exactly once."""
+    tb = RouterTB(dut)
+    await tb.start()
+    table = RouteTable(NUM_COLORS)
+    for c in range(NUM_COLORS):
+        table.set(c, ["n", "e", "s", "w", "ramp"], [PORT_NAMES[c % NUM_PORTS]])
+    await tb.load(table)
+    inputs = {p: [w for c in range(NUM_COLORS) for w in tagged(p, c, 3, c * 10)]
+              for p in range(NUM_PORTS)}
+    await tb.run(table, inputs)
+
+    table = RouteTable(NUM_COLORS).set(0, ["w"], ["n", "e", "s", "w", "ramp"])
+    table.set(NUM_COLORS - 1, ["ramp"], ["n", "e", "s", "w", "ramp"])
+    await tb.load(table)
+    inputs = {W: tagged(W, 0, 40), RAMP: tagged(RAMP, NUM_COLORS - 1, 40, ctrl_every=7)}
+    await tb.run(table, inputs)
+
+
+@cocotb.test()
+async def route_table_read_back(dut):
+    """Every route word written through the configuration bus reads back unchanged."""
+    tb = RouterTB(dut)
+    await tb.start()
+    rng = random.Random(SEED)
+    words = [rng.randrange(1 << 10) for _ in range(NUM_COLORS)]
+    for c, w in enumerate(words):
+        await tb.cfg.write(c, w)
+    back = [await tb.cfg.read(c) for c in range(NUM_COLORS)]
+    assert back == words, f"route table read back {back}, wrote {words}"
+
+
+@cocotb.test()
+async def random_traffic_with_backpressure(dut):
+    """Random routes (unicast and multicast), random idle and backpressure: nothing is lost,
+    duplicated or reordered within a flow, drops are counted exactly, and the router drains."""
+    rng = random.Random(SEED)
+    tb = RouterTB(
+        dut,
+        source_pause=lambda p: pause_pattern(random.Random(SEED * 31 + p), 0.3),
+        sink_pause=lambda p: pause_pattern(random.Random(SEED * 57 + p), 0.35),
+    )
+    await tb.start()
+    for round_ in range(3):
+        table = RouteTable(NUM_COLORS)
+        for c in range(NUM_COLORS):
+            rx = rng.randrange(1, 1 << NUM_PORTS)
+            tx = rng.randrange(0, 1 << NUM_PORTS) if rng.random() < 0.9 else 0
+            table.routes[c] = Route(rx, tx)
+        await tb.load(table)
+        before = await read_dropped(tb)
+        inputs = {}
+        for p in range(NUM_PORTS):
+            stream = []
+            for i in range(150):
+                c = rng.randrange(NUM_COLORS + (2 if NUM_COLORS < 32 else 0))
+                stream.append(Wavelet((p << 28) | (round_ << 20) | i, min(c, 31),
+                                      rng.randrange(2)))
+            inputs[p] = stream
+        expected = await tb.run(table, inputs)
+        dropped = await read_dropped(tb)
+        assert dropped - before == expected.dropped, (
+            f"drop counter moved by {dropped - before}, the model drops {expected.dropped}")
+        assert int(dut.dropped.value) == dropped
+
+
+@cocotb.test()
+async def stalled_colour_does_not_block_others(dut):
+    """Colour A (W -> E) is stalled at E; colour B shares its input (W -> S) and colour C shares
+    its output (N -> E): both keep flowing at full rate while A waits, and A completes later."""
+    tb = RouterTB(dut)
+    await tb.start()
+    A, B, C = 1, 2, 3 % NUM_COLORS
+    table = RouteTable(NUM_COLORS)
+    table.set(A, ["w"], ["e"]).set(B, ["w"], ["s"]).set(C, ["n"], ["e"])
+    await tb.load(table)
+    tb.sinks[E].stalled_colours = 1 << A
+    a = tagged(W, A, 20)
+    b = tagged(W, B, 100)
+    interleaved = [w for pair in itertools.zip_longest(a, b) for w in pair if w is not None]
+    tb.sources[W].send(interleaved)
+    tb.sources[N].send(tagged(N, C, 100))
+    cycles = await tb.bench.wait_until(
+        lambda: len(tb.sinks[S].received) >= 100 and len(tb.sinks[E].received) >= 100,
+        2000, "colours B and C delivered while A is stalled")
+    assert not any(w.color == A for w in tb.sinks[E].wavelets()), "stalled colour A got through"
+    assert cycles <= 130, f"B and C took {cycles} cycles for 100 wavelets each: they were slowed"
+    assert tb.sources[W].pending == 20 - QUEUE_DEPTH, (
+        f"expected A to fill exactly its queue ({QUEUE_DEPTH}) and wait, "
+        f"{tb.sources[W].pending} of 20 still pending")
+    tb.sinks[E].stalled_colours = 0
+    await tb.bench.wait_until(lambda: tb.sources[W].pending == 0, 200, "A drained")
+    await ClockCycles(dut.clk, 5)
+    got_a = [w for w in tb.sinks[E].wavelets() if w.color == A]
+    assert got_a == a, "colour A lost or reordered after the stall"
+    assert [w for w in tb.sinks[S].wavelets()] == b
+    assert [w for w in tb.sinks[E].wavelets() if w.color == C] == tagged(N, C, 100)
+
+
+@cocotb.test()
+async def drops_are_counted(dut):
+    """Wavelets on a port the colour does not accept, on a colour with no outputs, or on a
+    colour above num_colors are dropped and counted; writing the status word clears it."""
+    tb = RouterTB(dut)
+    await tb.start()
+    table = RouteTable(NUM_COLORS).set(0, ["w"], ["e"])
+    if NUM_COLORS > 1:
+        table.set(1, ["n"], [])
+    await tb.load(table)
+    inputs = {E: tagged(E, 0, 5), W: tagged(W, 0, 5)}
+    if NUM_COLORS > 1:
+        inputs[N] = tagged(N, 1, 4)
+    if NUM_COLORS < 32:
+        inputs[S] = tagged(S, 31, 3)
+    expected = await tb.run(table, inputs)
+    dropped = await read_dropped(tb)
+    assert expected.dropped > 0
+    assert dropped == expected.dropped, f"counted {dropped} drops, expected {expected.dropped}"
+    await tb.cfg.write(STATUS_ADDR, 0)
+    assert await read_dropped(tb) == 0, "writing the status word did not clear the drop counter"
+
+
+@cocotb.test()
+async def figures(dut):
+    """Latency and throughput figures for bench/router.py (checked loosely, printed there)."""
+    path = os.environ.get("ROUTER_FIGURES")
+    tb = RouterTB(dut)
+    await tb.start()
+    table = RouteTable(NUM_COLORS)
+    table.set(0, ["w"], ["e"])                                   # unicast
+    table.set(1 % NUM_COLORS, ["n"], ["s", "ramp", "w"])          # 3-way multicast
+    table.set(2 % NUM_COLORS, ["e"], ["ramp"])
+    table.set(3 % NUM_COLORS, ["s"], ["ramp"])
+    await tb.load(table)
+    figures = {}
+
+    # Latency: one wavelet into an idle router.
+    src, sink = tb.sources[W], tb.sinks[E]
+    src.send([Wavelet(1, 0)])
+    await tb.bench.wait_until(lambda: len(sink.received) == 1, 100, "latency probe")
+    figures["latency_cycles_per_hop"] = sink.received[-1][0] - src.sent[-1][0]
+
+    async def stream_rate(sources_colours, sink_ports, n=2000):
+        starts = [len(tb.sinks[o].received) for o in sink_ports]
+        for port, colour in sources_colours:
+            tb.sources[port].send(tagged(port, colour, n))
+        need = n * len(sources_colours)
+        await tb.bench.wait_until(
+            lambda: all(len(tb.sinks[o].received) - s0 >= (need if len(sink_ports) == 1 else n)
+                        for o, s0 in zip(sink_ports, starts)), 10 * n, "stream")
+        rates = []
+        for o, s0 in zip(sink_ports, starts):
+            rec = tb.sinks[o].received[s0:]
+            span = rec[-1][0] - rec[0][0] + 1
+            rates.append(len(rec) / span)
+        return min(rates)
+
+    figures["throughput_unicast"] = await stream_rate([(W, 0)], [E])
+    figures["throughput_multicast"] = await stream_rate([(N, 1 % NUM_COLORS)], [S, RAMP, W])
+    figures["throughput_two_colours_one_output"] = await stream_rate(
+        [(E, 2 % NUM_COLORS), (S, 3 % NUM_COLORS)], [RAMP])
+    dut._log.info("router figures: %s", figures)
+    assert figures["latency_cycles_per_hop"] == 1, figures
+    if path:
+        with open(path, "w") as fh:
+            json.dump(figures, fh)
