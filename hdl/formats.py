@@ -45,6 +45,7 @@ __all__ = [
     "leading_zeros",
     "normalize",
     "round_pack",
+    "denormalize",
     "canonical_nan",
     "widen_to_fp32",
     "widen_dynamic",
@@ -401,8 +402,9 @@ def round_pack(
         such as fp8 E4M3, whose all-ones exponent holds normal numbers: a result that rounds
         beyond the largest finite value gives the canonical NaN (as ``ml_dtypes`` converts).
     may_underflow : bool
-        False when the caller guarantees ``exp >= 1`` (e.g. after :func:`normalize` with
-        ``min_exp=1``): the denormalising right shifter is then left out.
+        False when the caller guarantees ``exp >= 1`` (after :func:`normalize` with
+        ``min_exp=1``, or after :func:`denormalize` in an earlier pipeline stage): the
+        denormalising right shifter is then left out.
     name : str
         Prefix of the signals created.
 
@@ -414,48 +416,33 @@ def round_pack(
         rounding, which does not change the result bits.
     """
     sign = Value.cast(sign)
-    exp = Value.cast(exp)
     man = Value.cast(man).as_unsigned()
     min_width = man_bits + 3  # integer bit, fraction, guard, sticky
     if len(man) < min_width:
         man = Cat(Const(0, min_width - len(man)), man)
     width = len(man)
-    exp_width = max(len(exp), exp_bits + 1) + 1
-    exp = _comb(m, exp, signed(exp_width), f"{name}_exp")
-
     if may_underflow:
-        # Denormalise: shift right by 1 - exp (at most W: every bit then goes to the sticky).
-        tiny = exp < 1
-        shift_bits = width.bit_length()
-        deficit = _comb(m, 1 - exp, signed(exp_width + 1), f"{name}_deficit")
-        rshift = Mux(tiny, Mux(deficit > width, width, deficit[:shift_bits]), 0)
-        rshift = _comb(m, rshift, unsigned(shift_bits), f"{name}_rshift")
-        shifted = _comb(m, man >> rshift, unsigned(width), f"{name}_aligned")
-        kept_mask = (Const((1 << width) - 1, width) << rshift)[:width]
-        lost = (man & ~kept_mask).any()
-        exp_field = Mux(tiny, 0, exp - 1)
-    else:
-        shifted = man
-        lost = Const(0, 1)
-        exp_field = exp - 1
+        exp, man = denormalize(m, exp, man, name=name)
+    exp = Value.cast(exp)
+    exp_width = max(len(exp), exp_bits + 1) + 1
 
     guard_pos = width - 2 - man_bits
-    kept = shifted[guard_pos + 1 :]  # integer bit and fraction, man_bits + 1 bits
-    guard = shifted[guard_pos]
-    sticky = shifted[:guard_pos].any() | lost
+    kept = man[guard_pos + 1 :]  # integer bit and fraction, man_bits + 1 bits
+    guard = man[guard_pos]
+    sticky = man[:guard_pos].any()
     round_up = _comb(m, guard & (sticky | kept[0]), 1, f"{name}_up")
 
     # (exp - 1) << man_bits plus the significand with its integer bit: a normal significand
     # adds the missing 1 to the exponent, a subnormal one (integer bit 0, exp field 0) does not,
     # and a carry out of the fraction on rounding increments the exponent — all in one adder.
-    exp_field = _comb(m, exp_field, signed(exp_width), f"{name}_efield").as_unsigned()
+    exp_field = _comb(m, exp - 1, signed(exp_width), f"{name}_efield").as_unsigned()
     total_bits = exp_width + man_bits + 1
     total = _comb(
         m, (exp_field << man_bits) + kept + round_up, unsigned(total_bits), f"{name}_total"
     )
     exp_max = (1 << exp_bits) - 1
     if has_inf:
-        overflow = total >= (exp_max << man_bits)
+        overflow = total[man_bits:] >= exp_max
         huge = Cat(Const(0, man_bits), Const(exp_max, exp_bits), sign)  # infinity
     else:
         nan_code = exp_max << man_bits | ((1 << man_bits) - 1)
@@ -465,6 +452,45 @@ def round_pack(
     finite = Cat(total[: exp_bits + man_bits], sign)
     packed = Mux(~man.any(), zero, Mux(overflow, huge, finite))
     return _comb(m, packed, unsigned(1 + exp_bits + man_bits), f"{name}_packed")
+
+
+def denormalize(m: Module, exp: Value, man: Value, *, name: str = "denorm") -> tuple[Value, Value]:
+    """Align a significand below the normal range to exponent 1: the first step of
+    :func:`round_pack`, available on its own so that a pipeline can register between the two.
+
+    Parameters
+    ----------
+    m : Module
+        Module the logic is added to.
+    exp : Value
+        Signed (or unsigned) biased exponent, in :func:`round_pack`'s convention.
+    man : Value
+        Unsigned significand, ``W`` bits, at least the target's ``man_bits + 3`` (so that bit 0
+        is below the guard bit).
+
+    Returns
+    -------
+    exp : Value
+        ``max(exp, 1)``, signed.
+    man : Value, ``W`` bits
+        ``man`` shifted right by ``1 - exp`` when ``exp < 1`` (by at most ``W``), with the bits
+        shifted out ORed into bit 0 as a sticky bit; unchanged when ``exp >= 1``.
+    """
+    exp = Value.cast(exp)
+    man = Value.cast(man).as_unsigned()
+    width = len(man)
+    exp_width = max(len(exp), width.bit_length() + 1) + 1
+    exp = _comb(m, exp, signed(exp_width), f"{name}_exp")
+    tiny = exp < 1
+    shift_bits = width.bit_length()
+    deficit = _comb(m, 1 - exp, signed(exp_width + 1), f"{name}_deficit")
+    rshift = Mux(tiny, Mux(deficit > width, width, deficit[:shift_bits]), 0)
+    rshift = _comb(m, rshift, unsigned(shift_bits), f"{name}_rshift")
+    shifted = man >> rshift
+    lost = (man & ~(Const((1 << width) - 1, width) << rshift)[:width]).any()
+    out_man = _comb(m, Cat(shifted[0] | lost, shifted[1:]), unsigned(width), f"{name}_man")
+    out_exp = _comb(m, Mux(tiny, 1, exp), signed(exp_width), f"{name}_exp1")
+    return out_exp, out_man
 
 
 def canonical_nan(fmt: Format | FloatLayout) -> Const:

@@ -21,6 +21,7 @@ from hdl.formats import (
     CANONICAL_NAN_FP32,
     FLOAT_LAYOUTS,
     Format,
+    denormalize,
     normalize,
     round_pack,
     unpack,
@@ -36,15 +37,16 @@ _INF_EXP = _FP32.exp_max << _MAN_BITS  # 0x7F800000
 
 
 class FMul(wiring.Component):
-    """Binary32 multiplier, three pipeline stages.
+    """Binary32 multiplier, four pipeline stages.
 
     Stages (one register after each):
 
     1. unpack; normalise subnormal significands (leading-zero count and shift, so the product
        of normal significands is in ``[1, 4)``); add exponents; classify specials;
     2. the 24 × 24-bit significand product, a single ``*`` (maps to DSP blocks);
-    3. normalise by one bit, fold the low product bits into a sticky bit, round (RNE) and pack
-       with :func:`~hdl.formats.round_pack` (gradual underflow, overflow to infinity).
+    3. normalise by one bit, fold the low product bits into a sticky bit, and denormalise a
+       product below the normal range (:func:`~hdl.formats.denormalize`);
+    4. round (RNE) and pack with :func:`~hdl.formats.round_pack` (overflow to infinity).
 
     Members
     -------
@@ -56,10 +58,10 @@ class FMul(wiring.Component):
     Attributes
     ----------
     latency : int
-        Cycles from an operand pair at ``a``/``b`` to its product at ``result``: 3.
+        Cycles from an operand pair at ``a``/``b`` to its product at ``result``: 4.
     """
 
-    latency = 3
+    latency = 4
 
     a: In(32)
     b: In(32)
@@ -108,16 +110,32 @@ class FMul(wiring.Component):
             s2_special_bits.eq(s1_special_bits),
         ]
 
-        # Stage 3: one-bit normalisation, sticky, round and pack.
+        # Stage 3: one-bit normalisation, sticky, denormalisation.
         top = s2_product[-1]
         product = Mux(top, s2_product, s2_product << 1)[: 2 * _SIG_BITS]
         # Keep the integer bit, 23 fraction bits and the guard bit; OR the rest into a sticky.
         keep = _SIG_BITS + 1
         low = 2 * _SIG_BITS - keep
         significand = Cat(product[:low].any(), product[low:])
-        packed = round_pack(m, s2_sign, s2_exp + top, significand,
-                            exp_bits=_EXP_BITS, man_bits=_MAN_BITS, name="mul_rnd")
-        m.d.sync += self.result.eq(Mux(s2_special, s2_special_bits, packed))
+        exp, man = denormalize(m, s2_exp + top, significand, name="mul_denorm")
+
+        s3_sign = Signal(name="s3_sign")
+        s3_exp = Signal(_EXP_BITS + 1, name="s3_exp")  # 1 .. 382
+        s3_man = Signal(keep + 1, name="s3_man")
+        s3_special = Signal(name="s3_special")
+        s3_special_bits = Signal(32, name="s3_special_bits")
+        m.d.sync += [
+            s3_sign.eq(s2_sign),
+            s3_exp.eq(exp),
+            s3_man.eq(man),
+            s3_special.eq(s2_special),
+            s3_special_bits.eq(s2_special_bits),
+        ]
+
+        # Stage 4: round and pack.
+        packed = round_pack(m, s3_sign, s3_exp, s3_man, exp_bits=_EXP_BITS, man_bits=_MAN_BITS,
+                            may_underflow=False, name="mul_rnd")
+        m.d.sync += self.result.eq(Mux(s3_special, s3_special_bits, packed))
         return m
 
 
@@ -209,13 +227,15 @@ class FAdd(wiring.Component):
         x_ext = Cat(Const(0, grs), s1_x_man)
         total = Mux(s1_subtract, x_ext - y_aligned, x_ext + y_aligned)[: width + 1]
 
-        s2_sign = Signal(name="s2_sign")
+        s2_x_sign = Signal(name="s2_x_sign")
+        s2_zero_sign = Signal(name="s2_zero_sign")
         s2_exp = Signal(_EXP_BITS, name="s2_exp")
         s2_sum = Signal(width + 1, name="s2_sum")
         s2_special = Signal(name="s2_special")
         s2_special_bits = Signal(32, name="s2_special_bits")
         m.d.sync += [
-            s2_sign.eq(Mux(total.any(), s1_x_sign, s1_zero_sign)),
+            s2_x_sign.eq(s1_x_sign),
+            s2_zero_sign.eq(s1_zero_sign),
             s2_exp.eq(s1_exp),
             s2_sum.eq(total),
             s2_special.eq(s1_special),
@@ -232,7 +252,7 @@ class FAdd(wiring.Component):
         s3_special = Signal(name="s3_special")
         s3_special_bits = Signal(32, name="s3_special_bits")
         m.d.sync += [
-            s3_sign.eq(s2_sign),
+            s3_sign.eq(Mux(s2_sum.any(), s2_x_sign, s2_zero_sign)),
             s3_exp.eq(exp),
             s3_man.eq(man),
             s3_special.eq(s2_special),
@@ -265,7 +285,7 @@ class FMac(wiring.Component):
     Attributes
     ----------
     latency : int
-        ``FMul.latency + FAdd.latency`` = 7 cycles.
+        ``FMul.latency + FAdd.latency`` = 8 cycles.
     """
 
     latency = FMul.latency + FAdd.latency

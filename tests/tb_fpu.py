@@ -23,9 +23,9 @@ from hdl.formats import FLOAT_LAYOUTS, Format
 from sim import formats as golden
 
 LATENCY = {
-    "mul": int(os.environ.get("FPU_MUL_LATENCY", "3")),
+    "mul": int(os.environ.get("FPU_MUL_LATENCY", "4")),
     "add": int(os.environ.get("FPU_ADD_LATENCY", "4")),
-    "mac": int(os.environ.get("FPU_MAC_LATENCY", "7")),
+    "mac": int(os.environ.get("FPU_MAC_LATENCY", "8")),
     "widened": int(os.environ.get("FPU_CONVERT_LATENCY", "1")),
     "narrowed": int(os.environ.get("FPU_CONVERT_LATENCY", "1")),
 }
