@@ -6,7 +6,7 @@ instead (:mod:`sim.cocotb_fabric`).
 
 from __future__ import annotations
 
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.triggers import FallingEdge, NextTimeStep, ReadOnly
 
 __all__ = ["ConfigBusDriver"]
 
@@ -54,7 +54,9 @@ class ConfigBusDriver:
         await FallingEdge(self.dut.clk)
         self.re.value = 0
         await ReadOnly()
-        return int(self.rdata.value)
+        value = int(self.rdata.value)
+        await NextTimeStep()  # leave the read-only phase so the caller may drive signals
+        return value
 
     async def read_block(self, base: int, count: int) -> list[int]:
         """Read ``count`` consecutive words starting at ``base``."""

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Router figures on RTL: latency per hop and sustained throughput per output port.
+
+Runs the ``figures`` test of ``tests/tb_router.py`` on the simulator and prints
+
+* ``latency_cycles_per_hop``: cycles from a wavelet's transfer into an idle router to its
+  transfer out (one hop);
+* ``throughput_unicast``: wavelets per cycle at the output of a 2000-wavelet W -> E stream;
+* ``throughput_multicast``: the lowest rate among the three outputs of a 3-way multicast stream;
+* ``throughput_two_colours_one_output``: wavelets per cycle at one output fed by two colours from
+  two inputs (the output's total rate; each colour gets half).
+
+Usage: ``python bench/router.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from router import Router  # noqa: E402
+from sim.harness import default_simulator, run_cocotb  # noqa: E402
+
+
+def measure(num_colors: int, depth: int, sim: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        t0 = time.perf_counter()
+        run_cocotb(
+            Router(num_colors=num_colors, queue_depth=depth),
+            toplevel=f"router_c{num_colors}_d{depth}",
+            test_module="tb_router",
+            test_dir=ROOT / "tests",
+            testcase="figures",
+            sim=sim,
+            extra_env={"ROUTER_NUM_COLORS": str(num_colors), "ROUTER_QUEUE_DEPTH": str(depth),
+                       "ROUTER_FIGURES": str(out)},
+        )
+        figures = json.loads(out.read_text())
+    figures.update(num_colors=num_colors, queue_depth=depth, simulator=sim,
+                   wall_seconds=round(time.perf_counter() - t0, 2))
+    return figures
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--colors", type=int, default=8, help="num_colors (default 8)")
+    ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
+    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
+    args = ap.parse_args()
+    figures = measure(args.colors, args.depth, args.sim or default_simulator())
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"router, {args.colors} colours, queue depth {args.depth}, on {figures['simulator']}")
+    rows = [
+        ("latency per hop", figures["latency_cycles_per_hop"], "cycles"),
+        ("unicast throughput", figures["throughput_unicast"], "wavelets/cycle/port"),
+        ("multicast throughput (3-way)", figures["throughput_multicast"], "wavelets/cycle/port"),
+        ("two colours -> one output", figures["throughput_two_colours_one_output"],
+         "wavelets/cycle"),
+    ]
+    for name, value, unit in rows:
+        print(f"  {name:32s} {value:8.3f} {unit}")
+
+
+if __name__ == "__main__":
+    main()

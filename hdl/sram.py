@@ -1,0 +1,95 @@
+"""The PE's SRAM bank: 32-bit words, two read ports and one byte-enabled write port.
+
+Banking choice (see ``docs/architecture.md``): the WSE reads two 64-bit words and writes one per
+cycle from 8 banks. A vector instruction here needs, per element, up to two reads (two sources,
+or a source and an accumulating destination) and one write, so the bank has exactly that: two
+synchronous read ports and one write port, built on :class:`amaranth.lib.memory.Memory`. yosys
+maps it to block RAM by replicating the storage once per read port (two ECP5 DP16KD columns per
+16 Kbit), which is the cost of two reads per cycle without address-interleaved banks.
+
+Read ports are not transparent: a read in the cycle of a write to the same word returns the old
+word (the PE's hazard interlock never issues such a read).
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SRAMBank", "check_sram_words"]
+
+#: Largest SRAM: 16384 words (64 KiB) keeps byte element addresses within 16-bit DSD fields.
+MAX_SRAM_WORDS = 1 << 14
+
+
+def check_sram_words(sram_words: int) -> int:
+    """Validate an ``sram_words`` parameter (words of 32 bits).
+
+    Raises
+    ------
+    TypeError
+        If it is not an integer.
+    ValueError
+        If it is outside 16 .. 16384 words.
+    """
+    if not isinstance(sram_words, int) or isinstance(sram_words, bool):
+        raise TypeError(f"sram_words must be an integer number of 32-bit words, not {sram_words!r}")
+    if not 16 <= sram_words <= MAX_SRAM_WORDS:
+        raise ValueError(
+            f"sram_words must be between 16 and {MAX_SRAM_WORDS} 32-bit words (64 KiB), "
+            f"not {sram_words}"
+        )
+    return sram_words
+
+
+class SRAMBank(wiring.Component):
+    """``sram_words`` x 32-bit SRAM with two read ports and a byte-enabled write port.
+
+    Parameters
+    ----------
+    sram_words : int
+        Depth in 32-bit words (16 to 16384).
+
+    Members
+    -------
+    rd_a_addr, rd_b_addr : ``In(range(sram_words))``
+        Read addresses; the data of each appears on ``rd_a_data`` / ``rd_b_data`` one cycle later.
+    rd_a_data, rd_b_data : ``Out(32)``
+    wr_addr : ``In(range(sram_words))``
+    wr_data : ``In(32)``
+    wr_en : ``In(4)``
+        Byte enables (bit ``i`` writes bits ``[8i+7:8i]``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad ``sram_words``.
+    """
+
+    def __init__(self, sram_words: int):
+        self.sram_words = check_sram_words(sram_words)
+        super().__init__({
+            "rd_a_addr": In(range(sram_words)),
+            "rd_a_data": Out(32),
+            "rd_b_addr": In(range(sram_words)),
+            "rd_b_data": Out(32),
+            "wr_addr": In(range(sram_words)),
+            "wr_data": In(32),
+            "wr_en": In(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=32, depth=self.sram_words, init=[])
+        wr = mem.write_port(granularity=8)
+        rd_a = mem.read_port()
+        rd_b = mem.read_port()
+        m.d.comb += [
+            wr.addr.eq(self.wr_addr),
+            wr.data.eq(self.wr_data),
+            wr.en.eq(self.wr_en),
+            rd_a.addr.eq(self.rd_a_addr),
+            rd_b.addr.eq(self.rd_b_addr),
+            self.rd_a_data.eq(rd_a.data),
+            self.rd_b_data.eq(rd_b.data),
+        ]
+        return m

@@ -1,0 +1,142 @@
+"""Run PE programs on the golden model and on the RTL (through ``tests/tb_pe.py``), and compare.
+
+A :class:`PEJob` is an assembled :class:`~sim.asm.PEImage`, the wavelets sent to the PE and the
+SRAM ranges to read back. :func:`run_golden` and :func:`run_rtl` return results with the same
+keys; :func:`compare` lists the differences (empty = bit-identical).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pe.isa import NUM_REGS, AddressMap
+
+from .asm import PEImage
+from .harness import project_root, run_cocotb
+from .pe_model import PEModel, PEParams
+
+__all__ = ["PEJob", "run_golden", "run_rtl", "compare", "STATUS_COMPARED"]
+
+#: STATUS bits compared between golden and RTL: halted and the error flags.
+STATUS_COMPARED = AddressMap.STATUS_HALTED | (0xFF << AddressMap.ERROR_SHIFT)
+
+
+@dataclass
+class PEJob:
+    """One PE run.
+
+    Attributes
+    ----------
+    name : str
+    image : PEImage
+        Program, tables, registers and SRAM contents.
+    inputs : list of (colour, data)
+        Wavelets sent into the PE's ramp input, in order (per colour order is kept).
+    read_sram : list of (start word, count)
+        SRAM ranges to read back.
+    in_pause, out_pause : float
+        Probability of an idle input cycle / a backpressure output cycle (RTL only).
+    max_cycles : int
+        RTL cycle limit (a timeout is reported, not raised).
+    seed : int
+        Seed of the pause patterns.
+    """
+
+    name: str
+    image: PEImage
+    inputs: list[tuple[int, int]] = field(default_factory=list)
+    read_sram: list[tuple[int, int]] = field(default_factory=list)
+    in_pause: float = 0.0
+    out_pause: float = 0.0
+    max_cycles: int = 20000
+    seed: int = 1
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "config": [[a, [int(w) for w in ws]] for a, ws in self.image.config_blocks()],
+            "inputs": [[int(c), int(d)] for c, d in self.inputs],
+            "read_sram": [list(r) for r in self.read_sram],
+            "in_pause": self.in_pause,
+            "out_pause": self.out_pause,
+            "max_cycles": self.max_cycles,
+            "seed": self.seed,
+        }
+
+
+def run_golden(job: PEJob, params: PEParams) -> dict:
+    """Run ``job`` on the golden model; returns the result keys of ``tests/tb_pe.py``."""
+    pe = PEModel(params)
+    pe.cfg_write(AddressMap.CTRL, 2)
+    for addr, words in job.image.config_blocks():
+        for i, w in enumerate(words):
+            pe.cfg_write(addr + i, int(w))
+    for colour, data in job.inputs:
+        pe.push_wavelet(colour, data)
+    pe.cfg_write(AddressMap.CTRL, 1)
+    pe.run()
+    pe.cfg_write(AddressMap.CTRL, 0)
+    return {
+        "name": job.name,
+        "outputs": [[c, d] for c, d in pe.outbox],
+        "status": pe.cfg_read(AddressMap.STATUS),
+        "regs": [pe.cfg_read(AddressMap.REGS + r) for r in range(NUM_REGS)],
+        "macs": pe.macs,
+        "elements": pe.elements,
+        "sram": {str(s): [pe.cfg_read(AddressMap.SRAM + s + i) for i in range(n)]
+                 for s, n in job.read_sram},
+    }
+
+
+def run_rtl(jobs: list[PEJob], params: PEParams, *, sim: str | None = None,
+            waves: bool = False, in_depth: int = 4) -> list[dict]:
+    """Run ``jobs`` on the RTL PE (one build, one simulator run) and return their results."""
+    from pe.pe import PE
+
+    dut = PE(sram_words=params.sram_words, imem_words=params.imem_words,
+             num_colors=params.num_colors, num_tasks=params.num_tasks,
+             num_dsds=params.num_dsds, in_depth=in_depth)
+    name = (f"pe_s{params.sram_words}_i{params.imem_words}_c{params.num_colors}"
+            f"_t{params.num_tasks}_d{params.num_dsds}")
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs_file = Path(tmp) / "jobs.json"
+        results_file = Path(tmp) / "results.json"
+        jobs_file.write_text(json.dumps(
+            {"num_colors": params.num_colors, "sram_words": params.sram_words,
+             "cases": [j.to_json() for j in jobs]}))
+        run_cocotb(dut, toplevel=name, test_module="tb_pe",
+                   test_dir=project_root() / "tests", sim=sim, waves=waves,
+                   extra_env={"PE_JOBS": str(jobs_file), "PE_RESULTS": str(results_file)})
+        return json.loads(results_file.read_text())
+
+
+def compare(golden: dict, rtl: dict) -> list[str]:
+    """Differences between a golden and an RTL result (empty list = bit-identical)."""
+    problems = []
+    if rtl.get("timeout"):
+        problems.append(f"RTL timed out after {rtl['cycles']} cycles "
+                        f"({rtl['pending_inputs']} inputs not accepted)")
+    if golden["outputs"] != rtl["outputs"]:
+        g, r = golden["outputs"], rtl["outputs"]
+        first = next((i for i, (a, b) in enumerate(zip(g, r)) if a != b), min(len(g), len(r)))
+        problems.append(f"outputs differ: golden {len(g)} wavelets, RTL {len(r)}; first "
+                        f"difference at {first}: golden {g[first:first + 3]} RTL {r[first:first + 3]}")
+    if golden["status"] & STATUS_COMPARED != rtl["status"] & STATUS_COMPARED:
+        problems.append(f"status differs: golden {golden['status']:#06x}, RTL {rtl['status']:#06x}")
+    if golden["regs"] != rtl["regs"]:
+        problems.append(f"registers differ: golden {[hex(v) for v in golden['regs']]}, "
+                        f"RTL {[hex(v) for v in rtl['regs']]}")
+    for key in ("macs", "elements"):
+        if golden[key] != rtl[key]:
+            problems.append(f"{key} differ: golden {golden[key]}, RTL {rtl[key]}")
+    for start, words in golden["sram"].items():
+        got = rtl["sram"].get(start)
+        if got != words:
+            diffs = [(int(start) + i, a, b) for i, (a, b) in enumerate(zip(words, got or []))
+                     if a != b]
+            shown = ", ".join(f"[{a}] golden {g:#010x} RTL {r:#010x}" for a, g, r in diffs[:4])
+            problems.append(f"SRAM from {start} differs in {len(diffs)} words: {shown}")
+    return problems

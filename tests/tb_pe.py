@@ -1,0 +1,99 @@
+"""cocotb bench of one PE: runs a list of jobs (load, run, read back) and writes what it saw.
+
+The pytest side (tests/test_pe.py, bench/pe.py) builds the jobs from assembled programs, runs
+the same programs on the golden model and compares. Environment: ``PE_JOBS`` (JSON file with
+the jobs), ``PE_RESULTS`` (JSON file to write).
+
+A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`` wavelets sent
+into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
+or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges). Its result:
+``cycles`` (from RUN to idle), ``timeout``, ``outputs`` (``[colour, data]``), ``sram``,
+``regs``, ``status`` and the counters. SRAM and registers are zeroed before each job (as the
+golden model's are) unless the job says ``zero_sram: false``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+from cocotb.triggers import ClockCycles
+
+from pe.isa import NUM_REGS, AddressMap
+from sim.cocotb_config import ConfigBusDriver
+from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from sim.wavelet import Wavelet
+
+A = AddressMap
+
+
+def pauses(seed: int, p: float):
+    rng = random.Random(seed)
+    while True:
+        yield p > 0 and rng.random() < p
+
+
+@cocotb.test()
+async def run_jobs(dut):
+    with open(os.environ["PE_JOBS"]) as fh:
+        jobs = json.load(fh)
+    num_colors = jobs["num_colors"]
+    start_clock(dut)
+    cfg = ConfigBusDriver(dut)
+    await reset(dut)
+    results = []
+    for job in jobs["cases"]:
+        seed = job.get("seed", 1)
+        src = LinkSource(dut, "ramp_in", num_colors, pause=pauses(seed, job.get("in_pause", 0)))
+        sink = LinkSink(dut, "ramp_out", num_colors,
+                        pause=pauses(seed + 1, job.get("out_pause", 0)))
+        bench = LinkBench(dut, [src], [sink])
+        await cfg.write(A.CTRL, 2)  # CLEAR, stopped
+        if job.get("zero_sram", True):  # the golden model starts from zeroed SRAM too
+            await cfg.write_block(A.SRAM, [0] * jobs["sram_words"])
+            await cfg.write_block(A.REGS, [0] * NUM_REGS)
+        for addr, words in job["config"]:
+            await cfg.write_block(addr, words)
+        bench.start()
+        src.send(Wavelet(d, c) for c, d in job["inputs"])
+        await cfg.write(A.CTRL, 1)  # RUN
+        start = bench.cycle
+        max_cycles = job.get("max_cycles", 20000)
+        timeout = False
+        quiet = 0
+        while True:
+            await ClockCycles(dut.clk, 1)
+            if src.pending == 0 and int(dut.idle.value):
+                quiet += 1
+                if quiet >= 3:
+                    break
+            else:
+                quiet = 0
+            if bench.cycle - start > max_cycles:
+                timeout = True
+                break
+        cycles = bench.cycle - start - quiet
+        bench.stop()
+        await cfg.write(A.CTRL, 0)  # stop, so memory can be read back
+        result = {
+            "name": job["name"],
+            "cycles": cycles,
+            "timeout": timeout,
+            "pending_inputs": src.pending,
+            "outputs": [[w.color, w.data] for _, w in sink.received],
+            "status": await cfg.read(A.STATUS),
+            "regs": [await cfg.read(A.REGS + r) for r in range(NUM_REGS)],
+            "macs": await cfg.read(A.MACS),
+            "elements": await cfg.read(A.ELEMENTS),
+            "busy_cycles": await cfg.read(A.BUSY_CYCLES),
+            "sram": {},
+        }
+        for start_addr, count in job.get("read_sram", []):
+            result["sram"][str(start_addr)] = await cfg.read_block(A.SRAM + start_addr, count)
+        results.append(result)
+        dut.ramp_in__valid.value = 0
+        await ClockCycles(dut.clk, 2)
+    with open(os.environ["PE_RESULTS"], "w") as fh:
+        json.dump(results, fh)

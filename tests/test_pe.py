@@ -1,0 +1,297 @@
+"""PE: programs on the RTL (tests/tb_pe.py) against the golden interpreter, bit for bit.
+
+All RTL jobs of this module run in one simulator invocation (one build); each test then checks
+its own jobs, so a failure names the program.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdl.formats import Format
+from pe.isa import AddressMap, ErrorFlag, Op, encode
+from sim.asm import assemble, encode_values
+from sim.pe_jobs import PEJob, compare, run_golden, run_rtl
+from sim.pe_model import PEParams
+
+PARAMS = PEParams(sram_words=512, imem_words=128, num_colors=8, num_tasks=12, num_dsds=16)
+RNG = np.random.default_rng(2024)
+
+SPECIALS = np.array([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F812345,
+                     0x00000001, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0x3F800000, 0xBF800000],
+                    dtype=np.uint32)
+
+
+def floats(n, scale=1.0, specials=0.0):
+    values = (RNG.standard_normal(n) * scale).astype(np.float32).view(np.uint32)
+    if specials:
+        pick = RNG.random(n) < specials
+        values[pick] = RNG.choice(SPECIALS, pick.sum())
+    return values
+
+
+def words_directive(addr, words):
+    return f".data {addr} int32 " + " ".join(str(int(np.int32(np.uint32(w)))) for w in words)
+
+
+def make_jobs() -> list[PEJob]:
+    jobs = []
+
+    # AXPY from SRAM: y[0:64] += w[0:64] * a, with special values in the data.
+    w, y = floats(64, specials=0.1), floats(64)
+    src = f"""
+        .dsd y mem fp32 base=0 len=64
+        .dsd w mem fp32 base=64 len=64
+        .dsd a reg fp32 r1
+        .reg r1 -1.75
+        .task 0 main
+        {words_directive(0, y)}
+        {words_directive(64, w)}
+    main:
+        fmac y, w, a
+        end
+    """
+    jobs.append(PEJob("axpy_sram", assemble(src, PARAMS), inputs=[(0, 0)], read_sram=[(0, 128)]))
+
+    # GEMV-style AXPY triggered by arriving wavelets: y[0:8] += W[:, k] * x_k, W column-major
+    # in bf16, a counter activates a local task that sends y to the fabric.
+    M, K = 8, 12
+    wcols = encode_values(RNG.standard_normal(M * K).astype(np.float32), Format.BF16)
+    xs = floats(K)
+    src = f"""
+        .dsd y    mem    fp32 base=0 len={M}
+        .dsd wcol mem    bf16 base=64 len={M}
+        .dsd x    reg    fp32 r7
+        .dsd out  fabout fp32 color=3 len={M}
+        .reg r1 {K}
+        .task 1 on_x
+        .task 9 send
+        .data 64 bf16 {" ".join(str(v) for v in _bf16_floats(wcols))}
+    on_x:
+        fmac y, wcol, x
+        daddbi wcol, {M}
+        addi r1, r1, -1
+        bnz r1, done
+        act send
+    done:
+        end
+    send:
+        mov out, y
+        end
+    """
+    jobs.append(PEJob("axpy_wavelet_triggered", assemble(src, PARAMS),
+                      inputs=[(1, int(v)) for v in xs], read_sram=[(0, 8)],
+                      in_pause=0.3, out_pause=0.3))
+
+    # Dot product into a register accumulator, then store it; fp16 operands.
+    a = encode_values(RNG.standard_normal(20), Format.FP16)
+    b = encode_values(RNG.standard_normal(20), Format.FP16)
+    src = f"""
+        .dsd a   mem fp16 base=0 len=20
+        .dsd b   mem fp16 base=32 len=20
+        .dsd acc reg fp32 r2
+        .dsd res mem fp32 base=100 len=1
+        .reg r2 0.5
+        .task 0 main
+        .data 0 fp16 {" ".join(str(v) for v in _fp16_floats(a))}
+        .data 32 fp16 {" ".join(str(v) for v in _fp16_floats(b))}
+    main:
+        fmac acc, a, b
+        mov res, acc
+        end
+    """
+    jobs.append(PEJob("dot_product", assemble(src, PARAMS), inputs=[(0, 0)],
+                      read_sram=[(100, 1)]))
+
+    # ReLU in place, then element-wise add of a fabric-input stream, then send the result.
+    y = floats(24, specials=0.15)
+    stream = floats(24)
+    src = f"""
+        .dsd y    mem    fp32 base=0 len=24
+        .dsd zero reg    fp32 r0
+        .dsd in   fabin  fp32 color=2 len=24
+        .dsd out  fabout fp32 color=5 len=24
+        .dsd half mem    bf16 base=200 len=24
+        .task 0 main
+        {words_directive(0, y)}
+    main:
+        fmax y, y, zero
+        fadd y, in, y
+        mov out, y
+        mov half, y
+        end
+    """
+    inputs = [(0, 0)] + [(2, int(v)) for v in stream]
+    jobs.append(PEJob("relu_add_stream_send", assemble(src, PARAMS), inputs=inputs,
+                      read_sram=[(0, 24), (100, 12)], in_pause=0.2, out_pause=0.4))
+
+    # Every source format widened into fp32 / int32, and fp32 narrowed to bf16 and fp16.
+    e4m3 = RNG.integers(0, 256, 16, dtype=np.uint32)
+    e5m2 = RNG.integers(0, 256, 16, dtype=np.uint32)
+    f16 = RNG.integers(0, 1 << 16, 16, dtype=np.uint32)
+    i8 = RNG.integers(-128, 128, 16)
+    wide = floats(16, scale=1e4, specials=0.3)
+    src = f"""
+        .dsd e4   mem e4m3 base=0 len=16
+        .dsd e5   mem e5m2 base=16 len=16
+        .dsd h    mem fp16 base=16 len=16
+        .dsd i8   mem int8 base=48 len=16
+        .dsd wide mem fp32 base=20 len=16
+        .dsd o1   mem fp32 base=100 len=16
+        .dsd o2   mem fp32 base=116 len=16
+        .dsd o3   mem fp32 base=132 len=16
+        .dsd o4   mem int32 base=148 len=16
+        .dsd o5   mem bf16 base=328 len=16
+        .dsd o6   mem fp16 base=360 len=16
+        .task 0 main
+        .data 0 int8 {" ".join(str(int(np.int8(np.uint8(v)))) for v in e4m3)}
+        .data 16 int8 {" ".join(str(int(np.int8(np.uint8(v)))) for v in e5m2)}
+        .data 16 int16 {" ".join(str(int(np.int16(np.uint16(v)))) for v in f16)}
+        .data 48 int8 {" ".join(str(v) for v in i8)}
+        {words_directive(20, wide)}
+    main:
+        mov o1, e4
+        mov o2, e5
+        mov o3, h
+        mov o4, i8
+        mov o5, wide
+        mov o6, wide
+        end
+    """
+    jobs.append(PEJob("format_conversions", assemble(src, PARAMS), inputs=[(0, 0)],
+                      read_sram=[(0, 40), (100, 96)]))
+
+    # Integer multiply-accumulate: int8 x int16 into int32 (wrapping), and IADD / IMUL.
+    p = RNG.integers(-128, 128, 16)
+    q = RNG.integers(-32768, 32768, 16)
+    acc = RNG.integers(-(1 << 31), 1 << 31, 16)
+    src = f"""
+        .dsd p   mem int8  base=0 len=16
+        .dsd q   mem int16 base=8 len=16
+        .dsd acc mem int32 base=16 len=16
+        .dsd s   mem int32 base=32 len=16
+        .dsd k   reg int32 r3
+        .reg r3 -7
+        .task 0 main
+        .data 0 int8 {" ".join(str(v) for v in p)}
+        .data 8 int16 {" ".join(str(v) for v in q)}
+        .data 16 int32 {" ".join(str(v) for v in acc)}
+    main:
+        imac acc, p, k
+        imul s, p, q
+        iadd s, s, k
+        imac acc, q, k
+        end
+    """
+    jobs.append(PEJob("integer_mac", assemble(src, PARAMS), inputs=[(0, 0)],
+                      read_sram=[(0, 48)]))
+
+    # FMUL and FADD on special values and subnormals, with an overlapping in-place update.
+    a, b = floats(32, specials=0.5), floats(32, scale=1e-38, specials=0.3)
+    src = f"""
+        .dsd a  mem fp32 base=0 len=32
+        .dsd b  mem fp32 base=32 len=32
+        .dsd c  mem fp32 base=64 len=32
+        .dsd a1 mem fp32 base=1 len=31
+        .dsd a0 mem fp32 base=0 len=31
+        .task 0 main
+        {words_directive(0, a)}
+        {words_directive(32, b)}
+    main:
+        fmul c, a, b
+        fadd b, c, a
+        fadd a1, a0, b
+        end
+    """
+    jobs.append(PEJob("specials_and_hazards", assemble(src, PARAMS), inputs=[(0, 0)],
+                      read_sram=[(0, 96)]))
+    return jobs
+
+
+def _bf16_floats(bits):
+    import ml_dtypes
+
+    return np.asarray(bits, np.uint16).view(ml_dtypes.bfloat16).astype(np.float32).tolist()
+
+
+def _fp16_floats(bits):
+    return np.asarray(bits, np.uint16).view(np.float16).astype(np.float32).tolist()
+
+
+def error_jobs() -> list[PEJob]:
+    jobs = []
+    # A DSD base advanced at run time past the end of SRAM: precise BOUNDS fault.
+    src = """
+        .dsd y mem fp32 base=0 len=16
+        .dsd w mem fp32 base=480 len=16
+        .dsd a reg fp32 r1
+        .reg r1 2.0
+        .task 0 main
+    main:
+        fmac y, w, a
+        daddbi w, 20
+        fmac y, w, a
+        li r2, 5
+        end
+    """
+    jobs.append(PEJob("bounds_fault", assemble(src, PARAMS), inputs=[(0, 0)],
+                      read_sram=[(0, 16)]))
+    # An unknown opcode after some work.
+    image = assemble("""
+        .dsd y mem fp32 base=0 len=4
+        .dsd a reg fp32 r1
+        .reg r1 1.0
+        .task 0 main
+    main:
+        fadd y, y, a
+        li r3, 9
+    """, PARAMS)
+    image.program.append(encode(Op.NOP) | (0x3E << 26))
+    jobs.append(PEJob("opcode_fault", image, inputs=[(0, 0)], read_sram=[(0, 4)]))
+    # Illegal operands smuggled past the assembler by editing the DSD table: FMAC into a
+    # fabric output.
+    image = assemble("""
+        .dsd y   mem    fp32 base=0 len=4
+        .dsd out fabout fp32 color=1 len=4
+        .task 0 main
+    main:
+        fadd out, y, y
+        end
+    """, PARAMS)
+    image.program[0] = encode(Op.FMAC, image.dsd_names["out"], 0, 0)
+    jobs.append(PEJob("operands_fault", image, inputs=[(0, 0)]))
+    # A task id beyond the table.
+    image = assemble(".task 0 main\nmain:\n  act 3\n  end\n", PARAMS)
+    image.program[0] = encode(Op.ACT, imm=PARAMS.num_tasks + 1)
+    jobs.append(PEJob("task_fault", image, inputs=[(0, 0)]))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def rtl_results(sim, waves):
+    jobs = make_jobs() + error_jobs()
+    results = run_rtl(jobs, PARAMS, sim=sim, waves=waves)
+    return {job.name: (job, result) for job, result in zip(jobs, results)}
+
+
+@pytest.mark.parametrize("name", [j.name for j in make_jobs()])
+def test_program_matches_golden(rtl_results, name):
+    job, rtl = rtl_results[name]
+    golden = run_golden(job, PARAMS)
+    assert golden["status"] & 0xFF00 == 0, f"golden model raised errors {golden['status']:#x}"
+    problems = compare(golden, rtl)
+    assert not problems, f"{name}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("name, flag", [
+    ("bounds_fault", ErrorFlag.BOUNDS), ("opcode_fault", ErrorFlag.OPCODE),
+    ("operands_fault", ErrorFlag.OPERANDS), ("task_fault", ErrorFlag.TASK)])
+def test_runtime_error_flags(rtl_results, name, flag):
+    job, rtl = rtl_results[name]
+    golden = run_golden(job, PARAMS)
+    expected = (int(flag) << AddressMap.ERROR_SHIFT) | AddressMap.STATUS_HALTED
+    assert golden["status"] & 0xFF02 == expected, f"golden status {golden['status']:#x}"
+    assert rtl["status"] & 0xFF02 == expected, f"RTL status {rtl['status']:#x}"
+    problems = compare(golden, rtl)
+    assert not problems, f"{name}: " + "; ".join(problems)
