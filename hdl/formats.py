@@ -21,7 +21,9 @@ ones, the top fraction bit set: ``0x7FC00000`` for binary32).
 * :func:`round_pack` is the single, parameterised round-and-pack step: sign, exponent and a wide
   significand with a sticky bit go in, a packed float of any (``exp_bits``, ``man_bits``) comes
   out, with RNE, gradual underflow and overflow to infinity. The format converters here and the
-  binary32 units of :mod:`pe.fpu` are all built on it.
+  binary32 units of :mod:`pe.fpu` are all built on it. Its first step, :func:`denormalize`
+  (the right shift of a result below the normal range), is public so that a pipeline can put a
+  register between it and the rounding.
 * :func:`widen_to_fp32` / :func:`widen_dynamic` turn an element of any format into the exact
   binary32 pattern (or int32 for the integer formats).
 * :func:`narrow_from_fp32` / :func:`narrow_dynamic` round a binary32 value to bf16 or fp16

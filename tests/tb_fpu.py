@@ -17,7 +17,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from hdl.formats import FLOAT_LAYOUTS, Format
 from sim import formats as golden
@@ -35,12 +35,19 @@ SEED = int(os.environ.get("FPU_SEED", "1"))
 SHOW = 12
 
 
+#: What :func:`stream` records for an output that is not a clean 0/1 value (X or Z).
+UNKNOWN = -1
+
+
 async def start(dut) -> None:
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    """Drive every input, start the clock, and flush the pipelines (so no register still holds
+    the X a 4-state simulator starts with)."""
     dut.rst.value = 0
     for name in ("a", "b", "c", "fmt"):
         getattr(dut, name).value = 0
-    await ClockCycles(dut.clk, 2)
+    await Timer(1, unit="ns")
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    await ClockCycles(dut.clk, max(LATENCY.values()) + 2)
 
 
 async def stream(dut, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -48,9 +55,10 @@ async def stream(dut, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict
 
     Returns
     -------
-    dict of np.ndarray of uint32
+    dict of np.ndarray of int64
         For each output port, the value it gave for each input element (sampled
-        ``LATENCY[port]`` cycles after that element was driven).
+        ``LATENCY[port]`` cycles after that element was driven); ``UNKNOWN`` where the output
+        had X or Z bits.
     """
     count = len(next(iter(inputs.values())))
     drive = [(getattr(dut, k), np.asarray(v, dtype=np.uint32).tolist()) for k, v in inputs.items()]
@@ -60,28 +68,31 @@ async def stream(dut, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict
         await FallingEdge(dut.clk)
         # Outputs are registers: stable between rising edges. Sample, then drive the next set.
         for handle, record in sample:
-            record.append(handle.value.to_unsigned())
+            try:
+                record.append(handle.value.to_unsigned())
+            except ValueError:  # X or Z bits (4-state simulators)
+                record.append(UNKNOWN)
         if i < count:
             for handle, values in drive:
                 handle.value = values[i]
     return {
-        k: np.array(record[LATENCY[k] : LATENCY[k] + count], dtype=np.uint32)
+        k: np.array(record[LATENCY[k] : LATENCY[k] + count], dtype=np.int64)
         for k, (_, record) in zip(outputs, sample, strict=True)
     }
 
 
 def check(what: str, operands: dict[str, np.ndarray], expected, got, digits: int = 8) -> None:
     """Assert ``got == expected`` element-wise; the message lists operands and both values."""
-    expected = np.asarray(expected, dtype=np.uint32)
-    got = np.asarray(got, dtype=np.uint32)
+    expected = np.asarray(expected).astype(np.int64)
+    got = np.asarray(got).astype(np.int64)
     bad = np.flatnonzero(expected != got)
     if bad.size == 0:
         return
     lines = [f"{what}: {bad.size} of {expected.size} results differ (first {min(SHOW, bad.size)}):"]
     for i in bad[:SHOW]:
         ops = " ".join(f"{k}={int(np.asarray(v)[i]):08X}" for k, v in operands.items())
-        lines.append(f"  #{i}: {ops} expected {int(expected[i]):0{digits}X} "
-                     f"got {int(got[i]):0{digits}X}")
+        have = "X" * digits if got[i] == UNKNOWN else f"{int(got[i]):0{digits}X}"
+        lines.append(f"  #{i}: {ops} expected {int(expected[i]):0{digits}X} got {have}")
     raise AssertionError("\n".join(lines))
 
 
