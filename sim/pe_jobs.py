@@ -43,6 +43,8 @@ class PEJob:
         RTL cycle limit (a timeout is reported, not raised).
     seed : int
         Seed of the pause patterns.
+    source : str
+        The assembly text, for failure reports.
     """
 
     name: str
@@ -53,6 +55,7 @@ class PEJob:
     out_pause: float = 0.0
     max_cycles: int = 20000
     seed: int = 1
+    source: str = ""
 
     def to_json(self) -> dict:
         return {
