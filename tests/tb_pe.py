@@ -7,7 +7,8 @@ the jobs), ``PE_RESULTS`` (JSON file to write).
 A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`` wavelets sent
 into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
 or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges). Its result:
-``cycles`` (from RUN to idle), ``timeout``, ``outputs`` (``[colour, data]``), ``sram``,
+``cycles`` (from RUN to idle), ``issue_window`` (cycles from the first to the last vector
+element issued, when the issue strobe is visible), ``timeout``, ``outputs`` (``[colour, data]``), ``sram``,
 ``regs``, ``status`` and the counters. SRAM and registers are zeroed before each job (as the
 golden model's are) unless the job says ``zero_sram: false``.
 """
@@ -49,7 +50,14 @@ async def run_jobs(dut):
         src = LinkSource(dut, "ramp_in", num_colors, pause=pauses(seed, job.get("in_pause", 0)))
         sink = LinkSink(dut, "ramp_out", num_colors,
                         pause=pauses(seed + 1, job.get("out_pause", 0)))
-        bench = LinkBench(dut, [src], [sink])
+        issue_cycles: list[int] = []
+        issued = getattr(dut, "issued", None)  # the vector unit's issue strobe, if visible
+
+        def watch_issue(cycle, issued=issued, log=issue_cycles):
+            if issued is not None and int(issued.value):
+                log.append(cycle)
+
+        bench = LinkBench(dut, [src], [sink], hooks=[watch_issue])
         await cfg.write(A.CTRL, 2)  # CLEAR, stopped
         if job.get("zero_sram", True):  # the golden model starts from zeroed SRAM too
             await cfg.write_block(A.SRAM, [0] * jobs["sram_words"])
@@ -88,6 +96,7 @@ async def run_jobs(dut):
             "macs": await cfg.read(A.MACS),
             "elements": await cfg.read(A.ELEMENTS),
             "busy_cycles": await cfg.read(A.BUSY_CYCLES),
+            "issue_window": (issue_cycles[-1] - issue_cycles[0] + 1) if issue_cycles else None,
             "sram": {},
         }
         for start_addr, count in job.get("read_sram", []):

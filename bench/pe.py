@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""PE figures on RTL: AXPY throughput from SRAM and from the fabric, and unit latencies.
+
+* ``axpy_elements_per_cycle``: a length-256 fp32 AXPY ``y += w * a`` from SRAM: elements per
+  cycle from its first element's issue to its last (``*_run_cycles`` also gives the whole run,
+  from RUN until the PE is idle again, with task start and pipeline fill and drain);
+* ``axpy_fabric_elements_per_cycle``: ``y += x * a`` where ``x`` is a stream of 256 wavelets
+  arriving at one per cycle (a fabric-input DSD), started by a wavelet carrying ``a``;
+* ``fmul_latency_cycles``, ``fadd_latency_cycles``: the pipeline depths of the binary32 units;
+* ``vector_latency_cycles``: issue of an element to its write-back.
+
+Usage: ``python bench/pe.py [--json] [--sim verilator|icarus]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pe.fpu import FAdd, FMul  # noqa: E402
+from sim.asm import assemble  # noqa: E402
+from sim.harness import default_simulator  # noqa: E402
+from sim.pe_jobs import PEJob, compare, run_golden, run_rtl  # noqa: E402
+from sim.pe_model import PEParams  # noqa: E402
+
+N = 256
+
+
+def jobs(params: PEParams) -> list[PEJob]:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(N).astype(np.float32).view(np.uint32)
+    sram = assemble(f"""
+        .dsd y mem fp32 base=0 len={N}
+        .dsd w mem fp32 base={N} len={N}
+        .dsd a reg fp32 r1
+        .reg r1 0.5
+        .task 0 main
+    main:
+        fmac y, w, a
+        end
+    """, params)
+    sram.add_words(N, w, params)
+    fabric = assemble(f"""
+        .dsd y mem   fp32 base=0 len={N}
+        .dsd x fabin fp32 color=2 len={N}
+        .dsd a reg   fp32 r7
+        .task 0 main
+    main:
+        fmac y, x, a
+        end
+    """, params)
+    stream = [(2, int(v)) for v in rng.standard_normal(N).astype(np.float32).view(np.uint32)]
+    return [
+        PEJob("axpy_sram", sram, inputs=[(0, 0)], read_sram=[(0, N)]),
+        PEJob("axpy_fabric", fabric, inputs=[(0, 0x3F000000)] + stream, read_sram=[(0, N)]),
+    ]
+
+
+def measure(sim: str) -> dict:
+    params = PEParams()
+    todo = jobs(params)
+    t0 = time.perf_counter()
+    results = run_rtl(todo, params, sim=sim)
+    figures = {}
+    for job, rtl in zip(todo, results):
+        problems = compare(run_golden(job, params), rtl)
+        if problems:
+            raise SystemExit(f"{job.name}: RTL differs from the golden model: {problems}")
+        key = "axpy_elements_per_cycle" if job.name == "axpy_sram" else \
+            "axpy_fabric_elements_per_cycle"
+        window = rtl["issue_window"] or rtl["cycles"]
+        figures[key] = round(rtl["elements"] / window, 4)
+        figures[f"{job.name}_issue_cycles"] = window
+        figures[f"{job.name}_run_cycles"] = rtl["cycles"]
+    figures.update(
+        fmul_latency_cycles=FMul.latency,
+        fadd_latency_cycles=FAdd.latency,
+        vector_latency_cycles=2 + FMul.latency + FAdd.latency,
+        elements=N,
+        simulator=sim,
+        wall_seconds=round(time.perf_counter() - t0, 2),
+    )
+    return figures
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
+    args = ap.parse_args()
+    figures = measure(args.sim or default_simulator())
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"PE (default parameters) on {figures['simulator']}")
+    print(f"  AXPY from SRAM, {N} elements     {figures['axpy_elements_per_cycle']:.3f} "
+          f"elements/cycle ({figures['axpy_sram_issue_cycles']} cycles issuing, "
+          f"{figures['axpy_sram_run_cycles']} in all)")
+    print(f"  AXPY from the fabric, {N}        {figures['axpy_fabric_elements_per_cycle']:.3f} "
+          f"elements/cycle ({figures['axpy_fabric_issue_cycles']} cycles issuing, "
+          f"{figures['axpy_fabric_run_cycles']} in all)")
+    print(f"  FMul latency                      {figures['fmul_latency_cycles']} cycles")
+    print(f"  FAdd latency                      {figures['fadd_latency_cycles']} cycles")
+    print(f"  issue to write-back               {figures['vector_latency_cycles']} cycles")
+
+
+if __name__ == "__main__":
+    main()
