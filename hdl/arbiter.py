@@ -1,17 +1,18 @@
 """Round-robin arbitration."""
 
-from amaranth.hdl import Const, Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 
 __all__ = ["RoundRobin"]
 
 
 class RoundRobin(Elaboratable):
-    """A round-robin arbiter over ``count`` requesters (combinational grant, registered pointer).
+    """A round-robin arbiter over ``count`` requesters (combinational one-hot grant).
 
     The grant goes to the first requester after the one granted last (wrapping around); the
-    pointer moves only when ``advance`` is asserted, so a grant that was not used is offered again.
-    This is the usual mask-and-priority-encode arbiter: requests above the pointer are searched
-    first, then all requests.
+    priority mask moves only when ``advance`` is asserted, so a grant that was not used is
+    offered again. Implemented as mask-and-isolate-lowest-bit (``x & -x``): requests above the
+    last grant are searched first, then all requests. The grant is one-hot, so a consumer can
+    select data with an AND-OR mux instead of a wide index mux.
 
     Parameters
     ----------
@@ -23,9 +24,9 @@ class RoundRobin(Elaboratable):
     requests : Signal(count), in
         Request vector.
     advance : Signal(1), in
-        The current grant was used: move the pointer to it.
-    grant : Signal(range(count)), out
-        Index of the granted requester (meaningful when ``valid``).
+        The current grant was used: give the granted requester the lowest priority next.
+    grant : Signal(count), out
+        One-hot grant (zero when there is no request).
     valid : Signal(1), out
         At least one request is asserted.
 
@@ -41,35 +42,23 @@ class RoundRobin(Elaboratable):
         self.count = count
         self.requests = Signal(count)
         self.advance = Signal()
-        self.grant = Signal(range(max(count, 2)))
+        self.grant = Signal(count)
         self.valid = Signal()
 
     def elaborate(self, platform):
         m = Module()
         n = self.count
-        last = Signal(range(max(n, 2)), init=n - 1)
-        # upper[i] is high for the requesters strictly after the last grant.
-        upper = Signal(n)
-        for i in range(n):
-            m.d.comb += upper[i].eq(Const(i) > last)
+        # upper: requesters strictly after the last grant (all of them after reset).
+        upper = Signal(n, init=(1 << n) - 1)
         masked = Signal(n)
         m.d.comb += masked.eq(self.requests & upper)
-
-        # Priority encoders: later assignments win, so iterate from the highest index down.
-        first_any = Signal.like(self.grant)
-        first_masked = Signal.like(self.grant)
-        for i in reversed(range(n)):
-            with m.If(self.requests[i]):
-                m.d.comb += first_any.eq(i)
-            with m.If(masked[i]):
-                m.d.comb += first_masked.eq(i)
-
+        pool = Signal(n)
+        m.d.comb += pool.eq(Mux(masked.any(), masked, self.requests))
         m.d.comb += [
+            self.grant.eq(pool & -pool),  # isolate the lowest set bit
             self.valid.eq(self.requests.any()),
-            self.grant.eq(first_any),
         ]
-        with m.If(masked.any()):
-            m.d.comb += self.grant.eq(first_masked)
         with m.If(self.advance & self.valid):
-            m.d.sync += last.eq(self.grant)
+            # Everything strictly above the granted bit.
+            m.d.sync += upper.eq(~((self.grant - 1) | self.grant))
         return m

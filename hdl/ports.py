@@ -4,7 +4,9 @@ Ports are numbered ``N=0, E=1, S=2, W=3, RAMP=4``; a route's ``rx`` and ``tx`` s
 masks with bit ``i`` standing for port ``i``.
 """
 
-__all__ = ["PORT_NAMES", "NUM_PORTS", "N", "E", "S", "W", "RAMP", "OPPOSITE", "port_index", "mask_of"]
+__all__ = [
+    "PORT_NAMES", "NUM_PORTS", "N", "E", "S", "W", "RAMP", "OPPOSITE", "port_index", "mask_of",
+]
 
 #: Port names in index order.
 PORT_NAMES = ("n", "e", "s", "w", "ramp")

@@ -259,8 +259,9 @@ class VectorUnit(wiring.Component):
         fab_src = [used[i] & (operands[i].kind == DsdKind.FABIN) for i in (1, 2)]
         fab_color = [operands[i].base[:5] for i in (1, 2)]
         in_valid_arr = self.in_valid
-        fab_ready = Cat(~fab_src[j] | Mux(fab_color[j] < C, in_valid_arr.bit_select(fab_color[j], 1), 0)
-                        for j in range(2)).all()
+        fab_ready = Cat(
+            ~fab_src[j] | Mux(fab_color[j] < C, in_valid_arr.bit_select(fab_color[j], 1), 0)
+            for j in range(2)).all()
         # Fabric output credit.
         to_fabric = vx.dst.kind == DsdKind.FABOUT
         out_room = (out_fifo.level + fabric_inflight) < self.out_depth

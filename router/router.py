@@ -22,7 +22,7 @@ Organisation (see ``docs/architecture.md``, "Router"):
   writing that word clears it).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -159,10 +159,10 @@ class Router(wiring.Component):
 
         # ---- outputs -----------------------------------------------------------------------
         K = P * C  # candidate k = p * C + c
-        heads = Array(
+        heads = [
             Cat(entries[p][c][0][:DATA_BITS], Const(c, 5), entries[p][c][0][DATA_BITS])
             for p in range(P) for c in range(C)
-        )
+        ]
         granted = [[None] * K for _ in range(P)]  # granted[o][k]
         for o in range(P):
             link = self.port_out(o)
@@ -173,15 +173,20 @@ class Router(wiring.Component):
                 for c in range(C):
                     reqs.append((count[p][c] != 0) & tx[c][o] & ~sent[p][c][o]
                                 & link.color_ready[c])
+            # One-hot grant -> AND-OR payload mux (far smaller than an indexed mux).
+            selected = [Mux(arb.grant[k], heads[k], 0) for k in range(K)]
+            payload = selected[0]
+            for value in selected[1:]:
+                payload = payload | value
             m.d.comb += [
                 arb.requests.eq(Cat(reqs)),
                 link.valid.eq(arb.valid),
-                link.payload.eq(heads[arb.grant]),
+                link.payload.eq(payload),
             ]
             transfer = link.valid & link.ready
             m.d.comb += arb.advance.eq(transfer)
             for k in range(K):
-                granted[o][k] = transfer & (arb.grant == k)
+                granted[o][k] = transfer & arb.grant[k]
 
         # ---- queue and delivered-mask update -----------------------------------------------
         for p in range(P):

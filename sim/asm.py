@@ -314,7 +314,8 @@ class _Assembler:
                 raise self.error(f"DSD {name!r}: fabric DSDs need color=N")
             base, length, stride = keys["color"], keys.get("len", 0), 0
             if not 0 <= base < self.p.num_colors:
-                raise self.error(f"DSD {name!r}: colour {base} is outside 0..{self.p.num_colors - 1}")
+                raise self.error(
+                    f"DSD {name!r}: colour {base} is outside 0..{self.p.num_colors - 1}")
         else:
             if "reg" not in keys:
                 raise self.error(f"DSD {name!r}: register DSDs name a register, e.g. r7")
@@ -399,7 +400,8 @@ class _Assembler:
         self.task_refs: list[tuple[int, Op, str, int]] = []
         self.pending_tasks: dict[int, tuple[str, bool, int]] = {}
         labels = self.image.labels
-        for self.lineno, raw in enumerate(self.text.splitlines(), start=1):
+        for lineno, raw in enumerate(self.text.splitlines(), start=1):
+            self.lineno = lineno
             line = re.split(r"[;#]", raw, maxsplit=1)[0].strip()
             while line:
                 m = re.match(r"^([A-Za-z_]\w*):\s*(.*)$", line)

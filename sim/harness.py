@@ -161,6 +161,7 @@ def build(
     sim: str | None = None,
     waves: bool = False,
     build_root: Path | None = None,
+    optimize: bool = False,
 ) -> Path:
     """Build (or reuse) a simulator model of ``toplevel`` from Verilog text.
 
@@ -176,6 +177,10 @@ def build(
         Build with waveform tracing.
     build_root : Path, optional
         Where build directories go; default ``<repo>/build/sim``.
+    optimize : bool
+        Compile Verilator's C++ with ``-O2`` (slow to build, fast to run: for long simulations
+        such as whole models). The default ``-O0`` builds several times faster, which suits the
+        short simulations of the tests.
 
     Returns
     -------
@@ -192,7 +197,7 @@ def build(
     key = hashlib.sha256()
     for text in sources:
         key.update(text.encode())
-    key.update(repr((sim, waves, _VERILATOR_ARGS, sys.version_info[:2])).encode())
+    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, sys.version_info[:2])).encode())
     root = Path(build_root) if build_root else project_root() / "build" / "sim"
     build_dir = root / f"{toplevel}-{sim}-{key.hexdigest()[:16]}"
     stamp = build_dir / "built.ok"
@@ -211,7 +216,10 @@ def build(
         # the C++ compiler treat the header as an input file; supply it as a make override.
         saved_makeflags = os.environ.get("MAKEFLAGS")
         if sim == "verilator":
-            os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+            level = "-O2" if optimize else "-O0"
+            os.environ["MAKEFLAGS"] = (
+                f"{saved_makeflags or ''} CFG_CXXFLAGS_PCH_I=-include "
+                f"OPT_FAST={level} OPT_SLOW=-O0 OPT_GLOBAL={level}").strip()
         try:
             runner.build(
                 sources=paths,
@@ -247,6 +255,7 @@ def run_cocotb(
     extra_env: Mapping[str, str] | None = None,
     seed: int | None = None,
     build_root: Path | None = None,
+    optimize: bool = False,
 ) -> int:
     """Build ``design`` and run the cocotb tests of ``test_module`` against it.
 
@@ -263,7 +272,7 @@ def run_cocotb(
         Directory holding ``test_module``; added to the simulator's ``PYTHONPATH``.
     testcase : str or list of str, optional
         Run only these cocotb tests.
-    sim, waves, build_root
+    sim, waves, build_root, optimize
         See :func:`build`.
     extra_env : mapping, optional
         Environment variables passed to the bench (its parameters).
@@ -283,7 +292,8 @@ def run_cocotb(
     """
     sim = sim or default_simulator()
     verilog = design if isinstance(design, (str, list, tuple)) else to_verilog(design, toplevel)
-    build_dir = build(verilog, toplevel, sim=sim, waves=waves, build_root=build_root)
+    build_dir = build(verilog, toplevel, sim=sim, waves=waves, build_root=build_root,
+                      optimize=optimize)
     runner = _runner(sim)
     sources = sorted(build_dir.glob(f"{toplevel}_*.v"))
     if sim == "icarus":

@@ -126,7 +126,8 @@ def compare(golden: dict, rtl: dict) -> list[str]:
         g, r = golden["outputs"], rtl["outputs"]
         first = next((i for i, (a, b) in enumerate(zip(g, r)) if a != b), min(len(g), len(r)))
         problems.append(f"outputs differ: golden {len(g)} wavelets, RTL {len(r)}; first "
-                        f"difference at {first}: golden {g[first:first + 3]} RTL {r[first:first + 3]}")
+                        f"difference at {first}: golden {g[first:first + 3]} "
+                        f"RTL {r[first:first + 3]}")
     if golden["status"] & STATUS_COMPARED != rtl["status"] & STATUS_COMPARED:
         problems.append(f"status differs: golden {golden['status']:#06x}, RTL {rtl['status']:#06x}")
     if golden["regs"] != rtl["regs"]:

@@ -271,7 +271,8 @@ class PEModel:
                 self.pc = None
                 self.vector = None
                 return True
-        raise RuntimeError(f"PE did not stop within {max_instructions} instructions (runaway loop?)")
+        raise RuntimeError(
+            f"PE did not stop within {max_instructions} instructions (runaway loop?)")
 
     def _pick(self) -> int | None:
         if self.halted or not self.running:
@@ -526,5 +527,6 @@ def operand_problem(op: Op, dst: Dsd, src0: Dsd, src1: Dsd) -> str | None:
         if s.kind in (DsdKind.MEM, DsdKind.FABIN, DsdKind.FABOUT) and op != Op.MOV:
             if Format(s.fmt).is_float == is_int:
                 kind = "integer" if is_int else "floating-point"
-                return f"{op.name} is a {kind} operation but an operand has format {Format(s.fmt).name}"
+                return (f"{op.name} is a {kind} operation but an operand has format "
+                        f"{Format(s.fmt).name}")
     return None

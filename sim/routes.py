@@ -80,7 +80,8 @@ class RouteTable:
     def _check_color(self, color: int) -> None:
         if not isinstance(color, int) or not 0 <= color < self.num_colors:
             raise ValueError(
-                f"colour {color!r} is out of range: this router has colours 0..{self.num_colors - 1}"
+                f"colour {color!r} is out of range: this router has colours "
+                f"0..{self.num_colors - 1}"
             )
 
     def set(self, color: int, rx: Iterable[str | int], tx: Iterable[str | int]) -> RouteTable:

@@ -8,7 +8,8 @@ A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`
 into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
 or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges). Its result:
 ``cycles`` (from RUN to idle), ``issue_window`` (cycles from the first to the last vector
-element issued, when the issue strobe is visible), ``timeout``, ``outputs`` (``[colour, data]``), ``sram``,
+element issued, when the issue strobe is visible), ``timeout``, ``outputs``
+(``[colour, data]``), ``sram``,
 ``regs``, ``status`` and the counters. SRAM and registers are zeroed before each job (as the
 golden model's are) unless the job says ``zero_sram: false``.
 """

@@ -13,9 +13,9 @@ import os
 import random
 
 import cocotb
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.triggers import ClockCycles
 
-from hdl.ports import E, N, NUM_PORTS, PORT_NAMES, RAMP, S, W
+from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
 from sim.cocotb_config import ConfigBusDriver
 from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.router_model import route_streams
@@ -99,11 +99,13 @@ def check_output(o, got, expected_flows, inputs):
         have = flows.pop(flow, [])
         if have != want:
             lost = len(want) - len(have)
+            first = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b),
+                         min(len(have), len(want)))
             raise AssertionError(
                 f"output {name}, flow (in {PORT_NAMES[flow[0]]}, colour {flow[1]}): "
                 f"expected {len(want)} wavelets, got {len(have)} "
                 f"({'lost' if lost > 0 else 'extra'} {abs(lost)}); first mismatch at "
-                f"{next((i for i, (a, b) in enumerate(zip(have, want)) if a != b), min(len(have), len(want)))}"
+                f"{first}"
             )
     if flows:
         extra = {f"in {PORT_NAMES[p]} colour {c}": len(v) for (p, c), v in flows.items()}

@@ -12,13 +12,12 @@ import os
 
 import numpy as np
 import pytest
+from test_pe import PARAMS, SPECIALS
 
 from pe.isa import Op
 from sim.asm import AsmError, assemble
 from sim.pe_jobs import PEJob, compare, run_golden, run_rtl
 from sim.pe_model import Dsd, operand_problem
-
-from test_pe import PARAMS, SPECIALS
 
 SEED = int(os.environ.get("PE_FUZZ_SEED", "7"))
 PROGRAMS = int(os.environ.get("PE_FUZZ_PROGRAMS", "40"))

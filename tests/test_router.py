@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hdl.ports import E, N, RAMP, S, W
+from hdl.ports import RAMP, E, N, S, W
 from router import Router
 from sim.harness import run_cocotb
 from sim.router_model import route_streams
@@ -55,7 +55,8 @@ def test_golden_model_multicast_order_and_drops():
     assert result.count(E) == 4 and result.count(RAMP) == 0
 
 
-@pytest.mark.parametrize("num_colors, queue_depth, seed", [(8, 2, 1), (5, 3, 2), (32, 2, 3)])
+@pytest.mark.parametrize("num_colors, queue_depth, seed", [
+    (8, 2, 1), (5, 3, 2), pytest.param(32, 2, 3, marks=pytest.mark.slow)])
 def test_router_rtl(sim, waves, num_colors, queue_depth, seed):
     run_cocotb(
         Router(num_colors=num_colors, queue_depth=queue_depth),
