@@ -80,6 +80,7 @@ class LinkSource:
         self.offered: Wavelet | None = None
         self.sent: list[tuple[int, Wavelet]] = []  # (cycle, wavelet)
         self.valid.value = 0
+        self._valid_high = False
 
     def send(self, wavelets: Iterable[Wavelet]) -> None:
         """Queue wavelets to send."""
@@ -111,13 +112,21 @@ class LinkSource:
         return None
 
     def drive(self) -> None:
+        if self.offered is None and not self.order:  # nothing to send: touch nothing
+            if self._valid_high:
+                self.valid.value = 0
+                self._valid_high = False
+            return
         w = None if (self.offered is None and next(self.pause)) else self._choose()
         self.offered = w
         if w is None:
-            self.valid.value = 0
+            if self._valid_high:
+                self.valid.value = 0
+                self._valid_high = False
         else:
             self.payload.value = pack(w)
             self.valid.value = 1
+            self._valid_high = True
 
     def sample(self, cycle: int) -> None:
         w = self.offered
@@ -162,14 +171,17 @@ class LinkSink:
         self.stalled_colours = 0
         self.received: list[tuple[int, Wavelet]] = []  # (cycle, wavelet)
         self._accepting = False
+        self._driven: tuple[bool, int] | None = None
         self.ready.value = 0
         self.color_ready.value = 0
 
     def drive(self) -> None:
         self._accepting = not next(self.pause)
         mask = self.all_colours & ~self.stalled_colours if self._accepting else 0
-        self.color_ready.value = mask
-        self.ready.value = 1 if self._accepting else 0
+        if self._driven != (self._accepting, mask):  # write only what changes
+            self.color_ready.value = mask
+            self.ready.value = 1 if self._accepting else 0
+            self._driven = (self._accepting, mask)
 
     def sample(self, cycle: int) -> None:
         if self._accepting and int(self.valid.value):

@@ -1,0 +1,204 @@
+"""The configuration chain: packets of 32-bit words through every physical tile, one per cycle.
+
+Every tile has a :class:`ConfigStation` in its (defect-free) shell. The stations form a chain
+from the host's ``chain_in`` through every physical tile back to the host's ``chain_out``; each
+station is a 4-word FIFO stage (one cycle of latency, one word per cycle, registered ready).
+
+Packet format (Python side: :mod:`sim.config_packets`)::
+
+    header   [31:28] command  [27:20] row  [19:12] column  [11:0] count
+    WRITE  1   header, address, count data words  -> tile words address .. address+count-1
+    READ   2   header, address                    -> the tile answers with an RDATA packet
+    RDATA  3   header, count data words           (answer, travels on to the host)
+    SHELL  4   header, one data word              -> the station's shell register
+
+``row``/``column`` are physical coordinates; row = column = 0xFF broadcasts a WRITE to every
+enabled tile (each writes it and passes it on). WRITE and READ reach only *enabled* tiles: a
+disabled tile's station passes every packet through and never drives its core's bus, so the
+configuration path skips disabled tiles. SHELL reaches its station whatever the enable (it is how
+tiles are enabled and the bypass multiplexers set). Unclaimed packets (a READ of a disabled tile,
+an unknown command) arrive unchanged at the host.
+
+The shell register: bit 0 enable, bits [7:4] ``sel_n``, bits [11:8] ``sel_s`` (the vertical
+neighbour selects; see :mod:`fabric.tile`). It resets to 0: every tile starts disabled.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config_bus import ConfigBusSignature
+
+__all__ = ["ConfigStation", "Command", "BROADCAST"]
+
+
+class Command:
+    """Packet commands (header bits [31:28])."""
+
+    WRITE = 1
+    READ = 2
+    RDATA = 3
+    SHELL = 4
+
+
+#: Row and column value that addresses every enabled tile (WRITE only).
+BROADCAST = 0xFF
+
+
+class ConfigStation(wiring.Component):
+    """One station of the configuration chain.
+
+    Parameters
+    ----------
+    addr_width : int
+        Width of the tile-local configuration bus address, in bits.
+    depth : int
+        Words of buffering in the station (at least 2 for one word per cycle).
+
+    Members
+    -------
+    chain_in : ``In(stream.Signature(32))``
+    chain_out : ``Out(stream.Signature(32))``
+    row, col : ``In(8)``
+        The tile's physical coordinates (tied to constants by the array).
+    bus : ``Out(ConfigBusSignature(addr_width))``
+        The tile core's configuration bus.
+    shell : ``Out(16)``
+        The shell register.
+    busy : ``Out(1)``
+        A packet is in progress or words are buffered.
+    """
+
+    def __init__(self, addr_width: int, depth: int = 4):
+        if depth < 2:
+            raise ValueError(f"depth must be at least 2 words, not {depth}")
+        self.addr_width = addr_width
+        self.depth = depth
+        super().__init__({
+            "chain_in": In(stream.Signature(32)),
+            "chain_out": Out(stream.Signature(32)),
+            "row": In(8),
+            "col": In(8),
+            "bus": Out(ConfigBusSignature(addr_width)),
+            "shell": Out(16),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = buf = fifo.SyncFIFO(width=32, depth=self.depth)
+        m.d.comb += [
+            self.chain_out.payload.eq(buf.r_data),
+            self.chain_out.valid.eq(buf.r_rdy),
+            buf.r_en.eq(self.chain_out.ready),
+        ]
+        shell = Signal(16)
+        m.d.comb += self.shell.eq(shell)
+        enabled = shell[0]
+
+        word = self.chain_in.payload
+        cmd, row, col, count = word[28:32], word[20:28], word[12:20], word[:12]
+        me = (row == self.row) & (col == self.col)
+        broadcast = (row == BROADCAST) & (col == BROADCAST)
+
+        remaining = Signal(13)  # words still to come in this packet
+        forward = Signal()  # pass the current word on
+        forwarding = Signal()  # the packet in progress is passed on (registered)
+        local = Signal()  # its data is written to the core
+        addr = Signal(self.addr_width)
+        inflight = Signal()  # a read issued last cycle; its data goes into the FIFO now
+        room = (buf.level + inflight) < self.depth
+
+        take = self.chain_in.valid & self.chain_in.ready
+        m.d.comb += [buf.w_data.eq(word), buf.w_en.eq(take & forward)]
+
+        m.d.comb += self.busy.eq(buf.r_rdy | (remaining != 0) | inflight)
+        m.d.sync += inflight.eq(0)
+        with m.If(inflight):
+            m.d.comb += [buf.w_data.eq(self.bus.rdata), buf.w_en.eq(1)]
+
+        with m.FSM():
+            with m.State("HEADER"):
+                write = (cmd == Command.WRITE) & enabled & (me | broadcast)
+                read = (cmd == Command.READ) & enabled & me
+                shell_cmd = (cmd == Command.SHELL) & me
+                consume = read | shell_cmd | (write & ~broadcast)
+                # Words after the header: the address and data (WRITE), the address (READ),
+                # the data (RDATA), the shell word (SHELL).
+                body = Mux(cmd == Command.WRITE, count + 1,
+                           Mux(cmd == Command.RDATA, count, 1))
+                # (~inflight: the last word of an answer may still be going into the FIFO.)
+                m.d.comb += [
+                    self.chain_in.ready.eq(~inflight & (consume | buf.w_rdy)),
+                    forward.eq(~consume),
+                ]
+                with m.If(take):
+                    m.d.sync += [remaining.eq(body), local.eq(write),
+                                 forwarding.eq(~consume)]
+                    with m.If(read):
+                        m.next = "READ_ADDR"
+                    with m.Elif(shell_cmd):
+                        m.next = "SHELL"
+                    with m.Elif(write):
+                        m.next = "ADDRESS"
+                    with m.Elif(body != 0):
+                        m.next = "PASS"
+                    m.d.sync += addr.eq(0)
+                    with m.If(read):  # keep the count for the answer
+                        m.d.sync += remaining.eq(count)
+            with m.State("ADDRESS"):
+                m.d.comb += [forward.eq(forwarding),
+                             self.chain_in.ready.eq(~forwarding | buf.w_rdy)]
+                with m.If(take):
+                    m.d.sync += [addr.eq(word), remaining.eq(remaining - 1)]
+                    with m.If(remaining == 1):
+                        m.next = "HEADER"
+                    with m.Else():
+                        m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [forward.eq(forwarding),
+                             self.chain_in.ready.eq(~forwarding | buf.w_rdy)]
+                with m.If(take):
+                    m.d.comb += [
+                        self.bus.addr.eq(addr),
+                        self.bus.wdata.eq(word),
+                        self.bus.we.eq(local),
+                    ]
+                    m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1)]
+                    with m.If(remaining == 1):
+                        m.next = "HEADER"
+            with m.State("PASS"):
+                m.d.comb += [forward.eq(1), self.chain_in.ready.eq(buf.w_rdy)]
+                with m.If(take):
+                    m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(remaining == 1):
+                        m.next = "HEADER"
+            with m.State("SHELL"):
+                m.d.comb += self.chain_in.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [shell.eq(word[:16]), remaining.eq(0)]
+                    m.next = "HEADER"
+            with m.State("READ_ADDR"):
+                m.d.comb += self.chain_in.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += addr.eq(word)
+                    m.next = "ANSWER_HEADER"
+            with m.State("ANSWER_HEADER"):
+                with m.If(buf.w_rdy & ~inflight):
+                    m.d.comb += [
+                        buf.w_data.eq(Cat(remaining[:12], self.col, self.row,
+                                          Const(Command.RDATA, 4))),
+                        buf.w_en.eq(1),
+                    ]
+                    with m.If(remaining == 0):
+                        m.next = "HEADER"
+                    with m.Else():
+                        m.next = "ANSWER"
+            with m.State("ANSWER"):
+                with m.If(room & (remaining != 0)):
+                    m.d.comb += [self.bus.addr.eq(addr), self.bus.re.eq(1)]
+                    m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
+                                 inflight.eq(1)]
+                with m.If(remaining == 0):
+                    m.next = "HEADER"
+        return m

@@ -1,0 +1,210 @@
+"""The RTL side of the host driver: a cocotb test that serves driver commands over a socket.
+
+:class:`sim.driver.FabricDriver` with ``backend="rtl"`` starts the simulator with this module as
+its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``. Every
+message is a length-prefixed pickle of ``(command, arguments)``; every reply is ``("ok", value)``
+or ``("error", message)``. While the driver thinks, the simulation is paused; while a command
+runs, the simulator runs free with one coroutine doing the per-cycle work of all host ports.
+
+Commands:
+
+``chain(words, answers)``
+    push configuration words into ``chain_in`` (one per cycle, with backpressure) and collect
+    ``chain_out`` until ``answers`` READ answers have come back; returns the words that came out.
+``send(port, wavelets)``
+    hold ``(data, colour, ctrl)`` wavelets for host port ``port`` (e.g. ``"n0"``); they start
+    entering the fabric when the next run starts.
+``run(max_cycles, expect)``
+    release the held wavelets and run until every one is accepted, each ``expect[port]`` count
+    of wavelets has come out of the fabric, and the fabric is idle; returns the cycles, the
+    wavelets received per port since the last run and, on a timeout, which physical tiles were
+    busy.
+``faults(modes)``
+    set the fault-injection modes (one per physical tile).
+``quit``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import socket
+import struct
+from collections import deque
+
+import cocotb
+from cocotb.triggers import ClockCycles
+
+from .cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from .wavelet import Wavelet
+
+
+def _send(sock: socket.socket, obj) -> None:
+    data = pickle.dumps(obj)
+    sock.sendall(struct.pack("<Q", len(data)) + data)
+
+
+def _recv(sock: socket.socket):
+    head = _recv_exact(sock, 8)
+    return pickle.loads(_recv_exact(sock, struct.unpack("<Q", head)[0]))
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the driver closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+class ChainSource:
+    """Drives ``chain_in`` with queued configuration words."""
+
+    def __init__(self, dut):
+        self.payload, self.valid, self.ready = dut.chain_in__payload, dut.chain_in__valid, \
+            dut.chain_in__ready
+        self.words: deque[int] = deque()
+        self.name = "chain_in"
+        self.valid.value = 0
+        self._offer = False
+
+    @property
+    def pending(self) -> int:
+        return len(self.words)
+
+    def drive(self) -> None:
+        if self.words:
+            self.payload.value = self.words[0]
+            self.valid.value = 1
+            self._offer = True
+        elif self._offer:
+            self.valid.value = 0
+            self._offer = False
+
+    def sample(self, cycle: int) -> None:
+        if self._offer and self.words and int(self.ready.value):
+            self.words.popleft()
+
+
+class ChainSink:
+    """Takes every word from ``chain_out``."""
+
+    def __init__(self, dut):
+        self.payload, self.valid = dut.chain_out__payload, dut.chain_out__valid
+        dut.chain_out__ready.value = 1
+        self.name = "chain_out"
+        self.words: list[int] = []
+
+    def drive(self) -> None:
+        pass
+
+    def sample(self, cycle: int) -> None:
+        if int(self.valid.value):
+            self.words.append(int(self.payload.value))
+
+
+def _answers_complete(words: list[int], answers: int) -> bool:
+    """Whether ``words`` hold ``answers`` complete RDATA answers."""
+    i, seen = 0, 0
+    while i < len(words):
+        w = words[i]
+        if w >> 28 == 3:
+            n = w & 0xFFF
+            if i + 1 + n > len(words):
+                return False
+            seen += 1
+            i += 1 + n
+        else:
+            i += 1
+    return seen >= answers
+
+
+@cocotb.test()
+async def serve(dut):
+    """Serve driver commands until ``quit``."""
+    params = json.loads(os.environ["WAFER_FABRIC"])
+    rows, cols, colors = params["rows"], params["cols"], params["num_colors"]
+    start_clock(dut)
+    if params.get("fault_injection"):
+        dut.fault_modes.value = 0
+    await reset(dut)
+    sources, sinks = {}, {}
+    for edge, count in (("n", cols), ("s", cols), ("w", rows), ("e", rows)):
+        for i in range(count):
+            sources[f"{edge}{i}"] = LinkSource(dut, f"{edge}{i}_in", colors)
+            sinks[f"{edge}{i}"] = LinkSink(dut, f"{edge}{i}_out", colors)
+    chain_src, chain_sink = ChainSource(dut), ChainSink(dut)
+    held: dict[str, list[Wavelet]] = {}  # sent by the driver, released at the next run
+    bench = LinkBench(dut, [*sources.values(), chain_src], [*sinks.values(), chain_sink])
+    bench.start()
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.environ["WAFER_DRIVER_SOCKET"])
+    while True:
+        command, args = _recv(sock)
+        try:
+            if command == "quit":
+                _send(sock, ("ok", None))
+                break
+            if command == "chain":
+                words, answers = args
+                chain_src.words.extend(words)
+                start = len(chain_sink.words)
+                limit = 100 * (len(words) + 1000)
+                await bench.wait_until(
+                    lambda: chain_src.pending == 0
+                    and _answers_complete(chain_sink.words[start:], answers),
+                    limit, "configuration chain answers")
+                # Let the last words drain out of the chain.
+                await ClockCycles(dut.clk, 4 * len(bench.sinks) // 8 + 8)
+                out = chain_sink.words[start:]
+                del chain_sink.words[:]
+                _send(sock, ("ok", out))
+            elif command == "send":
+                port, wavelets = args
+                held.setdefault(port, []).extend(Wavelet(d, c, k) for d, c, k in wavelets)
+                _send(sock, ("ok", None))
+            elif command == "run":
+                max_cycles, expect = args
+                for port, wavelets in held.items():
+                    sources[port].send(wavelets)
+                held.clear()
+                start = bench.cycle
+                settled = 0
+                timeout = False
+                while True:
+                    await ClockCycles(dut.clk, 1)
+                    done = (all(s.pending == 0 for s in sources.values())
+                            and all(len(sinks[p].received) >= n for p, n in expect.items())
+                            and int(dut.idle.value))
+                    settled = settled + 1 if done else 0
+                    if settled >= 3:
+                        break
+                    if bench.cycle - start > max_cycles:
+                        timeout = True
+                        break
+                cycles = bench.cycle - start - settled
+                received = {p: [(w.data, w.color, w.ctrl) for _, w in s.received]
+                            for p, s in sinks.items() if s.received}
+                for s in sinks.values():
+                    del s.received[:]
+                tile_idle = int(dut.tile_idle.value)
+                pending = {p: s.pending for p, s in sources.items() if s.pending}
+                _send(sock, ("ok", {"cycles": cycles, "received": received,
+                                    "timeout": timeout, "tile_idle": tile_idle,
+                                    "pending": pending, "error": int(dut.error.value)}))
+            elif command == "faults":
+                value = 0
+                for i, mode in enumerate(args):
+                    value |= (mode & 3) << (2 * i)
+                dut.fault_modes.value = value
+                _send(sock, ("ok", None))
+            else:
+                _send(sock, ("error", f"unknown command {command!r}"))
+        except Exception as exc:  # report to the driver, keep serving
+            _send(sock, ("error", f"{type(exc).__name__}: {exc}"))
+    bench.stop()
+    sock.close()

@@ -1,0 +1,110 @@
+"""Configuration-chain packets (the format of :mod:`hdl.config_chain`), built and parsed in Python.
+
+Also the tile-local address map: a tile's configuration bus has 19-bit word addresses, the PE's
+map (:class:`pe.isa.AddressMap`) below ``ROUTER_BASE`` and the router's above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from hdl.config_chain import BROADCAST, Command
+
+__all__ = [
+    "Command",
+    "BROADCAST",
+    "ROUTER_BASE",
+    "TILE_ADDR_WIDTH",
+    "MAX_COUNT",
+    "header",
+    "write_packets",
+    "read_packet",
+    "shell_packet",
+    "parse_answers",
+    "shell_word",
+]
+
+TILE_ADDR_WIDTH = 19
+#: Tile address of the router's configuration words (route table, status).
+ROUTER_BASE = 1 << 18
+#: Largest number of data words in one packet.
+MAX_COUNT = (1 << 12) - 1
+
+
+def header(command: int, row: int, col: int, count: int) -> int:
+    """A packet header word.
+
+    Raises
+    ------
+    ValueError
+        If a field is out of range.
+    """
+    if not 0 <= row <= 0xFF or not 0 <= col <= 0xFF:
+        raise ValueError(f"tile ({row}, {col}) is outside the 8-bit chain coordinates")
+    if not 0 <= count <= MAX_COUNT:
+        raise ValueError(f"packet count {count} is outside 0..{MAX_COUNT}")
+    return (command << 28) | (row << 20) | (col << 12) | count
+
+
+def write_packets(row: int, col: int, address: int, words: Sequence[int]) -> list[int]:
+    """WRITE packets (split every ``MAX_COUNT`` words) for consecutive tile addresses."""
+    out: list[int] = []
+    words = [int(w) & 0xFFFF_FFFF for w in words]
+    for start in range(0, max(len(words), 1), MAX_COUNT):
+        chunk = words[start:start + MAX_COUNT]
+        out += [header(Command.WRITE, row, col, len(chunk)), address + start, *chunk]
+    return out
+
+
+def read_packet(row: int, col: int, address: int, count: int) -> list[int]:
+    """A READ packet for ``count`` words from ``address`` of tile (row, col)."""
+    return [header(Command.READ, row, col, count), address]
+
+
+def shell_word(enable: bool, sel_n: int, sel_s: int) -> int:
+    """The shell register: bit 0 enable, [7:4] sel_n, [11:8] sel_s."""
+    if not 0 <= sel_n < 16 or not 0 <= sel_s < 16:
+        raise ValueError(f"vertical selects must be 0..15, not {sel_n}, {sel_s}")
+    return int(bool(enable)) | (sel_n << 4) | (sel_s << 8)
+
+
+def shell_packet(row: int, col: int, word: int) -> list[int]:
+    """A SHELL packet setting the shell register of physical tile (row, col)."""
+    return [header(Command.SHELL, row, col, 1), word]
+
+
+def parse_answers(words: Iterable[int]) -> tuple[dict[tuple[int, int], list[list[int]]], list[int]]:
+    """Split what came out of the chain into RDATA answers per tile and unclaimed packets.
+
+    Broadcast WRITE packets pass through every tile and come out at the end of the chain by
+    design; they are dropped here.
+
+    Returns
+    -------
+    answers : dict[(row, col), list of word lists]
+        Each READ answer, in arrival order.
+    unclaimed : list[int]
+        Words of packets nobody took (e.g. a READ of a disabled tile).
+    """
+    words = list(words)
+    answers: dict[tuple[int, int], list[list[int]]] = {}
+    unclaimed: list[int] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        cmd, n = w >> 28, w & 0xFFF
+        if cmd == Command.RDATA:
+            key = ((w >> 20) & 0xFF, (w >> 12) & 0xFF)
+            answers.setdefault(key, []).append(words[i + 1:i + 1 + n])
+            i += 1 + n
+        elif cmd == Command.WRITE:
+            if (w >> 12) & 0xFFFF != (BROADCAST << 8) | BROADCAST:
+                unclaimed += words[i:i + 2 + n]
+            i += 2 + n
+        elif cmd == Command.READ or cmd == Command.SHELL:
+            unclaimed += words[i:i + 2]
+            i += 2
+        else:
+            unclaimed.append(w)
+            i += 1
+    return answers, unclaimed
