@@ -1,0 +1,153 @@
+"""The ``wafer`` command line.
+
+::
+
+    wafer elaborate --rows 16 --cols 16 --spares 1 -o build/fabric16
+    wafer yield --rows 1000 --cols 1000 --spares 1,2,4,8 --density 0.001,0.01,0.1 \\
+                --tile-area 0.0477 --samples 1000 --out build/yield
+    wafer run mlp-digits --rows 4 --cols 4 --spares 1 --defects 2
+    wafer run gemv --weights model.safetensors --tensor layer.weight --rows 4 --cols 4
+
+Errors in the user's input are reported as one clear line (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["main"]
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be a comma-separated list of numbers, "
+                                 f"not {text!r}") from None
+    if not values:
+        raise click.BadParameter(f"{what} needs at least one value")
+    return values
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be a comma-separated list of integers, "
+                                 f"not {text!r}") from None
+    if not values:
+        raise click.BadParameter(f"{what} needs at least one value")
+    return values
+
+
+class _UserError(click.ClickException):
+    exit_code = 2
+
+
+@click.group()
+@click.version_option(package_name="openwafer")
+def main() -> None:
+    """openwafer: an open RTL model of a wafer-scale AI engine."""
+
+
+@main.command()
+@click.option("--rows", type=int, default=4, show_default=True, help="Logical rows.")
+@click.option("--cols", type=int, default=4, show_default=True, help="Logical columns.")
+@click.option("--spares", type=int, default=1, show_default=True, help="Spare columns.")
+@click.option("--sram-words", type=int, default=1024, show_default=True,
+              help="SRAM per PE, in 32-bit words.")
+@click.option("--imem-words", type=int, default=256, show_default=True,
+              help="Program memory per PE, in 32-bit words.")
+@click.option("--colors", "num_colors", type=int, default=8, show_default=True,
+              help="Routable colours.")
+@click.option("--fault-injection", is_flag=True, help="Add fault-injection inputs (simulation).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def elaborate(rows, cols, spares, sram_words, imem_words, num_colors, fault_injection, out_dir,
+              as_json):
+    """Write the Verilog of a fabric and a JSON + Markdown summary."""
+    from fabric.array import FabricParams
+    from fabric.elaborate import elaborate as run
+
+    try:
+        params = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=sram_words,
+                              imem_words=imem_words, num_colors=num_colors,
+                              fault_injection=fault_injection)
+    except (TypeError, ValueError) as exc:
+        raise _UserError(str(exc)) from None
+    summary = run(params, out_dir)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{summary['top']}: {summary['logical_tiles']} logical / "
+               f"{summary['physical_tiles']} physical tiles, elaborated in "
+               f"{summary['elaboration_seconds']} s")
+    click.echo(f"  {Path(out_dir) / summary['verilog_file']}  "
+               f"(tile {summary['verilog_bytes']['tile']:,} B, "
+               f"top {summary['verilog_bytes']['top']:,} B)")
+    click.echo(f"  {Path(out_dir) / 'summary.md'}, summary.json")
+
+
+@main.command(name="yield")
+@click.option("--rows", type=int, default=1000, show_default=True, help="Rows of tiles.")
+@click.option("--cols", type=int, default=1000, show_default=True, help="Logical columns.")
+@click.option("--spares", default="1,2,4,8", show_default=True,
+              help="Spare columns to compare (comma-separated).")
+@click.option("--density", default="0.0001,0.001,0.01,0.1,1", show_default=True,
+              help="Defect densities in defects/mm² (comma-separated).")
+@click.option("--tile-area", type=float, default=0.0477, show_default=True,
+              help="Tile area in mm² (WSE-3: 46,225 mm² / 970k cores).")
+@click.option("--samples", type=int, default=1000, show_default=True,
+              help="Monte Carlo wafers per point.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/yield",
+              show_default=True, help="Directory for yield.png and yield.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def yield_(rows, cols, spares, density, tile_area, samples, seed, out_dir, as_json):
+    """Monte Carlo probability that a wafer can be repaired, for several spare counts."""
+    from tqdm import tqdm
+
+    from sim.yield_model import plot_yield, yield_sweep
+
+    spares_list = _ints(spares, "--spares")
+    densities = _floats(density, "--density")
+    out = Path(out_dir)
+    total = len(spares_list) * len(densities)
+    with tqdm(total=total, desc="yield", unit="point", disable=as_json or None,
+              file=sys.stderr) as bar:
+        try:
+            sweep = yield_sweep(rows, cols, spares_list, densities, tile_area_mm2=tile_area,
+                                samples=samples, seed=seed,
+                                progress=lambda done, _total: bar.update(done - bar.n))
+        except (TypeError, ValueError) as exc:
+            raise _UserError(str(exc)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_yield(sweep, out / "yield.png")
+    records = sweep.to_records()
+    (out / "yield.json").write_text(json.dumps(records, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps({"points": records, "plot": str(png)}))
+        return
+    click.echo(f"{rows} rows x ({cols} + S) columns, tile {tile_area} mm², {samples} samples "
+               f"per point")
+    click.echo(sweep.to_markdown(layout="grid"))
+    click.echo(f"plot: {png}")
+
+
+def _register_run() -> None:
+    try:
+        from sim.run_cli import run
+    except ImportError:  # the workloads are optional at import time
+        return
+    main.add_command(run)
+
+
+_register_run()
+
+if __name__ == "__main__":
+    main()
