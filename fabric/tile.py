@@ -29,7 +29,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.config_chain import ConfigStation
-from hdl.ports import E, N, PORT_NAMES, S, W
+from hdl.ports import PORT_NAMES, E, N, S, W
 from hdl.wavelet import LinkSignature
 from pe.pe import PE
 from router import Router

