@@ -157,7 +157,7 @@ async def serve(dut):
                 chain_src.words.extend(words)
                 limit = 100 * (len(words) + 1000)
                 await bench.wait_until(
-                    lambda: chain_src.pending == 0 and chain_sink.answers >= answers,
+                    lambda n=answers: chain_src.pending == 0 and chain_sink.answers >= n,
                     limit, "configuration chain answers")
                 # Let the last words (echoed broadcasts, unclaimed packets) drain out: each
                 # physical tile's station holds at most a few words.

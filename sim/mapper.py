@@ -240,7 +240,7 @@ class GemvMapping:
 
     def routes(self, r: int, c: int, table: RouteTable) -> None:
         """Add this layer's routes of tile ``(r, c)`` to ``table``."""
-        R, C = self.fabric.rows, self.fabric.cols
+        R = self.fabric.rows
         table.set(self.x_color, ["n"], ["ramp", "s"] if r < R - 1 else ["ramp"])
         table.set(self.link_colors[c % 2], ["ramp"], ["e"])
         if c > 0:

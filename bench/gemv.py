@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""GEMV on the RTL fabric: cycles, MACs per cycle and PE utilisation.
+
+Utilisation = useful MACs / (logical PEs x cycles); the peak is one MAC per PE per cycle. The
+cycles run from the start of the GEMV (PEs started, ``x`` offered at the north edge) until the
+last result has left the east edge and the fabric is idle; loading the weights is not counted.
+Every result is checked bit for bit against the numpy reference with the fabric's rounding order.
+
+Usage: ``python bench/gemv.py [--json] [--cases 4x4:256x256,8x8:128x128] [--dtype fp32]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fabric.array import FabricParams  # noqa: E402
+from sim.driver import FabricDriver  # noqa: E402
+from sim.mapper import map_layers, parse_dtype  # noqa: E402
+from sim.workloads import run_layers  # noqa: E402
+
+DEFAULT_CASES = "4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256"
+
+
+def parse_cases(text: str) -> list[tuple[int, int, int, int]]:
+    cases = []
+    for item in text.split(","):
+        fabric, shape = item.split(":")
+        r, c = (int(v) for v in fabric.split("x"))
+        m, k = (int(v) for v in shape.split("x"))
+        cases.append((r, c, m, k))
+    return cases
+
+
+def sram_for(rows, cols, m, k, dtype) -> int:
+    mr, kc = math.ceil(m / rows), math.ceil(k / cols)
+    words = 2 * mr + math.ceil(mr * kc * parse_dtype(dtype).bits / 32) + 16
+    return max(256, 1 << math.ceil(math.log2(words)))
+
+
+def measure(cases, dtype: str, sim: str | None) -> list[dict]:
+    rows_out = []
+    by_fabric: dict[tuple[int, int, int], list] = {}
+    for r, c, m, k in cases:
+        by_fabric.setdefault((r, c, max(sram_for(r, c, mm, kk, dtype) for rr, cc, mm, kk in cases
+                                        if (rr, cc) == (r, c))), []).append((m, k))
+    rng = np.random.default_rng(0)
+    for (r, c, sram), shapes in by_fabric.items():
+        params = FabricParams(rows=r, cols=c, spares=1, sram_words=sram)
+        driver = FabricDriver(params, backend="rtl", sim=sim)
+        try:
+            for m, k in shapes:
+                W = rng.standard_normal((m, k)).astype(np.float32)
+                x = rng.standard_normal(k).astype(np.float32)
+                mappings, image = map_layers([(W, None, False)], parse_dtype(dtype), params)
+                t0 = time.perf_counter()
+                driver.load(image)
+                load_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                raw, cycles = run_layers(driver, mappings, x)
+                run_s = time.perf_counter() - t0
+                mp = mappings[0]
+                exact = bool(np.array_equal(raw[0], mp.reference(x)))
+                cyc = cycles[0]
+                rows_out.append({
+                    "fabric": f"{r}x{c}", "M": m, "K": k, "dtype": dtype,
+                    "block": f"{mp.Mr}x{mp.Kc}", "cycles": cyc, "macs": mp.macs,
+                    "macs_per_cycle": round(mp.macs / cyc, 2),
+                    "utilisation": round(mp.macs / (r * c * cyc), 4),
+                    "bit_exact": exact, "load_seconds": round(load_s, 1),
+                    "run_seconds": round(run_s, 1),
+                })
+        finally:
+            driver.close()
+    return rows_out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--cases", default=DEFAULT_CASES,
+                    help=f"RxC:MxK list (default {DEFAULT_CASES})")
+    ap.add_argument("--dtype", default="fp32", help="weight format (default fp32)")
+    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
+    args = ap.parse_args()
+    results = measure(parse_cases(args.cases), args.dtype, args.sim)
+    if args.json:
+        print(json.dumps({"gemv": results}))
+        return
+    print(f"{'fabric':>6} {'M x K':>10} {'block':>7} {'cycles':>8} {'MACs/cycle':>11} "
+          f"{'utilisation':>11} {'exact':>6}")
+    for row in results:
+        print(f"{row['fabric']:>6} {row['M']:>4} x {row['K']:<4} {row['block']:>7} "
+              f"{row['cycles']:>8} {row['macs_per_cycle']:>11.2f} {row['utilisation']:>11.3f} "
+              f"{'yes' if row['bit_exact'] else 'NO':>6}")
+
+
+if __name__ == "__main__":
+    main()
