@@ -24,6 +24,7 @@ HERE = Path(__file__).parent
         ({"queue_depth": "2"}, "queue_depth must be an integer"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:.*created but never used")  # half-built on purpose
 def test_bad_parameters_raise(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         Router(**kwargs)
