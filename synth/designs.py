@@ -11,9 +11,11 @@ The factory returns either
 
 To add a design, write a factory that imports its package lazily (so that ``--list`` and the
 error for an unknown name never elaborate anything) and add a :class:`Design` to ``DESIGNS``.
-Planned: ``pe`` (one processing element), ``tile`` (router + PE + bypass muxes) and
-``fabric_2x2_s1`` (a 2 x 2 logical array with one spare column, emitted as one tile module
-instantiated by name).
+
+A design that may not fit the device can name a ``fallback``: parameter overrides for a smaller
+variant of the same factory. When the design does not fit, the flow still reports its synthesis
+area and then synthesises, places and routes the variant, and reports the variant's Fmax as such
+(never as the design's own).
 """
 
 from __future__ import annotations
@@ -59,6 +61,16 @@ class Design:
         Top module name; default ``name``.
     freq_mhz : float
         Place-and-route target frequency in MHz.
+    fallback : mapping, optional
+        Parameter overrides (applied to ``params``) for a smaller variant that is placed and
+        routed instead when the design does not fit the device; its Fmax is reported labelled
+        as the variant's.
+    fallback_note : str
+        Why the variant stands for the design (goes into the report).
+    pnr_args : sequence of str
+        Extra nextpnr-ecp5 arguments (recorded in the report).
+    fallback_pnr_args : sequence of str
+        Extra nextpnr-ecp5 arguments for the variant.
     """
 
     name: str
@@ -67,6 +79,10 @@ class Design:
     description: str = ""
     top: str | None = None
     freq_mhz: float = DEFAULT_FREQ_MHZ
+    fallback: Mapping[str, Any] | None = None
+    fallback_note: str = ""
+    pnr_args: Sequence[str] = ()
+    fallback_pnr_args: Sequence[str] = ()
 
     @property
     def top_name(self) -> str:
@@ -77,11 +93,39 @@ class Design:
         """Call the factory with the entry's parameters and return what it returns."""
         return self.factory(**dict(self.params))
 
+    def fallback_design(self) -> Design | None:
+        """The smaller variant (``params`` updated with ``fallback``), or ``None``."""
+        if self.fallback is None:
+            return None
+        params = {**self.params, **self.fallback}
+        return Design(name=f"{self.name}_fallback", factory=self.factory, params=params,
+                      description=f"smaller variant of {self.name}", freq_mhz=self.freq_mhz,
+                      pnr_args=tuple(self.fallback_pnr_args))
+
 
 def _router(**params: Any) -> Any:
     from router import Router
 
     return Router(**params)
+
+
+def _pe(**params: Any) -> Any:
+    from pe.pe import PE
+
+    return PE(**params)
+
+
+def _tile(**params: Any) -> Any:
+    from fabric.tile import Tile
+
+    return Tile(**params)
+
+
+def _fabric(**params: Any) -> VerilogSources:
+    from fabric.array import FabricParams, emit_verilog
+
+    fp = FabricParams(**params)
+    return VerilogSources(emit_verilog(fp), fp.name())
 
 
 DESIGNS: dict[str, Design] = {
@@ -92,6 +136,46 @@ DESIGNS: dict[str, Design] = {
             factory=_router,
             params={"num_colors": 8, "queue_depth": 2},
             description="5-port colour router, 8 colours, 2-wavelet queue per (input, colour)",
+        ),
+        Design(
+            name="pe",
+            factory=_pe,
+            params={"sram_words": 1024, "imem_words": 256, "num_colors": 8, "num_tasks": 16,
+                    "num_dsds": 16, "in_depth": 4},
+            description="processing element: task engine, DSD vector unit with FPU, 4 KiB SRAM "
+                        "bank (2 read ports), 1 KiB program memory",
+        ),
+        Design(
+            name="tile",
+            factory=_tile,
+            params={"spares": 1, "num_colors": 8, "queue_depth": 2, "sram_words": 1024,
+                    "imem_words": 256, "num_tasks": 16, "num_dsds": 16, "in_depth": 4,
+                    "fault_injection": False},
+            description="one physical tile: router + PE + configuration station + bypass shell",
+        ),
+        Design(
+            name="fabric2x2",
+            factory=_fabric,
+            params={"rows": 2, "cols": 2, "spares": 1, "num_colors": 8, "queue_depth": 2,
+                    "sram_words": 1024, "imem_words": 256, "num_tasks": 16, "num_dsds": 16,
+                    "in_depth": 4, "fault_injection": False},
+            description="2 x 2 logical fabric with 1 spare column: 2 x 3 physical tiles "
+                        "(wafer_tile instantiated by name)",
+            # Not the 2 x 3 array with 4 colours and 256-word SRAM banks: a tile with those
+            # parameters (and 4 tasks) still maps to about 19k LUT sites (16.8k LUT4 + 1.1k
+            # CCU2C), so six would need about 114k of the 83.6k. One row of two full-size
+            # tiles needs about 54k, so that is what is placed for an Fmax.
+            fallback={"rows": 1, "cols": 1},
+            fallback_note="one logical row and column with the same spare column, i.e. 1 x 2 "
+                          "physical tiles with exactly the same tile parameters; it has every "
+                          "path inside a tile and the E/W links between neighbouring tiles "
+                          "(through a shell's bypass), but its N/S ports are host ports, so "
+                          "the (2S+1):1 vertical selects between rows of the 2 x 2 fabric are "
+                          "not timed",
+            # On this variant (61 % of the logic cells) nextpnr's default router1 still had
+            # 169k of 202k arcs overused after 25 min, at 40 s per 1000 iterations and getting
+            # slower; router2 is nextpnr's other router, built for congested designs.
+            fallback_pnr_args=("--router", "router2"),
         ),
     ]
 }

@@ -9,7 +9,9 @@ statistics and this script condenses them into tables. It reads, from a design's
 * ``stat_generic.json`` and ``memories.json``: yosys ``stat -json -tech cmos`` after generic
   synthesis with the hierarchy kept, and the memories left as ``$mem_v2`` cells;
 * ``stat_ecp5.json``: yosys ``stat -json`` after ``synth_ecp5`` (flattened);
+* ``stat_ecp5_hier.json``: yosys ``stat -json`` after ``synth_ecp5 -noflatten`` (per module);
 * ``nextpnr_report.json`` and ``nextpnr.log``: nextpnr-ecp5's timing/utilisation report and log;
+* ``fallback/``: the same files for the smaller variant placed when the design does not fit;
 
 and writes ``synth/reports/<design>.json``, ``synth/reports/<design>.md`` and the table over all
 designs, ``synth/reports/summary.md``.
@@ -34,7 +36,9 @@ __all__ = [
     "DEVICES",
     "ECP5_RESOURCES",
     "build_report",
+    "ecp5_hier_summary",
     "fit_problems",
+    "params_text",
     "pnr_no_fit",
     "render_markdown",
     "render_summary",
@@ -83,6 +87,10 @@ _PNR_UTILISATION = {
     "TRELLIS_IO": "I/O pins",
 }
 
+#: Resources shown per module (the ones that count against the device, and carry cells).
+_HIER_COLUMNS = ("LUT4", "TRELLIS_FF", "CCU2C", "DP16KD", "MULT18X18D", "TRELLIS_DPR16X4")
+
+_PARAMOD = re.compile(r"^\$paramod\$\w+\\")
 _FF_TYPE = re.compile(r"^\$_(DFF|DFFE|SDFF|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|DLATCH|SR)_")
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
 _NO_FIT = re.compile(
@@ -107,6 +115,11 @@ def _name(module: str) -> str:
 def _transistors(value: Any) -> int:
     """yosys' ``estimated_num_transistors`` ("1234+") as an integer."""
     return int(str(value).rstrip("+") or 0)
+
+
+def _cell_type(name: str) -> str:
+    """An ECP5 cell type without backslash or ``$paramod$<hash>\\`` (``TRELLIS_DPR16X4``)."""
+    return _PARAMOD.sub("", _name(name))
 
 
 def generic_summary(stat: Mapping[str, Any], top: str,
@@ -220,6 +233,69 @@ def ecp5_summary(stat: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def ecp5_hier_summary(stat: Mapping[str, Any], top: str) -> dict[str, Any]:
+    """Condense yosys ``stat -json`` after ``synth_ecp5 -noflatten`` (one module per block).
+
+    Returns
+    -------
+    dict
+        ``modules``: per module below ``top`` its ``instances`` (how often it occurs in the
+        design), ``own`` (the ECP5 cells of :data:`ECP5_RESOURCES` in the module itself),
+        ``subtree`` (the same for one instance including its submodules), ``submodules``
+        (submodule -> count) and ``other_cells``; ``order``: the modules depth first from
+        ``top``; ``total``: the whole design.
+    """
+    raw = {_name(k): v for k, v in stat.get("modules", {}).items()}
+    modules: dict[str, dict[str, Any]] = {}
+    for name, mod in raw.items():
+        own: dict[str, int] = {}
+        subs: dict[str, int] = {}
+        for t, n in mod.get("num_cells_by_type", {}).items():
+            t = _cell_type(t)
+            if t.startswith("$scopeinfo"):
+                continue
+            target = subs if t in raw else own
+            target[t] = target.get(t, 0) + n
+        modules[name] = {
+            "own": {k: own.get(k, 0) for k in ECP5_RESOURCES},
+            "other_cells": {k: v for k, v in sorted(own.items()) if k not in ECP5_RESOURCES},
+            "instances": subs,
+        }
+    if top not in modules:
+        raise ValueError(f"top module {top!r} not in the yosys statistics ({', '.join(modules)})")
+
+    subtree: dict[str, dict[str, int]] = {}
+
+    def walk(name: str, seen: tuple[str, ...] = ()) -> dict[str, int]:
+        if name in seen:
+            raise ValueError(f"recursive hierarchy at module {name!r}")
+        if name not in subtree:
+            acc = dict(modules[name]["own"])
+            for sub, count in modules[name]["instances"].items():
+                for k, v in walk(sub, seen + (name,)).items():
+                    acc[k] += count * v
+            subtree[name] = acc
+        return subtree[name]
+
+    total = walk(top)
+    counts = _count_instances(modules, top)
+    order: list[str] = []
+
+    def dfs(name: str) -> None:
+        if name not in order:
+            order.append(name)
+            for sub in sorted(modules[name]["instances"]):
+                dfs(sub)
+
+    dfs(top)
+    out = {}
+    for name in order:
+        mod = modules[name]
+        out[name] = {"instances": counts[name], "own": mod["own"], "subtree": subtree[name],
+                     "submodules": mod["instances"], "other_cells": mod["other_cells"]}
+    return {"top": top, "modules": out, "order": order, "total": total}
+
+
 def fit_problems(resources: Mapping[str, int], device: str) -> list[str]:
     """Resources that certainly exceed ``device`` (checked before place and route).
 
@@ -296,12 +372,15 @@ def pnr_summary(report: Mapping[str, Any] | None, log_text: str = "") -> dict[st
         logic = sum(s["delay"] for s in path if s["type"] != "routing")
         routing = sum(s["delay"] for s in path if s["type"] == "routing")
         key = src.split()[-1] if src == dst else f"{src} -> {dst}"
+        nets = [s["net"] for s in path if s["type"] == "routing" and s.get("net")]
         out["critical_paths"][key] = {
             "from": path[0]["from"]["cell"],
             "to": path[-1]["to"]["cell"],
             "logic_ns": round(logic, 2),
             "routing_ns": round(routing, 2),
             "logic_levels": sum(1 for s in path if s["type"] == "logic"),
+            "modules": _path_modules(nets),
+            "nets": nets,
         }
     util = report.get("utilization", {})
     out["utilization"] = {
@@ -310,6 +389,25 @@ def pnr_summary(report: Mapping[str, Any] | None, log_text: str = "") -> dict[st
         if v.get("used") or k in ("TRELLIS_COMB", "TRELLIS_FF")
     }
     return out
+
+
+def _path_modules(nets: Sequence[str]) -> list[str]:
+    """The hierarchical scopes a path's nets belong to, in path order without repeats.
+
+    Flattening names a net of submodule ``pe.vu`` ``pe.vu.<name>``; nets of the top module (and
+    yosys' own ``$``-names) count as ``(top)``. Numeric segments (block RAM cells of a memory
+    ``imem`` are ``imem.0.0``) are dropped, so a memory counts as a scope of its own. A
+    heuristic: the names are those nextpnr reports, derived from the netlist's.
+    """
+    scopes: list[str] = []
+    for net in nets:
+        parts = net.split("[")[0].split(".")[:-1]
+        while parts and parts[-1].isdigit():
+            parts.pop()
+        scope = ".".join(parts) if parts and not net.startswith("$") else "(top)"
+        if not scopes or scopes[-1] != scope:
+            scopes.append(scope)
+    return scopes
 
 
 def build_report(build_dir: Path) -> dict[str, Any]:
@@ -340,6 +438,9 @@ def build_report(build_dir: Path) -> dict[str, Any]:
     if stat_generic:
         report["generic"] = generic_summary(stat_generic, meta["top"],
                                             _load(build_dir / "memories.json"))
+    stat_hier = _load(build_dir / "stat_ecp5_hier.json")
+    if stat_hier:
+        report["ecp5_hier"] = ecp5_hier_summary(stat_hier, meta["top"])
     stat_ecp5 = _load(build_dir / "stat_ecp5.json")
     device = meta.get("device", "LFE5U-85F")
     if stat_ecp5:
@@ -355,6 +456,7 @@ def build_report(build_dir: Path) -> dict[str, Any]:
                           log.read_text(errors="replace") if log.exists() else "")
         pnr["out_of_context"] = meta.get("out_of_context", True)
         pnr["seed"] = meta.get("seed")
+        pnr["args"] = meta.get("pnr_args", [])
         report["pnr"] = pnr
     report["timing"] = {
         "target_mhz": meta.get("freq_mhz"),
@@ -367,15 +469,31 @@ def build_report(build_dir: Path) -> dict[str, Any]:
     report["wall_seconds"]["total"] = meta.get("total_seconds")
     report["steps"] = {step: info.get("status") for step, info in meta.get("steps", {}).items()}
     report["logs"] = {
-        step: info["log"] for step, info in meta.get("steps", {}).items() if info.get("log")
+        step: info["log"] for step, info in meta.get("steps", {}).items()
+        if info.get("log") and step != "fallback"
     }
+    if meta.get("variant_of"):
+        report["variant_of"] = meta["variant_of"]
+    fb = meta.get("fallback")
+    if fb:
+        try:
+            sub = build_report(build_dir / fb["dir"])
+        except FileNotFoundError:
+            sub = {"status": "failed", "message": "the variant's run left no meta.json"}
+        report["fallback"] = {
+            "overrides": fb.get("overrides", {}),
+            "note": fb.get("note", ""),
+            **{k: sub[k] for k in ("design", "top", "parameters", "status", "message", "ecp5",
+                                   "pnr", "timing", "wall_seconds", "logs") if k in sub},
+        }
     return report
 
 
 # ---- rendering ------------------------------------------------------------------------------
 
 
-def _params(params: Mapping[str, Any]) -> str:
+def params_text(params: Mapping[str, Any]) -> str:
+    """``k=v, ...`` for a parameter mapping (``(none)`` when empty)."""
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "(none)"
 
 
@@ -417,7 +535,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += [report["description"], ""]
     status = _STATUS_TEXT.get(report["status"], report["status"])
     lines += [
-        f"- parameters: `{_params(report.get('parameters', {}))}`; top module `{report['top']}`"
+        f"- parameters: `{params_text(report.get('parameters', {}))}`; top module `{report['top']}`"
         f" (from {report.get('source') or '?'})",
         f"- status: **{status}**" + (f": {report['message']}" if report.get("message") else ""),
         f"- date: {report.get('date')}; tools: "
@@ -447,27 +565,23 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += _table(["packed cell", "what", "used", "available", "use"], rows, "llrrr")
         lines.append("")
 
-    timing = report.get("timing", {})
+    hier = report.get("ecp5_hier")
+    if hier:
+        lines += _render_hier(hier, ecp5)
+
     lines += ["## Timing", ""]
-    if timing.get("fmax_mhz"):
-        rows = []
-        for clk, f in timing["fmax_mhz"].items():
-            target = pnr.get("target_mhz", {}).get(clk, timing.get("target_mhz"))
-            rows.append((f"`{clk}`", f"{f:.2f}", f"{target:g}", "yes" if f >= target else "no"))
-        lines += _table(["clock", "Fmax (MHz)", "target (MHz)", "met"], rows)
-        for clk, cp in pnr.get("critical_paths", {}).items():
-            if "->" in clk:  # paths between clock edges or ports: kept in the JSON only
-                continue
-            total = cp["logic_ns"] + cp["routing_ns"]
-            lines += ["", f"Critical path (`{clk}`): {total:.2f} ns = {cp['logic_ns']:.2f} ns "
-                      f"logic ({cp['logic_levels']} levels) + {cp['routing_ns']:.2f} ns routing, "
-                      f"from `{cp['from']}` to `{cp['to']}`."]
-        lines += ["", "Place and route is out of context (`--out-of-context`: no I/O buffers, "
-                  "ports unconstrained, clock on general routing), so Fmax covers "
-                  "register-to-register paths inside the design and is indicative only."]
+    if report.get("timing", {}).get("fmax_mhz"):
+        lines += _render_timing(report)
+    elif report["status"] == "does_not_fit":
+        lines.append(f"**No Fmax for this design: it does not fit the "
+                     f"{(ecp5 or {}).get('device', 'device')}, so it was not placed and "
+                     f"routed.**" + (" The next section gives the Fmax of a smaller variant "
+                                     "that fits." if report.get("fallback") else ""))
     else:
         lines.append("No timing figures (place and route did not run or did not finish).")
     lines.append("")
+    if report.get("fallback"):
+        lines += _render_fallback(report["fallback"], report)
 
     gen = report.get("generic")
     if gen:
@@ -509,6 +623,101 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _render_timing(report: Mapping[str, Any]) -> list[str]:
+    """The Fmax table and critical paths of a placed design."""
+    timing, pnr = report.get("timing", {}), report.get("pnr", {})
+    rows = []
+    for clk, f in timing["fmax_mhz"].items():
+        target = pnr.get("target_mhz", {}).get(clk, timing.get("target_mhz"))
+        rows.append((f"`{clk}`", f"{f:.2f}", f"{target:g}", "yes" if f >= target else "no"))
+    lines = _table(["clock", "Fmax (MHz)", "target (MHz)", "met"], rows)
+    for clk, cp in pnr.get("critical_paths", {}).items():
+        if "->" in clk:  # paths between clock edges or ports: kept in the JSON only
+            continue
+        total = cp["logic_ns"] + cp["routing_ns"]
+        lines += ["", f"Critical path (`{clk}`): {total:.2f} ns = {cp['logic_ns']:.2f} ns "
+                  f"logic ({cp['logic_levels']} levels) + {cp['routing_ns']:.2f} ns routing, "
+                  f"from `{cp['from']}` to `{cp['to']}`."]
+        if cp.get("modules"):
+            lines[-1] += (" Scopes of its nets, in path order: "
+                          + " → ".join(f"`{m}`" for m in cp["modules"]) + ".")
+    lines += ["", "Place and route is out of context (`--out-of-context`: no I/O buffers, "
+              "ports unconstrained, clock on general routing), so Fmax covers "
+              "register-to-register paths inside the design and is indicative only."]
+    if pnr.get("args"):
+        lines[-1] += f" Extra nextpnr options: `{' '.join(pnr['args'])}`."
+    return lines
+
+
+def _render_hier(hier: Mapping[str, Any], ecp5: Mapping[str, Any] | None) -> list[str]:
+    """The per-module table of ``synth_ecp5 -noflatten``."""
+    lines = ["## ECP5 resources per module (`synth_ecp5 -noflatten`)", "",
+             "A second `synth_ecp5` run with the hierarchy kept. *Own* counts the cells of the "
+             "module itself; *with submodules* counts one instance including everything below "
+             "it; *share* is that times the instances, over this run's total LUT4. Without "
+             "flattening, yosys cannot optimise across module boundaries (constant ports, "
+             "unused outputs), but ABC also maps each module's logic on its own, so the "
+             "totals differ from the flattened run's"
+             + (f" ({ecp5['resources']['LUT4']} LUT4)" if ecp5 else "")
+             + " in either direction; the flattened figures are the ones placed.", ""]
+    total_lut = hier["total"].get("LUT4", 0)
+    rows = []
+    for name in hier["order"]:
+        m = hier["modules"][name]
+        own, sub = m["own"], m["subtree"]
+        share = _pct(m["instances"] * sub["LUT4"], total_lut)
+        rows.append((f"`{name}`", m["instances"], own["LUT4"], own["TRELLIS_FF"], own["CCU2C"],
+                     sub["LUT4"], sub["TRELLIS_FF"], sub["DP16KD"], sub["MULT18X18D"],
+                     sub["TRELLIS_DPR16X4"], share))
+    t = hier["total"]
+    rows.append(("**total**", "", "", "", "", t["LUT4"], t["TRELLIS_FF"], t["DP16KD"],
+                 t["MULT18X18D"], t["TRELLIS_DPR16X4"], "100.0 %"))
+    lines += _table(["module", "instances", "LUT4 own", "FF own", "CCU2C own",
+                     "LUT4 with submodules", "FF with submodules", "DP16KD", "MULT18X18D",
+                     "DPR16X4", "share of LUT4"], rows, "lrrrrrrrrrr")
+    lines.append("")
+    return lines
+
+
+def _render_fallback(fb: Mapping[str, Any], report: Mapping[str, Any]) -> list[str]:
+    """The section on the smaller variant placed instead of a design that does not fit."""
+    name = report["design"]
+    lines = [f"## Fmax of a smaller variant (not of `{name}` itself)", "",
+             f"`{name}` does not fit the device, so the flow synthesised, placed and routed a "
+             f"smaller variant instead, with `{params_text(fb.get('overrides', {}))}` changed: "
+             f"`{params_text(fb.get('parameters', {}))}`, top module `{fb.get('top', '?')}`."]
+    if fb.get("note"):
+        lines[-1] += f" What it stands for: {fb['note']}."
+    lines.append("")
+    status = _STATUS_TEXT.get(fb.get("status", ""), fb.get("status", "?"))
+    lines.append(f"- status of the variant: **{status}**"
+                 + (f": {fb['message']}" if fb.get("message") else ""))
+    res = fb.get("ecp5", {}).get("resources")
+    if res:
+        avail = fb.get("ecp5", {}).get("available", {})
+        lines.append("- its resources (flattened `synth_ecp5`): " + ", ".join(
+            f"{k} {res.get(k, 0)}" + (f" ({_pct(res.get(k, 0), avail[k])})" if k in avail
+                                      else "")
+            for k in ("LUT4", "TRELLIS_FF", "CCU2C", "DP16KD", "MULT18X18D", "TRELLIS_DPR16X4")))
+    util = fb.get("pnr", {}).get("utilization", {})
+    if util.get("TRELLIS_COMB"):
+        u = util["TRELLIS_COMB"]
+        lines.append(f"- after packing: TRELLIS_COMB {u['used']} / {u['available']} "
+                     f"({_pct(u['used'], u['available'])})")
+    wall = fb.get("wall_seconds", {})
+    if wall.get("total") is not None:
+        lines.append(f"- wall time: {wall['total']:.0f} s ("
+                     + ", ".join(f"{k} {v:.0f} s" for k, v in wall.items()
+                                 if k != "total" and isinstance(v, (int, float))) + ")")
+    lines.append("")
+    if fb.get("timing", {}).get("fmax_mhz"):
+        lines += _render_timing(fb)
+    else:
+        lines.append("The variant produced no timing figures either.")
+    lines.append("")
+    return lines
+
+
 def _status_short(report: Mapping[str, Any]) -> str:
     status = report["status"]
     if status == "failed":
@@ -518,6 +727,12 @@ def _status_short(report: Mapping[str, Any]) -> str:
         return "placed and routed, timing not met"
     if status == "ok":
         return "placed and routed, timing met"
+    if status == "does_not_fit":
+        device = report.get("ecp5", {}).get("device", "the device")
+        fb = report.get("fallback")
+        if fb and fb.get("timing", {}).get("fmax_mhz"):
+            return f"does not fit {device} (Fmax of a smaller variant)"
+        return f"does not fit {device}"
     return _STATUS_TEXT.get(status, status)
 
 
@@ -533,10 +748,13 @@ def render_summary(reports: Sequence[Mapping[str, Any]]) -> str:
         target = r.get("timing", {}).get("target_mhz")
         rows.append((
             f"[`{r['design']}`]({r['design']}.md)",
-            f"`{_params(r.get('parameters', {}))}`",
+            f"`{params_text(r.get('parameters', {}))}`",
             res.get("LUT4", "—"), res.get("TRELLIS_FF", "—"), res.get("DP16KD", "—"),
             res.get("TRELLIS_DPR16X4", "—"), res.get("MULT18X18D", "—"), res.get("CCU2C", "—"),
-            _fmax_text(r), f"{target:g}" if target else "—",
+            _fmax_text(r) if r.get("timing", {}).get("fmax_mhz")
+            else _fmax_text(r.get("fallback", {})).join("()") + "†"
+            if r.get("fallback", {}).get("timing", {}).get("fmax_mhz") else "—",
+            f"{target:g}" if target else "—",
             r.get("generic", {}).get("total", {}).get("cells", "—"),
             _status_short(r),
             f"{r['wall_seconds']['total']:.0f}"
@@ -546,6 +764,16 @@ def render_summary(reports: Sequence[Mapping[str, Any]]) -> str:
                      "CCU2C", "Fmax (MHz)", "target (MHz)", "generic cells", "status",
                      "wall time (s)"], rows, "llrrrrrrrrrlr")
     lines.append("")
+    notes = []
+    for r in reports:
+        fb = r.get("fallback")
+        if r["status"] == "does_not_fit" and fb and fb.get("timing", {}).get("fmax_mhz"):
+            notes.append(f"† `{r['design']}` does not fit the device: its row gives its synthesis "
+                         f"area, and the Fmax in parentheses is that of a smaller variant "
+                         f"(`{params_text(fb.get('overrides', {}))}`), not its own; see "
+                         f"[{r['design']}.md]({r['design']}.md).")
+    if notes:
+        lines += notes + [""]
     return "\n".join(lines)
 
 
@@ -597,7 +825,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
             print("wrote " + ", ".join(str(p) for p in paths))
-    print(f"wrote {write_summary(args.reports_dir)}")
+    try:  # registry order, as run.py writes it
+        from designs import DESIGNS
+        order: Sequence[str] = list(DESIGNS)
+    except ImportError:
+        order = ()
+    print(f"wrote {write_summary(args.reports_dir, order=order)}")
     return 0
 
 

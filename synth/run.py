@@ -226,13 +226,19 @@ class Progress:
 
 
 def synthesise(design: registry.Design, args: argparse.Namespace,
-               tools: dict[str, str], versions: dict[str, str]) -> dict[str, Any]:
+               tools: dict[str, str], versions: dict[str, str], *,
+               work: Path | None = None, variant_of: str | None = None) -> dict[str, Any]:
     """Run the flow for one design; write ``meta.json`` and return it.
 
     Tool failures are caught and recorded (``status`` ``failed``, with the step and log), as is
-    a design that does not fit (``does_not_fit``), so that the other designs still run.
+    a design that does not fit (``does_not_fit``), so that the other designs still run. A design
+    that does not fit and names a ``fallback`` then has that smaller variant synthesised, placed
+    and routed in ``<work>/fallback/`` (``meta["fallback"]``).
+
+    ``variant_of`` marks such a variant: it skips the generic and per-module steps (its area is
+    not what the report is about) and names the design it stands for.
     """
-    work = args.build_dir / design.name
+    work = work or args.build_dir / design.name
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -246,6 +252,7 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
         "package": PACKAGE,
         "freq_mhz": freq,
         "seed": args.seed,
+        "pnr_args": list(design.pnr_args),
         "out_of_context": True,
         "tools": versions,
         "host": {"cpus": os.cpu_count(), "platform": platform.platform(terse=True)},
@@ -253,8 +260,12 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
         "status": "failed",
         "steps": {},
     }
+    if variant_of:
+        meta["variant_of"] = variant_of
     steps = meta["steps"]
-    progress = Progress(design.name, 3 if args.no_pnr else 4)
+    full = variant_of is None
+    # elaborate, synth_ecp5; generic and per-module synthesis; place and route
+    progress = Progress(design.name, 2 + (2 if full else 0) + (0 if args.no_pnr else 1))
     t_start = time.perf_counter()
     current = "elaborate"
 
@@ -272,21 +283,22 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
                work / "elaborate.log")
 
         # 2. generic synthesis, hierarchy kept
-        current = "yosys_generic"
-        t0 = progress.start("yosys generic synth")
-        log = work / "yosys_generic.log"
-        script = render("generic.ys", work / "generic.ys", read=read, top=top,
-                        stat_json="stat_generic.json", memories_json="memories.json")
-        run_tool([tools["yosys"], "-s", script.name], log, work, args.timeout)
-        gen = reporting.generic_summary(
-            json.loads((work / "stat_generic.json").read_text()), top,
-            json.loads((work / "memories.json").read_text()))
-        t = gen["total"]
-        record(current, "ok", progress.done(
-            t0, f"{t['cells']} cells, {t['flip_flops']} FFs, {t['memory_bits']} memory bits, "
-                f"{len(gen['modules'])} modules"), log)
+        if full:
+            current = "yosys_generic"
+            t0 = progress.start("yosys generic synth")
+            log = work / "yosys_generic.log"
+            script = render("generic.ys", work / "generic.ys", read=read, top=top,
+                            stat_json="stat_generic.json", memories_json="memories.json")
+            run_tool([tools["yosys"], "-s", script.name], log, work, args.timeout)
+            gen = reporting.generic_summary(
+                json.loads((work / "stat_generic.json").read_text()), top,
+                json.loads((work / "memories.json").read_text()))
+            t = gen["total"]
+            record(current, "ok", progress.done(
+                t0, f"{t['cells']} cells, {t['flip_flops']} FFs, {t['memory_bits']} memory "
+                    f"bits, {len(gen['modules'])} modules"), log)
 
-        # 3. ECP5 synthesis
+        # 3. ECP5 synthesis, flattened: the netlist for place and route
         current = "yosys_ecp5"
         t0 = progress.start("yosys synth_ecp5")
         log = work / "yosys_ecp5.log"
@@ -300,7 +312,21 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
                 f"{r['TRELLIS_DPR16X4']} DPR16X4, {r['MULT18X18D']} MULT18X18D, "
                 f"{r['CCU2C']} CCU2C"), log)
 
-        # 4. place and route
+        # 4. ECP5 synthesis with the hierarchy kept: resources per module
+        if full:
+            current = "yosys_ecp5_hier"
+            t0 = progress.start("yosys synth_ecp5 -noflatten")
+            log = work / "yosys_ecp5_hier.log"
+            script = render("ecp5_hier.ys", work / "ecp5_hier.ys", read=read, top=top,
+                            stat_json="stat_ecp5_hier.json")
+            run_tool([tools["yosys"], "-s", script.name], log, work, args.timeout)
+            hier = reporting.ecp5_hier_summary(
+                json.loads((work / "stat_ecp5_hier.json").read_text()), top)
+            record(current, "ok", progress.done(
+                t0, f"{len(hier['modules'])} modules, {hier['total']['LUT4']} LUT4 "
+                    f"without cross-module optimisation"), log)
+
+        # 5. place and route
         current = "nextpnr"
         if args.no_pnr:
             record(current, "skipped", None, None)
@@ -316,7 +342,7 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
             argv = [tools["nextpnr"], NEXTPNR_DEVICE_FLAG, "--package", PACKAGE,
                     "--json", "ecp5.json", "--out-of-context", "--freq", f"{freq:g}",
                     "--seed", str(args.seed), "--timing-allow-fail",
-                    "--report", "nextpnr_report.json"]
+                    "--report", "nextpnr_report.json", *design.pnr_args]
             try:
                 run_tool(argv, log, work, args.timeout)
             except StepError as exc:
@@ -331,7 +357,20 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
             meta["status"] = "ok"
     except NoFit as exc:
         meta["status"], meta["message"] = "does_not_fit", str(exc)
-        print(f"[{design.name}] does not fit: {exc}", flush=True)
+        print(f"[{design.name}] DOES NOT FIT: {exc}", flush=True)
+        variant = design.fallback_design() if full else None
+        if variant is not None:
+            print(f"[{design.name}] its synthesis area is reported; for an Fmax, placing a "
+                  f"smaller variant instead: {reporting.params_text(design.fallback or {})}",
+                  flush=True)
+            t0 = time.perf_counter()
+            sub = synthesise(variant, args, tools, versions, work=work / "fallback",
+                             variant_of=design.name)
+            steps["fallback"] = {"status": sub["status"],
+                                 "seconds": round(time.perf_counter() - t0, 2),
+                                 "log": _rel(work / "fallback")}
+            meta["fallback"] = {"dir": "fallback", "overrides": dict(design.fallback or {}),
+                                "note": design.fallback_note, "status": sub["status"]}
     except StepError as exc:
         seconds = time.perf_counter() - t0
         record(current, "failed", seconds, exc.log)
@@ -409,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"reports {', '.join(_rel(p) for p in paths)}", flush=True)
         if meta["status"] == "failed":
             failed.append(design.name)
+        elif meta.get("fallback", {}).get("status") == "failed":
+            failed.append(f"{design.name} (its smaller variant)")
     summary = reporting.write_summary(args.reports_dir, order=list(registry.DESIGNS))
     print(f"summary: {_rel(summary)}")
     if failed:
