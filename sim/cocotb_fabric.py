@@ -177,6 +177,8 @@ async def serve(dut):
                 timeout = False
                 while True:
                     await ClockCycles(dut.clk, 1)
+                    if int(dut.error.value):  # a PE fault or a dropped wavelet: stop here
+                        break
                     done = (all(s.pending == 0 for s in sources.values())
                             and all(len(sinks[p].received) >= n for p, n in expect.items())
                             and int(dut.idle.value))

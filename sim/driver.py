@@ -40,7 +40,8 @@ import numpy as np
 
 from fabric.array import FabricParams, chain_order, emit_verilog
 from fabric.repair import RepairMap, repair
-from pe.isa import AddressMap
+from pe.isa import AddressMap, ErrorFlag
+from router.router import Router
 
 from .asm import PEImage
 from .config_packets import (
@@ -56,11 +57,11 @@ from .config_packets import (
     write_packets,
 )
 from .fabric_model import FabricModel
-from .routes import RouteTable
+from .routes import RouteTable, check_acyclic
 from .wavelet import Wavelet
 
-__all__ = ["TileProgram", "FabricImage", "RunResult", "RunTimeout", "DriverError",
-           "FabricDriver", "FAULT_MODES"]
+__all__ = ["TileProgram", "FabricImage", "RunResult", "RunTimeout", "FabricError",
+           "DriverError", "FabricDriver", "FAULT_MODES"]
 
 #: Fault-injection modes for defective tiles (RTL builds with fault injection).
 FAULT_MODES = {"none": 0, "random": 1, "stuck": 2}
@@ -90,6 +91,49 @@ class RunTimeout(DriverError):
             f"{busy_tiles or 'none'}; host ports still sending {pending or 'none'}; "
             f"outputs still expected {missing or 'none'} (received so far: "
             f"{self.received or 'nothing'})")
+
+
+#: Tile configuration word of the router's sticky drop counter (read: count; write: clear).
+DROPPED_ADDR = ROUTER_BASE + Router.STATUS_ADDR
+
+_ERROR_TEXT = {
+    ErrorFlag.BOUNDS: "a memory DSD element fell outside SRAM",
+    ErrorFlag.OPCODE: "unknown opcode",
+    ErrorFlag.OPERANDS: "illegal operand combination",
+    ErrorFlag.CONFIG_BUSY: "configuration access while running",
+    ErrorFlag.TASK: "task id beyond the task table",
+}
+
+
+class FabricError(DriverError):
+    """A run stopped because tiles raised their error line: a PE fault or dropped wavelets.
+
+    The fabric's ``error`` output is the OR of every working tile's PE error flags and router
+    drop counter (both sticky until the next :meth:`FabricDriver.load`); a run ends as soon as
+    it rises instead of waiting for its cycle limit.
+
+    Attributes
+    ----------
+    tiles : dict[(row, col), (ErrorFlag, int)]
+        Per logical tile with a problem: its PE's error flags and the number of wavelets its
+        router dropped (saturating at 65535).
+    cycles : int or None
+        Cycles from the start of the run to the error (RTL; ``None`` on golden).
+    """
+
+    def __init__(self, tiles: dict[tuple[int, int], tuple[ErrorFlag, int]], cycles: int | None):
+        self.tiles, self.cycles = tiles, cycles
+        parts = []
+        for (r, c), (flags, dropped) in sorted(tiles.items()):
+            what = [f"PE fault {f.name} ({_ERROR_TEXT.get(f, 'see docs/isa.md')})"
+                    for f in ErrorFlag if f in flags]
+            if dropped:
+                what.append(f"router dropped {dropped} wavelet(s) whose colour has no route "
+                            f"accepting the port they arrived on")
+            parts.append(f"tile ({r}, {c}): " + ", ".join(what))
+        when = f" after {cycles} cycles" if cycles is not None else ""
+        super().__init__(f"the fabric stopped with an error{when}: "
+                         + ("; ".join(parts) or "no tile reports one any more"))
 
 
 @dataclass
@@ -188,7 +232,11 @@ class _GoldenBackend:
         self.model.send(port[0], int(port[1:]), [Wavelet(d, c, k) for d, c, k in wavelets])
 
     def run(self, max_cycles: int, expect: dict[str, int]) -> dict:
-        self.model.run()
+        try:
+            self.model.run()
+        except RuntimeError as exc:  # never settles: e.g. tasks that keep activating each other
+            raise DriverError(f"the golden model did not settle: {exc}; busy logical tiles "
+                              f"{self.model.busy_tiles()}") from exc
         received = {}
         for (edge, index), ws in list(self.model.host_out.items()):
             received[f"{edge}{index}"] = [(w.data, w.color, w.ctrl) for w in ws]
@@ -196,8 +244,10 @@ class _GoldenBackend:
         missing = {p: n - len(received.get(p, [])) for p, n in expect.items()
                    if len(received.get(p, [])) < n}
         busy = self.model.busy_tiles()
+        error = (any(pe.errors for row in self.model.pes for pe in row)
+                 or any(any(row) for row in self.model.dropped))
         return {"cycles": None, "received": received, "timeout": bool(missing),
-                "busy_logical": busy, "pending": {}, "error": 0}
+                "busy_logical": busy, "pending": {}, "error": int(error)}
 
     def set_faults(self, modes) -> None:
         pass
@@ -408,22 +458,25 @@ class FabricDriver:
         self._running = run
 
     def load(self, image: FabricImage) -> None:
-        """Stop every PE, clear it (errors, counters, queues), zero its SRAM, program, task and
-        DSD tables and registers, then write every tile's routes and PE image through the
-        configuration chain.
+        """Stop every PE, clear it (errors, counters, queues) and its router's drop counter, zero
+        its SRAM, program, task and DSD tables and registers, then write every tile's routes and
+        PE image through the configuration chain.
 
         Raises
         ------
         ValueError
             If the image names a tile outside the logical array.
+        RouteCycleError
+            (a ``ValueError``) If the route tables send a colour around a loop.
         """
         R, C = self.params.rows, self.params.cols
         for r, c in image.tiles:
             if not (0 <= r < R and 0 <= c < C):
                 raise ValueError(f"the image has a program for tile ({r}, {c}), outside the "
                                  f"{R} x {C} array")
+        check_acyclic({tile: prog.routes for tile, prog in image.tiles.items()}, R, C)
         prm = self.params
-        words = self._broadcast(AddressMap.CTRL, [2])
+        words = self._broadcast(AddressMap.CTRL, [2]) + self._broadcast(DROPPED_ADDR, [0])
         for addr, count in ((AddressMap.SRAM, prm.sram_words), (AddressMap.IMEM, prm.imem_words),
                             (AddressMap.TASKS, prm.num_tasks), (AddressMap.DSDS, 2 * prm.num_dsds),
                             (AddressMap.REGS, 8)):
@@ -478,6 +531,9 @@ class FabricDriver:
 
         Raises
         ------
+        FabricError
+            If a tile raised its error line (PE fault or dropped wavelet); the run stops there.
+            Names each tile and what went wrong.
         RunTimeout
             If the limit is reached; names the busy logical tiles and what was still expected.
         """
@@ -487,6 +543,8 @@ class FabricDriver:
         out = self._backend.run(max_cycles, expect_ports)
         received = {(p[0], int(p[1:])): [Wavelet(d, c, k) for d, c, k in ws]
                     for p, ws in out["received"].items()}
+        if out["error"]:
+            raise FabricError(self.errors(), out["cycles"])
         if out["timeout"]:
             if "busy_logical" in out:
                 busy = out["busy_logical"]
@@ -502,6 +560,25 @@ class FabricDriver:
             for (r, c), words in self.read_many(AddressMap.BUSY_CYCLES, 4).items():
                 busy[r, c], macs[r, c], _, elements[r, c] = words
         return RunResult(out["cycles"], received, macs, elements, busy)
+
+    def errors(self) -> dict[tuple[int, int], tuple[ErrorFlag, int]]:
+        """The sticky errors of every logical tile that has one, read through the chain.
+
+        Returns
+        -------
+        dict[(row, col), (ErrorFlag, int)]
+            PE error flags (STATUS bits [15:8]) and router drop count; tiles without either
+            are left out.
+        """
+        status = self.read_many(AddressMap.STATUS, 1)
+        dropped = self.read_many(DROPPED_ADDR, 1)
+        found = {}
+        for tile, (word,) in status.items():
+            flags = ErrorFlag(word >> AddressMap.ERROR_SHIFT & 0xFF)
+            drops = dropped[tile][0]
+            if flags or drops:
+                found[tile] = (flags, drops)
+        return found
 
     def _busy_tiles(self, tile_idle: int) -> list[tuple[int, int]]:
         P = self.params.physical_cols

@@ -8,12 +8,12 @@ word of a route is ``rx | tx << 5`` (see :class:`router.Router`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hdl.ports import NUM_PORTS, PORT_NAMES, mask_of
+from hdl.ports import NUM_PORTS, OPPOSITE, PORT_NAMES, RAMP, E, N, S, W, mask_of
 
-__all__ = ["Route", "RouteTable"]
+__all__ = ["Route", "RouteTable", "RouteCycleError", "find_route_cycle", "check_acyclic"]
 
 
 def _mask_names(mask: int) -> str:
@@ -113,3 +113,100 @@ class RouteTable:
     def __str__(self):
         lines = [f"colour {c:2d}: {self[c]}" for c in range(self.num_colors) if self[c] != Route()]
         return "\n".join(lines) if lines else "(no routes)"
+
+
+class RouteCycleError(ValueError):
+    """Route tables that send a colour around a loop (see :func:`check_acyclic`).
+
+    Attributes
+    ----------
+    color : int
+    hops : list of (row, col, in_port, out_port)
+        The loop, one entry per router on it, port names as in :mod:`hdl.ports`.
+    """
+
+    def __init__(self, color: int, hops: list[tuple[int, int, str, str]]):
+        self.color, self.hops = color, hops
+        path = " -> ".join(f"({r}, {c}) in {i.upper()} out {o.upper()}" for r, c, i, o in hops)
+        first = hops[0]
+        super().__init__(
+            f"colour {color} has a routing loop: {path} -> ({first[0]}, {first[1]}); a wavelet "
+            f"of this colour would circulate forever. Remove one of these hops from the route "
+            f"tables.")
+
+
+_STEP = {N: (-1, 0), S: (1, 0), W: (0, -1), E: (0, 1)}
+
+
+def find_route_cycle(tables: Mapping[tuple[int, int], RouteTable], rows: int, cols: int):
+    """The first routing loop in a logical ``rows × cols`` array, or ``None``.
+
+    A wavelet of colour ``c`` arriving at router ``(r, c)`` on port ``p`` that the route accepts
+    goes to every port of ``tx``; the neighbours' input ports are followed (the RAMP and the
+    array's edges end a path). Routers without a table drop everything.
+
+    Returns
+    -------
+    (color, hops) or None
+        ``hops`` as in :class:`RouteCycleError`.
+    """
+    colors = max((t.num_colors for t in tables.values()), default=0)
+    for color in range(colors):
+        def accepts(r, c, p, color=color):
+            table = tables.get((r, c))
+            return table is not None and table.accepts(p, color)
+
+        def successors(node, color=color):
+            r, c, p = node
+            tx = tables[r, c][color].tx
+            for o in range(NUM_PORTS):
+                if o == RAMP or not tx >> o & 1:
+                    continue
+                dr, dc = _STEP[o]
+                nr, nc = r + dr, c + dc
+                if 0 <= nr < rows and 0 <= nc < cols and accepts(nr, nc, OPPOSITE[o]):
+                    yield o, (nr, nc, OPPOSITE[o])
+
+        state: dict[tuple[int, int, int], int] = {}  # 1 on the DFS stack, 2 done
+        for start in ((r, c, p) for (r, c) in sorted(tables) for p in range(NUM_PORTS)
+                      if 0 <= r < rows and 0 <= c < cols and accepts(r, c, p)):
+            if start in state:
+                continue
+            stack = [(start, None, successors(start))]  # node, out port taken, iterator
+            state[start] = 1
+            while stack:
+                node, _, it = stack[-1]
+                step = next(it, None)
+                if step is None:
+                    state[node] = 2
+                    stack.pop()
+                    continue
+                out_port, nxt = step
+                stack[-1] = (node, out_port, it)
+                if state.get(nxt) == 1:
+                    on_loop = stack[[s[0] for s in stack].index(nxt):]
+                    hops = [(n[0][0], n[0][1], PORT_NAMES[n[0][2]], PORT_NAMES[n[1]])
+                            for n in on_loop]
+                    return color, hops
+                if nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, None, successors(nxt)))
+    return None
+
+
+def check_acyclic(tables: Mapping[tuple[int, int], RouteTable], rows: int, cols: int) -> None:
+    """Refuse route tables with a routing loop.
+
+    Parameters
+    ----------
+    tables : mapping (row, col) -> RouteTable
+        Route tables of a logical ``rows × cols`` array; missing routers drop everything.
+
+    Raises
+    ------
+    RouteCycleError
+        Naming the colour and the routers and ports on the loop.
+    """
+    found = find_route_cycle(tables, rows, cols)
+    if found is not None:
+        raise RouteCycleError(*found)
