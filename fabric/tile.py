@@ -34,6 +34,8 @@ from hdl.wavelet import LinkSignature
 from pe.pe import PE
 from router import Router
 
+from .repair import MAX_SPARES
+
 __all__ = ["Tile", "TILE_ADDR_WIDTH", "ROUTER_BASE", "select_bits"]
 
 TILE_ADDR_WIDTH = 19
@@ -60,6 +62,12 @@ class Tile(wiring.Component):
     fault_injection : bool
         Add the ``fault_mode`` input (simulation only).
 
+    Raises
+    ------
+    ValueError
+        If ``spares`` is not an integer from 0 to ``MAX_SPARES`` (7; the shell register's
+        select fields are sized for it), or a router or PE parameter is invalid.
+
     Members
     -------
     in_n, in_e, in_s, in_w : ``In(LinkSignature(num_colors))``
@@ -82,6 +90,9 @@ class Tile(wiring.Component):
     def __init__(self, *, spares: int = 1, num_colors: int = 8, queue_depth: int = 2,
                  sram_words: int = 1024, imem_words: int = 256, num_tasks: int = 16,
                  num_dsds: int = 16, in_depth: int = 4, fault_injection: bool = False):
+        if isinstance(spares, bool) or not isinstance(spares, int) \
+                or not 0 <= spares <= MAX_SPARES:
+            raise ValueError(f"spares must be an integer from 0 to {MAX_SPARES}, not {spares!r}")
         # Constructing the blocks validates their parameters.
         self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
         self.pe = PE(sram_words=sram_words, imem_words=imem_words, num_colors=num_colors,

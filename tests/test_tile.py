@@ -1,0 +1,20 @@
+# amaranth: UnusedElaboratable=no
+# (the tiles here are built with bad parameters on purpose and never used.)
+"""Tile parameters: the shell register's select fields hold at most MAX_SPARES spares."""
+
+import pytest
+
+from fabric.repair import MAX_SPARES
+from fabric.tile import Tile, select_bits
+
+
+@pytest.mark.parametrize("spares", [-1, MAX_SPARES + 1, 1.5, True, "1"])
+def test_bad_spares_raise(spares):
+    with pytest.raises(ValueError, match=rf"spares must be an integer from 0 to {MAX_SPARES}"):
+        Tile(spares=spares)
+
+
+def test_select_width_covers_every_offset():
+    for spares in range(MAX_SPARES + 1):
+        assert 2 ** select_bits(spares) >= 2 * spares + 1  # offsets -S..S, stored + S
+    assert Tile(spares=MAX_SPARES).spares == MAX_SPARES
