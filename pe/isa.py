@@ -74,14 +74,16 @@ class Op(enum.IntEnum):
     IADD = 0x28    # dst = src0 + src1 (int32, wrapping)
     IMUL = 0x29    # dst = src0 * src1 (low 32 bits)
     IMAC = 0x2A    # dst = dst + src0 * src1 (int32, wrapping)
+    IMAX = 0x2B    # dst = max(src0, src1) (signed int32; ReLU of an int32 accumulation)
 
 
-VECTOR_OPS = frozenset({Op.MOV, Op.FADD, Op.FMUL, Op.FMAC, Op.FMAX, Op.IADD, Op.IMUL, Op.IMAC})
+VECTOR_OPS = frozenset({Op.MOV, Op.FADD, Op.FMUL, Op.FMAC, Op.FMAX, Op.IADD, Op.IMUL, Op.IMAC,
+                        Op.IMAX})
 #: Vector operations that read their destination (accumulate).
 ACCUMULATING_OPS = frozenset({Op.FMAC, Op.IMAC})
 #: Vector operations that read src1.
 TWO_SOURCE_OPS = VECTOR_OPS - {Op.MOV}
-INTEGER_OPS = frozenset({Op.IADD, Op.IMUL, Op.IMAC})
+INTEGER_OPS = frozenset({Op.IADD, Op.IMUL, Op.IMAC, Op.IMAX})
 #: Operations counted as multiply-accumulates by the MAC counter.
 MAC_OPS = frozenset({Op.FMAC, Op.IMAC})
 

@@ -29,8 +29,10 @@ from hdl.formats import Format
 from hdl.sram import SRAMBank, check_sram_words
 from hdl.wavelet import LinkSignature, check_num_colors
 from pe.isa import (
+    INTEGER_OPS,
     MAX_DSDS,
     NUM_REGS,
+    VECTOR_OPS,
     WAVELET_REG,
     AddressMap,
     DsdKind,
@@ -217,12 +219,10 @@ class PE(wiring.Component):
         src1, src1_len = operand(fc, "op_src1")
 
         is_vector = Signal()
-        m.d.comb += is_vector.eq(Cat(opcode == op for op in
-                                     (Op.MOV, Op.FADD, Op.FMUL, Op.FMAC, Op.FMAX,
-                                      Op.IADD, Op.IMUL, Op.IMAC)).any())
+        m.d.comb += is_vector.eq(Cat(opcode == op for op in sorted(VECTOR_OPS)).any())
         two_src = opcode != Op.MOV
         accumulate = (opcode == Op.FMAC) | (opcode == Op.IMAC)
-        int_op = (opcode == Op.IADD) | (opcode == Op.IMUL) | (opcode == Op.IMAC)
+        int_op = Cat(opcode == op for op in sorted(INTEGER_OPS)).any()
 
         def is_float_fmt(f):
             return f <= Format.E5M2
@@ -289,7 +289,7 @@ class PE(wiring.Component):
                 m.d.comb += uses.eq((1 << fa[:3]) | (1 << fb[:3]) | (1 << fc[:3]))
             with m.Case(Op.BNZ, Op.BZ, Op.DSETB, Op.DADDB, Op.DSETL):
                 m.d.comb += uses.eq(1 << fb[:3])
-            with m.Case(Op.MOV, Op.FADD, Op.FMUL, Op.FMAC, Op.FMAX, Op.IADD, Op.IMUL, Op.IMAC):
+            with m.Case(*sorted(VECTOR_OPS)):
                 parts = []
                 for o, u in [(dst, Const(1))] + srcs:
                     parts.append(Mux(u & (o.kind == DsdKind.REG), 1 << o.base[:3], 0))
@@ -337,8 +337,7 @@ class PE(wiring.Component):
                 with m.Case(Op.ACT, Op.BLK, Op.UNBLK):
                     with m.If(~task_ok):
                         m.d.comb += fault.eq(ErrorFlag.TASK)
-                with m.Case(Op.MOV, Op.FADD, Op.FMUL, Op.FMAC, Op.FMAX,
-                            Op.IADD, Op.IMUL, Op.IMAC):
+                with m.Case(*sorted(VECTOR_OPS)):
                     with m.If(illegal_operands):
                         m.d.comb += fault.eq(ErrorFlag.OPERANDS)
                     with m.Elif(out_of_bounds):

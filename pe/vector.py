@@ -398,7 +398,7 @@ class VectorUnit(wiring.Component):
             addend_d = nxt
         m.d.comb += [fadd.a.eq(fmul.result), fadd.b.eq(addend_d)]
 
-        # Side results: integer ops, FMAX, MOV.
+        # Side results: integer ops (IADD, IMUL, IMAC, IMAX), FMAX, MOV.
         xs, ys = x.as_signed(), y.as_signed()
         product = Signal(32)
         m.d.comb += product.eq((xs * ys)[:32])
@@ -417,6 +417,8 @@ class VectorUnit(wiring.Component):
                 m.d.comb += side.eq(product + z)
             with m.Case(Op.FMAX):
                 m.d.comb += side.eq(fmax)
+            with m.Case(Op.IMAX):
+                m.d.comb += side.eq(Mux(xs >= ys, x, y))
             with m.Default():
                 m.d.comb += side.eq(x)  # MOV
         side_d = side

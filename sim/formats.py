@@ -43,6 +43,7 @@ __all__ = [
     "fmac",
     "fmax",
     "iadd",
+    "imax",
     "imul",
     "imac",
     "load_testfloat",
@@ -235,6 +236,13 @@ def iadd(a_bits, b_bits, fmt: Format | str = Format.INT32) -> np.ndarray:
     """
     fmt = _format(fmt)
     return _wrap32(_int_operand(a_bits, fmt) + _int_operand(b_bits, fmt))
+
+
+def imax(a_bits, b_bits, fmt: Format | str = Format.INT32) -> np.ndarray:
+    """Signed ``max(a, b)`` as int32 (ReLU of an int32 accumulation with ``b = 0``); see
+    :func:`iadd` for the parameters. Returns ``uint32`` bits."""
+    fmt = _format(fmt)
+    return _wrap32(np.maximum(_int_operand(a_bits, fmt), _int_operand(b_bits, fmt)))
 
 
 def imul(a_bits, b_bits, fmt: Format | str = Format.INT32) -> np.ndarray:

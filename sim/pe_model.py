@@ -479,6 +479,8 @@ def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
         return int(F.imul(ax, ay)[0])
     if op == Op.IMAC:
         return int(F.imac(ax, ay, np.array([acc], np.uint32))[0])
+    if op == Op.IMAX:
+        return int(F.imax(ax, ay)[0])
     raise AssertionError(op)
 
 

@@ -241,6 +241,13 @@ def test_integer_arithmetic_wraps():
         F.iadd(1, 2, Format.FP16)
 
 
+def test_imax_is_a_signed_comparison():
+    # -1 < 0, INT_MIN < 5, and int8 operands are sign-extended first (-128 < 127).
+    assert F.imax([0xFFFFFFFF, 5, 0x80000000], [0, 0x80000000, 0x7FFFFFFF]).tolist() == [
+        0, 5, 0x7FFFFFFF]
+    assert F.imax([0x80, 0x90], [0x7F, 0], "int8").tolist() == [0x7F, 0]
+
+
 def test_bits_conversions_and_no_flush_to_zero():
     v = np.array([0.0, -0.0, 1.5, -np.inf, 1e-45], dtype=np.float32)
     bits = F.to_bits(v)

@@ -23,7 +23,7 @@ SEED = int(os.environ.get("PE_FUZZ_SEED", "7"))
 PROGRAMS = int(os.environ.get("PE_FUZZ_PROGRAMS", "40"))
 
 FLOAT_OPS = [Op.MOV, Op.FADD, Op.FMUL, Op.FMAC, Op.FMAX]
-INT_OPS = [Op.IADD, Op.IMUL, Op.IMAC]
+INT_OPS = [Op.IADD, Op.IMUL, Op.IMAC, Op.IMAX]
 
 
 def dsd_pool(length: int) -> list[tuple[str, str]]:
