@@ -52,8 +52,9 @@ class Wavelet(data.Struct):
         Colour (the WSE's routing "virtual channel"); selects the route at every router and the
         task or input queue at the destination PE.
     ctrl : unsigned(1)
-        Control wavelet flag. Carried through the fabric unchanged; the PE exposes it to the task
-        that consumes the wavelet.
+        Control wavelet flag (the WSE uses it for control wavelets that switch routes or
+        trigger tasks). Routers carry it unchanged; this PE does not use it yet: its input
+        queues keep only ``data`` and the wavelets it sends have ``ctrl = 0``.
     """
 
     data: unsigned(DATA_BITS)

@@ -402,6 +402,6 @@ def run_cocotb(
             f"{n_failed} of {n_tests} cocotb test(s) failed in {test_module} on {sim}; "
             f"log: {log}\n{tail}"
         )
-    if not waves and not os.environ.get("WAFER_KEEP_RUNS"):
+    if not waves and os.environ.get("WAFER_KEEP_RUNS", "0") in ("", "0"):
         shutil.rmtree(run_dir, ignore_errors=True)
     return n_tests
