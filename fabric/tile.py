@@ -30,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.config_chain import ConfigStation
 from hdl.ports import PORT_NAMES, E, N, S, W
+from hdl.refused import refusing
 from hdl.wavelet import LinkSignature
 from pe.pe import PE
 from router import Router
@@ -90,13 +91,17 @@ class Tile(wiring.Component):
     def __init__(self, *, spares: int = 1, num_colors: int = 8, queue_depth: int = 2,
                  sram_words: int = 1024, imem_words: int = 256, num_tasks: int = 16,
                  num_dsds: int = 16, in_depth: int = 4, fault_injection: bool = False):
-        if isinstance(spares, bool) or not isinstance(spares, int) \
-                or not 0 <= spares <= MAX_SPARES:
-            raise ValueError(f"spares must be an integer from 0 to {MAX_SPARES}, not {spares!r}")
-        # Constructing the blocks validates their parameters.
-        self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
-        self.pe = PE(sram_words=sram_words, imem_words=imem_words, num_colors=num_colors,
-                     num_tasks=num_tasks, num_dsds=num_dsds, in_depth=in_depth)
+        with refusing(self):
+            if isinstance(spares, bool) or not isinstance(spares, int) \
+                    or not 0 <= spares <= MAX_SPARES:
+                raise ValueError(f"spares must be an integer from 0 to {MAX_SPARES}, "
+                                 f"not {spares!r}")
+            # Constructing the blocks validates their parameters.
+            self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
+            with refusing(self.router):
+                self.pe = PE(sram_words=sram_words, imem_words=imem_words,
+                             num_colors=num_colors, num_tasks=num_tasks, num_dsds=num_dsds,
+                             in_depth=in_depth)
         self.spares = spares
         self.num_colors = num_colors
         self.fault_injection = fault_injection

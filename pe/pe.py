@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.config_bus import ConfigBusSignature
 from hdl.formats import Format
+from hdl.refused import refusing
 from hdl.sram import SRAMBank, check_sram_words
 from hdl.wavelet import LinkSignature, check_num_colors
 from pe.isa import (
@@ -93,13 +94,15 @@ class PE(wiring.Component):
 
     def __init__(self, *, sram_words: int = 1024, imem_words: int = 256, num_colors: int = 8,
                  num_tasks: int = 16, num_dsds: int = 16, in_depth: int = 4):
-        self.sram_words = check_sram_words(sram_words)
-        self.imem_words = _check_int("imem_words", imem_words, 16, 1 << 16, "instruction words")
-        self.num_colors = check_num_colors(num_colors)
-        self.num_tasks = _check_int("num_tasks", num_tasks, num_colors, 64,
-                                    "tasks (at least num_colors)")
-        self.num_dsds = _check_int("num_dsds", num_dsds, 1, MAX_DSDS, "DSDs")
-        self.in_depth = _check_int("in_depth", in_depth, 2, 16, "wavelets")
+        with refusing(self):
+            self.sram_words = check_sram_words(sram_words)
+            self.imem_words = _check_int("imem_words", imem_words, 16, 1 << 16,
+                                         "instruction words")
+            self.num_colors = check_num_colors(num_colors)
+            self.num_tasks = _check_int("num_tasks", num_tasks, num_colors, 64,
+                                        "tasks (at least num_colors)")
+            self.num_dsds = _check_int("num_dsds", num_dsds, 1, MAX_DSDS, "DSDs")
+            self.in_depth = _check_int("in_depth", in_depth, 2, 16, "wavelets")
         super().__init__({
             "ramp_in": In(LinkSignature(num_colors)),
             "ramp_out": Out(LinkSignature(num_colors)),

@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.arbiter import RoundRobin
 from hdl.config_bus import ConfigBusSignature
 from hdl.ports import NUM_PORTS, PORT_NAMES
+from hdl.refused import refusing
 from hdl.wavelet import DATA_BITS, LinkSignature, check_num_colors
 
 __all__ = ["Router"]
@@ -71,14 +72,16 @@ class Router(wiring.Component):
     TX_SHIFT = 5
 
     def __init__(self, *, num_colors: int = 8, queue_depth: int = 2):
-        check_num_colors(num_colors)
-        if not isinstance(queue_depth, int) or isinstance(queue_depth, bool):
-            raise TypeError(f"queue_depth must be an integer, not {queue_depth!r}")
-        if not 2 <= queue_depth <= 16:
-            raise ValueError(
-                f"queue_depth must be between 2 and 16 wavelets, not {queue_depth} (2 is the "
-                f"least that sustains one wavelet per cycle, as color_ready is registered)"
-            )
+        with refusing(self):
+            check_num_colors(num_colors)
+            if not isinstance(queue_depth, int) or isinstance(queue_depth, bool):
+                raise TypeError(f"queue_depth must be an integer, not {queue_depth!r}")
+            if not 2 <= queue_depth <= 16:
+                raise ValueError(
+                    f"queue_depth must be between 2 and 16 wavelets, not {queue_depth} (2 is "
+                    f"the least that sustains one wavelet per cycle, as color_ready is "
+                    f"registered)"
+                )
         self.num_colors = num_colors
         self.queue_depth = queue_depth
         members = {}

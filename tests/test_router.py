@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (test_bad_parameters_raise builds routers with bad parameters on purpose; they are never used.)
 """Router: parameter checks, golden model, and the cocotb bench (tests/tb_router.py) on RTL."""
 
 from pathlib import Path
