@@ -26,8 +26,10 @@ SRAM, activations flow):
 
 Numerics: weights are rounded to the weight format (RNE); activations and accumulation are fp32
 (int32 for ``int8``, which quantises ``W`` and ``x`` symmetrically per tensor and dequantises on
-the host). The PE computes ``round(round(w·x) + y)`` per step, then sums partial sums west to
-east: :meth:`GemvMapping.reference` does the same in numpy, so it agrees bit for bit.
+the host; the bias is added there, and so is a ReLU that follows a bias, while a ReLU without
+a bias runs on the PE as ``imax``). The PE computes ``round(round(w·x) + y)`` per step, then
+sums partial sums west to east: :meth:`GemvMapping.reference` does the same in numpy, so it
+agrees bit for bit.
 
 An MLP is several layers mapped at once (each layer has its own colours, tasks, registers and
 SRAM region); the host moves activations from the east edge of one layer to the north edge of the
@@ -39,6 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import ml_dtypes
 import numpy as np
 
 from fabric.array import FabricParams
@@ -56,6 +59,10 @@ __all__ = ["MappingError", "GemvMapping", "map_layers", "WEIGHT_DTYPES", "parse_
 WEIGHT_DTYPES = {"fp32": Format.FP32, "bf16": Format.BF16, "fp16": Format.FP16,
                  "fp8": Format.E4M3, "e4m3": Format.E4M3, "e5m2": Format.E5M2,
                  "int8": Format.INT8}
+#: numpy / ml_dtypes types of the float weight formats (for their largest finite value).
+_FLOAT_TYPES = {Format.FP32: np.float32, Format.BF16: ml_dtypes.bfloat16,
+                Format.FP16: np.float16, Format.E4M3: ml_dtypes.float8_e4m3fn,
+                Format.E5M2: ml_dtypes.float8_e5m2}
 #: Colours per layer: activation broadcast and the two alternating reduction colours.
 COLORS_PER_LAYER = 3
 
@@ -96,7 +103,9 @@ class GemvMapping:
         Float weights (rounded to ``dtype``; for ``int8`` quantised per tensor).
     bias : np.ndarray of shape (M,), optional
     relu : bool
-        Apply ReLU to the outputs (float formats only).
+        Apply ReLU to the outputs: on the PE (``fmax``/``imax`` with zero), except for ``int8``
+        with a bias, where the host applies it after adding the dequantised bias
+        (``relu_on_fabric`` says which).
     dtype : Format
         Weight format.
     fabric : FabricParams
@@ -108,8 +117,9 @@ class GemvMapping:
     Raises
     ------
     MappingError
-        If the shapes are wrong, the layer does not fit the PEs' SRAM, or the fabric has too
-        few colours or tasks for this many layers.
+        If the shapes are wrong, the layer does not fit the PEs' SRAM, the fabric has too
+        few colours or tasks for this many layers, or a finite weight (or bias) would round to
+        inf or NaN in ``dtype`` (beyond the format's largest finite value).
     """
 
     weights: np.ndarray
@@ -137,8 +147,9 @@ class GemvMapping:
             if b.shape != (self.M,):
                 raise MappingError(f"bias must have shape ({self.M},), not {b.shape}")
         self.is_int = self.dtype == Format.INT8
-        if self.is_int and self.relu:
-            raise MappingError("ReLU needs a floating-point dtype (int8 GEMVs have no ReLU)")
+        # int8 adds the bias on the host after dequantising (its scale depends on x's), so a
+        # ReLU after a bias is applied there too; without a bias the PE applies it (IMAX).
+        self.relu_on_fabric = self.relu and not (self.is_int and self.bias is not None)
         R, C = self.fabric.rows, self.fabric.cols
         self.Mr, self.Kc = math.ceil(self.M / R), math.ceil(self.K / C)
         nc = self.fabric.num_colors
@@ -189,8 +200,35 @@ class GemvMapping:
         return self.M * self.K
 
     # ---- numbers ---------------------------------------------------------------------------
+    def _check_range(self, what: str, values, fmt: Format) -> None:
+        """Raise :class:`MappingError` if finite ``values`` would round to inf or NaN in
+        ``fmt`` (beyond its largest finite value), instead of silently corrupting the result."""
+        v = np.asarray(values, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bits = v.astype(np.float32).view(np.uint32)
+            rounded = (bits if fmt == Format.FP32 else _round_to(bits.view(np.float32), fmt))
+        overflow = np.isfinite(v) & ~np.isfinite(rounded.view(np.float32))
+        if not overflow.any():
+            return
+        peak = float(np.max(np.abs(v[np.isfinite(v)])))
+        limit = float(ml_dtypes.finfo(_FLOAT_TYPES[fmt]).max)
+        name = Format(fmt).name.lower()
+        wider = [n for n in ("fp16", "bf16", "fp32") if WEIGHT_DTYPES[n] != fmt
+                 and float(ml_dtypes.finfo(_FLOAT_TYPES[WEIGHT_DTYPES[n]]).max) >= peak]
+        hint = (f"use --dtype {' or '.join(wider)}, or scale" if wider
+                else "no weight format holds it: scale")
+        raise MappingError(
+            f"layer {self.layer}: {what} has max |value| {peak:.6g}, beyond the largest finite "
+            f"{name} value {limit:.6g} ({int(overflow.sum())} element(s) would become "
+            f"{'NaN' if fmt == Format.E4M3 else 'infinite'}); {hint} the tensor down by more "
+            f"than {peak / limit:.3g}x")
+
     def _prepare(self) -> None:
         R, C, Mr, Kc = self.fabric.rows, self.fabric.cols, self.Mr, self.Kc
+        if not self.is_int:
+            self._check_range("the weight matrix", self.weights, self.dtype)
+        if self.bias is not None:  # the bias stays fp32
+            self._check_range("the bias", self.bias, Format.FP32)
         W = np.zeros((R * Mr, C * Kc), dtype=np.float32)
         W[:self.M, :self.K] = np.asarray(self.weights, dtype=np.float32)
         b = np.zeros(R * Mr, dtype=np.float32)
@@ -279,7 +317,9 @@ class GemvMapping:
                 body.append(f"{add} {L}y, {L}in, {L}y")
             if self.bias is not None and not self.is_int:
                 body.append(f"fadd {L}y, {L}y, {L}b")
-            body.append(f"fmax {L}out, {L}y, {L}zero" if self.relu else f"mov {L}out, {L}y")
+            relu = "imax" if self.is_int else "fmax"
+            body.append(f"{relu} {L}out, {L}y, {L}zero" if self.relu_on_fabric
+                        else f"mov {L}out, {L}y")
         code = [
             f"{L}on_x:",
             f"    {mac} {L}y, {L}w, {L}x",
@@ -349,12 +389,16 @@ class GemvMapping:
         return np.asarray(out[:self.M], dtype=np.uint32)
 
     def values(self, raw: np.ndarray, x=None) -> np.ndarray:
-        """Output values (float32) from raw words (int8: dequantised, bias added on host)."""
+        """Output values (float32) from raw words (int8: dequantised, then bias and, after a
+        bias, ReLU applied on the host)."""
         if not self.is_int:
             return raw.view(np.float32).copy()
         _, sx = self.quantize_x(np.asarray(x, dtype=np.float32))
         y = raw.view(np.int32).astype(np.float64) * self.w_scale * sx
-        return (y + self.b_values[:self.M]).astype(np.float32)
+        y = y + self.b_values[:self.M]
+        if self.relu and not self.relu_on_fabric:
+            y = np.maximum(y, 0.0)
+        return y.astype(np.float32)
 
     def reference(self, x) -> np.ndarray:
         """numpy result with the fabric's rounding order (raw words of ``y[0:M]``)."""
@@ -368,6 +412,8 @@ class GemvMapping:
                 part = W[:, c * Kc:(c + 1) * Kc] @ xs[c * Kc:(c + 1) * Kc]
                 total = total + part
             wrapped = (total & 0xFFFF_FFFF).astype(np.uint32)
+            if self.relu_on_fabric:
+                wrapped = F.imax(wrapped, np.zeros_like(wrapped))
             return wrapped[:self.M]
         W = self.w_values.view(np.uint32)
         xb = xw
@@ -405,12 +451,20 @@ def map_layers(layers: list[tuple[np.ndarray, np.ndarray | None, bool]], dtype: 
     Raises
     ------
     MappingError
-        If a layer does not fit (SRAM, program memory, colours, tasks, DSDs).
+        If a layer does not fit (SRAM, program memory, colours, tasks, DSDs), its weights
+        (or bias) overflow the weight format, or layer ``i``'s ``K`` is not layer ``i - 1``'s
+        ``M`` (the layers do not chain).
     """
     mappings: list[GemvMapping] = []
     base = 0
     for i, (W, b, relu) in enumerate(layers):
         m = GemvMapping(W, b, relu, dtype, fabric, layer=i, sram_base=base)
+        if mappings and m.K != mappings[-1].M:
+            prev = mappings[-1]
+            raise MappingError(
+                f"layers do not chain: layer {i} has W of shape ({m.M}, {m.K}) and takes "
+                f"{m.K} inputs, but layer {i - 1} (W of shape ({prev.M}, {prev.K})) gives "
+                f"{prev.M} outputs; layer {i}'s W needs {prev.M} columns")
         base += m.words_per_pe()
         mappings.append(m)
     image = FabricImage()
