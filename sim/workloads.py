@@ -10,13 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fabric.array import FabricParams
 from fabric.repair import RepairMap
 
 from .driver import FabricDriver
@@ -28,7 +25,7 @@ __all__ = [
     "random_defects",
     "train_digits_mlp",
     "run_layers",
-    "Utilisation",
+    "read_counters",
     "heatmap",
 ]
 
@@ -84,9 +81,12 @@ def load_weights(path: str | Path, tensor: str | None = None) -> tuple[np.ndarra
         listing = ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items()) or "none"
         if tensor is None:
             two_d = [k for k, v in tensors.items() if v.ndim == 2]
-            if len(two_d) != 1:
-                raise WorkloadError(f"{p} holds several tensors ({listing}): choose one with "
-                                    f"--tensor NAME")
+            if not two_d:
+                raise WorkloadError(f"{p} holds no 2-D tensor (it holds: {listing}); a GEMV "
+                                    f"needs a 2-D weight matrix")
+            if len(two_d) > 1:
+                raise WorkloadError(f"{p} holds several 2-D tensors ({listing}): choose one "
+                                    f"with --tensor NAME")
             tensor = two_d[0]
         if tensor not in tensors:
             raise WorkloadError(f"{p} has no tensor {tensor!r}; it holds: {listing}")
@@ -102,26 +102,60 @@ def load_weights(path: str | Path, tensor: str | None = None) -> tuple[np.ndarra
         raise WorkloadError(f"tensor {name!r} has non-numeric dtype {array.dtype}")
     if array.size == 0:
         raise WorkloadError(f"tensor {name!r} is empty")
-    values = np.asarray(array, dtype=np.float32)
-    if not np.all(np.isfinite(values)):
+    wide = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(wide)):
         raise WorkloadError(f"tensor {name!r} contains NaN or infinite values")
+    with np.errstate(over="ignore"):
+        values = wide.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        raise WorkloadError(f"tensor {name!r} has values beyond the float32 range (max |value| "
+                            f"{np.max(np.abs(wide)):.6g}); scale it down")
     return values, name
 
 
 def random_defects(rows: int, physical_cols: int, spares: int, count: int,
                    rng: np.random.Generator) -> np.ndarray:
-    """A defect map with exactly ``count`` defective tiles, at most ``spares`` per row.
+    """A random repairable defect map with exactly ``count`` defective tiles, at most ``spares``
+    in any row (what the repair solver of :mod:`fabric.repair` can always bypass).
+
+    The one generator of *repairable* maps, shared by ``wafer run --defects`` and the tests.
+    (:func:`sim.yield_model.sample_defect_map` is different: it draws Poisson defects from a
+    density, and its maps may be unrepairable, which is what the yield model counts.)
+
+    Parameters
+    ----------
+    rows : int
+        Rows of the array (>= 1).
+    physical_cols : int
+        Physical columns, logical columns plus spares (> ``spares``).
+    spares : int
+        Spare columns per row (>= 0): the most defects a row may hold.
+    count : int
+        Defective tiles to place (0 to ``rows * spares``).
+    rng : numpy.random.Generator
+        Random source; the same seed gives the same map.
+
+    Returns
+    -------
+    np.ndarray of bool, shape (rows, physical_cols)
+        ``True`` marks a defective tile.
 
     Raises
     ------
     WorkloadError
-        If ``count`` defects cannot be placed repairably.
+        If the sizes are out of range, or ``count`` defects cannot be placed repairably (more
+        than ``rows * spares``); the message names the flags to change.
     """
+    if rows < 1 or spares < 0 or physical_cols <= spares:
+        raise WorkloadError(f"a defect map needs rows >= 1 and 0 <= spares < physical columns, "
+                            f"not rows={rows}, spares={spares}, physical columns "
+                            f"{physical_cols}")
     if count < 0:
         raise WorkloadError(f"--defects must be 0 or more, not {count}")
     if count > rows * spares:
         raise WorkloadError(f"{count} defects cannot be repaired with {spares} spare column(s) "
-                            f"on {rows} rows (at most {rows * spares}); add --spares or rows")
+                            f"on {rows} rows (at most {rows * spares}); use fewer --defects, "
+                            f"more --spares or more --rows")
     d = np.zeros((rows, physical_cols), dtype=bool)
     per_row = np.zeros(rows, dtype=int)
     placed = 0
@@ -211,19 +245,6 @@ def run_layers(driver: FabricDriver, mappings: list[GemvMapping], x: np.ndarray,
     return raw, cycles
 
 
-@dataclass
-class Utilisation:
-    """Per-PE activity over a workload (logical array)."""
-
-    macs: np.ndarray  # (rows, cols) multiply-accumulate elements
-    busy_cycles: np.ndarray  # (rows, cols)
-    cycles: int  # total cycles of the runs
-
-    @property
-    def busy_fraction(self) -> np.ndarray:
-        return self.busy_cycles / max(self.cycles, 1)
-
-
 def read_counters(driver: FabricDriver) -> tuple[np.ndarray, np.ndarray]:
     """(macs, busy cycles) of every logical PE since the last load."""
     from pe.isa import AddressMap
@@ -261,8 +282,7 @@ def heatmap(rmap: RepairMap, busy_fraction: np.ndarray, path: Path, title: str) 
             grid[r, rmap.column[r, j]] = busy_fraction[r, j]
     fig = Figure(figsize=(1.2 + 0.9 * P, 0.9 + 0.8 * R))
     ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1)
     enabled = rmap.enabled
     for r in range(R):
@@ -278,7 +298,7 @@ def heatmap(rmap: RepairMap, busy_fraction: np.ndarray, path: Path, title: str) 
                         color="white" if grid[r, p] < 0.6 else "black")
     ax.set_xticks(range(P), [f"{p}" for p in range(P)])
     ax.set_yticks(range(R), [f"{r}" for r in range(R)])
-    ax.set_xlabel("physical column (last: spare)")
+    ax.set_xlabel("physical column")
     ax.set_ylabel("row")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="PE busy fraction", fraction=0.046, pad=0.04)
@@ -290,12 +310,3 @@ def heatmap(rmap: RepairMap, busy_fraction: np.ndarray, path: Path, title: str) 
     fig.savefig(path, dpi=110)
     return path
 
-
-def check_fit(fabric: FabricParams, layers, dtype) -> None:
-    """Raise :class:`MappingError` early if the layers cannot be mapped (no simulation)."""
-    from .mapper import map_layers
-
-    map_layers(layers, dtype, fabric)
-
-
-ProgressFn = Callable[[int], None]
