@@ -74,7 +74,10 @@ def test_summary_without_any_fmax_shows_a_dash():
 @pytest.mark.parametrize("path", sorted((SYNTH / "reports").glob("*.json")),
                          ids=lambda p: p.stem)
 def test_committed_reports_render(path):
+    """The committed Markdown is what the renderer makes of the committed JSON (regenerate the
+    reports with `make synth`, or re-render them after changing synth/report.py)."""
     report = json.loads(path.read_text())
     text = reporting.render_markdown(report)
     assert text.startswith(f"# Synthesis report: `{report['design']}`")
     assert str(report["ecp5"]["resources"]["LUT4"]) in text
+    assert path.with_suffix(".md").read_text() == text
