@@ -71,6 +71,9 @@ class Design:
         Extra nextpnr-ecp5 arguments (recorded in the report).
     fallback_pnr_args : sequence of str
         Extra nextpnr-ecp5 arguments for the variant.
+    pnr_timeout_s, fallback_pnr_timeout_s : float, optional
+        Limit in seconds for nextpnr on the design / its variant (the smaller of this and
+        ``--timeout`` applies); a run that hits it is reported as timed out.
     """
 
     name: str
@@ -83,6 +86,8 @@ class Design:
     fallback_note: str = ""
     pnr_args: Sequence[str] = ()
     fallback_pnr_args: Sequence[str] = ()
+    pnr_timeout_s: float | None = None
+    fallback_pnr_timeout_s: float | None = None
 
     @property
     def top_name(self) -> str:
@@ -100,7 +105,8 @@ class Design:
         params = {**self.params, **self.fallback}
         return Design(name=f"{self.name}_fallback", factory=self.factory, params=params,
                       description=f"smaller variant of {self.name}", freq_mhz=self.freq_mhz,
-                      pnr_args=tuple(self.fallback_pnr_args))
+                      pnr_args=tuple(self.fallback_pnr_args),
+                      pnr_timeout_s=self.fallback_pnr_timeout_s)
 
 
 def _router(**params: Any) -> Any:
@@ -171,11 +177,17 @@ DESIGNS: dict[str, Design] = {
                           "path inside a tile and the E/W links between neighbouring tiles "
                           "(through a shell's bypass), but its N/S ports are host ports, so "
                           "the (2S+1):1 vertical selects between rows of the 2 x 2 fabric are "
-                          "not timed",
+                          "not timed. Whatever this variant gives, the fabric's Fmax is at most "
+                          "the single tile's (see tile.md): every tile-internal path is also in "
+                          "the fabric",
             # On this variant (61 % of the logic cells) nextpnr's default router1 still had
             # 169k of 202k arcs overused after 25 min, at 40 s per 1000 iterations and getting
             # slower; router2 is nextpnr's other router, built for congested designs.
+            # router2 still had 48k wires overused after four iterations and 50 min (each slower
+            # than the last), so the variant's place and route is capped to keep `make synth`
+            # bounded; when it hits the cap the report says so.
             fallback_pnr_args=("--router", "router2"),
+            fallback_pnr_timeout_s=1800,
         ),
     ]
 }

@@ -343,8 +343,9 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
                     "--json", "ecp5.json", "--out-of-context", "--freq", f"{freq:g}",
                     "--seed", str(args.seed), "--timing-allow-fail",
                     "--report", "nextpnr_report.json", *design.pnr_args]
+            limits = [t for t in (args.timeout, design.pnr_timeout_s) if t is not None]
             try:
-                run_tool(argv, log, work, args.timeout)
+                run_tool(argv, log, work, min(limits) if limits else None)
             except StepError as exc:
                 reason = reporting.pnr_no_fit(log.read_text(errors="replace"))
                 if reason:

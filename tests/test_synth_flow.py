@@ -31,6 +31,7 @@ def test_fabric_fallback_keeps_the_tile_parameters():
     variant = fabric.fallback_design()
     assert variant.params == {**fabric.params, "rows": 1, "cols": 1}
     assert variant.name == "fabric2x2_fallback"
+    assert variant.pnr_timeout_s == fabric.fallback_pnr_timeout_s is not None  # bounded run
     assert registry.get("router").fallback_design() is None
 
 
