@@ -82,3 +82,20 @@ def test_committed_reports_render(path):
     assert text.startswith(f"# Synthesis report: `{report['design']}`")
     assert str(report["ecp5"]["resources"]["LUT4"]) in text
     assert path.with_suffix(".md").read_text() == text
+
+
+@pytest.mark.parametrize("timed_out, status", [(True, 0), (False, 1)])
+def test_a_capped_variant_does_not_fail_the_run(monkeypatch, tmp_path, timed_out, status):
+    import run
+
+    def synthesise(design, args, tools, versions, **kw):
+        return {"status": "does_not_fit", "total_seconds": 1.0,
+                "fallback": {"status": "failed", "timed_out": timed_out}}
+
+    monkeypatch.setattr(run, "synthesise", synthesise)
+    monkeypatch.setattr(run, "find_tool", lambda name, env: name)
+    monkeypatch.setattr(run, "tool_versions", lambda yosys, nextpnr: {})
+    monkeypatch.setattr(reporting, "build_report", lambda build_dir: {})
+    monkeypatch.setattr(reporting, "write_reports", lambda report, reports_dir: [])
+    monkeypatch.setattr(reporting, "write_summary", lambda d, order=(): d / "summary.md")
+    assert run.main(["fabric2x2", "--reports-dir", str(tmp_path)]) == status
