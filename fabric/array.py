@@ -29,6 +29,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal,
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.refused import mark_unused
 from hdl.wavelet import LinkSignature
 
 from .repair import MAX_SPARES
@@ -122,8 +123,7 @@ class FabricParams:
 def _unused(tile: Tile) -> Tile:
     """Mark a tile (and its blocks) as deliberately not elaborated (silences Amaranth's
     UnusedElaboratable warning for objects built only to validate or to read a signature)."""
-    for obj in (tile, tile.router, tile.pe):
-        obj._MustUse__silence = True
+    mark_unused(tile, tile.router, tile.pe)
     return tile
 
 

@@ -3,7 +3,9 @@
 Amaranth warns (``UnusedElaboratable``) when an elaboratable is garbage-collected without having
 been elaborated. A component whose ``__init__`` raises on a bad parameter is exactly that, and
 the warning would then point at a line that already reported the real problem, usually later
-and in an unrelated test. Components wrap their parameter checks in :func:`refusing` instead.
+and in an unrelated test. Components wrap their parameter checks in :func:`refusing` instead;
+objects built only to validate parameters or to read a signature are passed to
+:func:`mark_unused`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["refusing"]
+__all__ = ["refusing", "mark_unused"]
+
+
+def mark_unused(*components: object) -> None:
+    """Mark elaboratables as deliberately never elaborated (no ``UnusedElaboratable`` warning)."""
+    for component in components:
+        component._MustUse__silence = True  # read by amaranth's MustUse.__del__
 
 
 @contextmanager
@@ -24,5 +32,5 @@ def refusing(component: object) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        component._MustUse__silence = True  # read by amaranth's MustUse.__del__
+        mark_unused(component)
         raise
