@@ -271,6 +271,13 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
     t_start = time.perf_counter()
     current = "elaborate"
 
+    def yosys(script: str, log_stem: str, **fields: str) -> Path:
+        """Fill ``synth/<script>`` into ``work``, run yosys on it; returns the log's path."""
+        log = work / f"{log_stem}.log"
+        render(script, work / script, read=read, top=top, **fields)
+        run_tool([tools["yosys"], "-s", script], log, work, args.timeout)
+        return log
+
     def record(step: str, status: str, seconds: float | None, log: Path | None) -> None:
         steps[step] = {"status": status,
                        "seconds": round(seconds, 2) if seconds is not None else None,
@@ -288,10 +295,8 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
         if full:
             current = "yosys_generic"
             t0 = progress.start("yosys generic synth")
-            log = work / "yosys_generic.log"
-            script = render("generic.ys", work / "generic.ys", read=read, top=top,
-                            stat_json="stat_generic.json", memories_json="memories.json")
-            run_tool([tools["yosys"], "-s", script.name], log, work, args.timeout)
+            log = yosys("generic.ys", current, stat_json="stat_generic.json",
+                        memories_json="memories.json")
             gen = reporting.generic_summary(
                 json.loads((work / "stat_generic.json").read_text()), top,
                 json.loads((work / "memories.json").read_text()))
@@ -303,10 +308,7 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
         # 3. ECP5 synthesis, flattened: the netlist for place and route
         current = "yosys_ecp5"
         t0 = progress.start("yosys synth_ecp5")
-        log = work / "yosys_ecp5.log"
-        script = render("ecp5.ys", work / "ecp5.ys", read=read, top=top,
-                        netlist_json="ecp5.json", stat_json="stat_ecp5.json")
-        run_tool([tools["yosys"], "-s", script.name], log, work, args.timeout)
+        log = yosys("ecp5.ys", current, netlist_json="ecp5.json", stat_json="stat_ecp5.json")
         res = reporting.ecp5_summary(json.loads((work / "stat_ecp5.json").read_text()))
         r = res["resources"]
         record(current, "ok", progress.done(
@@ -318,10 +320,7 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
         if full:
             current = "yosys_ecp5_hier"
             t0 = progress.start("yosys synth_ecp5 -noflatten")
-            log = work / "yosys_ecp5_hier.log"
-            script = render("ecp5_hier.ys", work / "ecp5_hier.ys", read=read, top=top,
-                            stat_json="stat_ecp5_hier.json")
-            run_tool([tools["yosys"], "-s", script.name], log, work, args.timeout)
+            log = yosys("ecp5_hier.ys", current, stat_json="stat_ecp5_hier.json")
             hier = reporting.ecp5_hier_summary(
                 json.loads((work / "stat_ecp5_hier.json").read_text()), top)
             record(current, "ok", progress.done(
