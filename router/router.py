@@ -1,59 +1,73 @@
 """The 5-port colour router.
 
-Organisation (see ``docs/architecture.md``, "Router"):
+Organisation (``docs/architecture.md``, "Router"):
 
-* **Route table.** One entry per colour, ``rx`` (5-bit mask of accepted input ports) and ``tx``
-  (5-bit mask of output ports), as in the WSE's static colour routing. Written and read back
-  through the configuration bus: word ``c`` holds ``rx`` in bits ``[4:0]`` and ``tx`` in bits
-  ``[9:5]``.
-* **Queues.** One FIFO of ``queue_depth`` wavelets per (input port, colour) — virtual channels —
-  so a colour whose output is stalled only fills its own queues. Each input link advertises
-  ``color_ready[c]`` = "queue (p, c) is not full", from registered state.
-* **Output allocation.** Each output port has a round-robin arbiter over all (input, colour)
-  queues whose head is routed to it, has not been delivered there yet, and whose colour the
-  downstream receiver can accept. A multicast head keeps a 5-bit "delivered" mask and leaves its
-  queue once every port of ``tx`` has taken it, so it reaches each port exactly once and order per
-  (input, colour) is kept at every output.
-* **Timing.** A wavelet accepted at an input in cycle *t* is offered at the output in cycle
-  *t + 1*: one cycle per hop. Every output can send one wavelet per cycle.
-* **Drops.** A wavelet whose colour does not accept the input port it arrived on (``rx``), has
-  no output (``tx == 0``), or is at or above ``num_colors``, is accepted, discarded and counted in
-  a saturating 16-bit sticky counter (``dropped``, also at configuration word ``STATUS_ADDR``;
-  writing that word clears it).
+* **Route table.** One :class:`~router.params.RouteWord` per colour, ``rx`` (accepted input
+  ports) and ``tx`` (output ports), as the WSE's static colour routing. Flip-flops, for the
+  per-colour logic that needs every route at once, plus LUT-RAM copies for the lookups by colour
+  (one per input port, one for configuration read-back), all written together.
+* **Input ports.** Each input is a :class:`hdl.color_queue.ColorQueues`: an arrival register
+  straight off the link, then per-colour queues of ``queue_depth`` wavelets in one LUT-RAM
+  memory. A colour whose output is stalled fills only its own queue; the link's ``color_ready``
+  is registered.
+* **Separable allocation.** Each input offers one wavelet per cycle, its *candidate*: the head
+  of the colour its picker selected in the previous cycle, or else the wavelet that has just
+  arrived if it is the head of its colour (a bypass: one cycle per hop). Each output arbitrates
+  over the at most five candidates that request it, all outputs in one shared rotating order
+  (:class:`hdl.arbiter.SharedPriority`).
+* **Picker.** Each input picks, round-robin, the colour whose head it offers next, among
+  colours with a wavelet whose every output has credit (the receiver's registered
+  ``color_ready``). The pick is speculative: the current candidate's colour counts only if it
+  holds a second wavelet, since the candidate is expected to leave.
+* **Multicast is atomic**, as on the WSE: a candidate leaves only in a cycle in which every port
+  of its route can take it and grants it; it is then delivered once to each, at the same time.
+  The shared order guarantees progress: the candidate first in it wins every output it asks
+  for. Outputs that granted a candidate which could not go send nothing that cycle. Order is
+  kept per (input, colour) at every output, and a stalled colour holds up only itself.
+* **Credit** is checked for the candidate's colour in the cycle it is offered, from the
+  receivers' registered ``color_ready``; nothing depends on a receiver's ``ready``, so no
+  combinational path goes across a link and back. Every output's ``valid``/``payload`` is
+  combinational from the inputs' registered state (arbiter, credit check, 5:1 mux) and ends at
+  the receiver's registers.
+* **Drops.** A wavelet whose colour does not accept the port it arrived on, has no output, or
+  is at or above ``num_colors``, is taken, dropped and counted in a sticky, saturating 16-bit
+  counter (``dropped``; configuration word ``RouterMap.STATUS``, cleared by writing it).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.arbiter import RoundRobin
+from hdl.arbiter import RoundRobin, SharedPriority
+from hdl.color_queue import ColorQueues, onehot_select
 from hdl.config_bus import ConfigBusSignature
 from hdl.ports import NUM_PORTS, PORT_NAMES
 from hdl.refused import refusing
-from hdl.wavelet import DATA_BITS, LinkSignature, check_num_colors
+from hdl.wavelet import COLOR_BITS, LinkSignature
+
+from .params import DEFAULT_COLORS, RouterMap, RouterParams, RouteWord
 
 __all__ = ["Router"]
 
 
 class Router(wiring.Component):
-    """A 5-port (N, E, S, W, RAMP) colour router with per-colour queues.
+    """A 5-port (N, E, S, W, RAMP) colour router with per-colour queues in LUT RAM.
 
     Parameters
     ----------
     num_colors : int
-        Number of routable colours, 1 to 32 (WSE-2 has 24). Default 8.
+        Routable colours, 1 to 32 (default 24, the WSE-2's).
     queue_depth : int
-        Depth of each (input port, colour) queue in wavelets, 2 to 16. Two is the least that
-        sustains one wavelet per cycle per colour, because ``color_ready`` is registered.
+        Wavelets per (input port, colour) queue, 2 to 16 (default 2).
 
     Members
     -------
     in_n, in_e, in_s, in_w, in_ramp : ``In(LinkSignature(num_colors))``
         Input links (the router is the receiver).
     out_n, out_e, out_s, out_w, out_ramp : ``Out(LinkSignature(num_colors))``
-        Output links (the router is the transmitter).
-    cfg : ``In(ConfigBusSignature(CFG_ADDR_WIDTH))``
-        Configuration bus: route table at words ``0 .. num_colors-1``, status at ``STATUS_ADDR``.
+        Output links (the router is a colour-aware transmitter: it never looks at ``ready``).
+    cfg : ``In(ConfigBusSignature(RouterMap.ADDR_WIDTH))``
+        Configuration bus (:class:`~router.params.RouterMap`).
     dropped : ``Out(16)``
         Sticky, saturating count of dropped (unrouted) wavelets.
     busy : ``Out(1)``
@@ -62,26 +76,13 @@ class Router(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        If a parameter has the wrong type or is out of range.
+        If a parameter has the wrong type or is out of range (from
+        :class:`~router.params.RouterParams`).
     """
 
-    CFG_ADDR_WIDTH = 7
-    STATUS_ADDR = 0x40
-    #: Route-table word layout: rx mask in bits [4:0], tx mask in bits [9:5].
-    RX_SHIFT = 0
-    TX_SHIFT = 5
-
-    def __init__(self, *, num_colors: int = 8, queue_depth: int = 2):
+    def __init__(self, *, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2):
         with refusing(self):
-            check_num_colors(num_colors)
-            if not isinstance(queue_depth, int) or isinstance(queue_depth, bool):
-                raise TypeError(f"queue_depth must be an integer, not {queue_depth!r}")
-            if not 2 <= queue_depth <= 16:
-                raise ValueError(
-                    f"queue_depth must be between 2 and 16 wavelets, not {queue_depth} (2 is "
-                    f"the least that sustains one wavelet per cycle, as color_ready is "
-                    f"registered)"
-                )
+            self.params = RouterParams(num_colors=num_colors, queue_depth=queue_depth)
         self.num_colors = num_colors
         self.queue_depth = queue_depth
         members = {}
@@ -89,146 +90,131 @@ class Router(wiring.Component):
             members[f"in_{name}"] = In(LinkSignature(num_colors))
         for name in PORT_NAMES:
             members[f"out_{name}"] = Out(LinkSignature(num_colors))
-        members["cfg"] = In(ConfigBusSignature(self.CFG_ADDR_WIDTH))
+        members["cfg"] = In(ConfigBusSignature(RouterMap.ADDR_WIDTH))
         members["dropped"] = Out(16)
         members["busy"] = Out(1)
         super().__init__(members)
 
     def port_in(self, p: int):
+        """The input link of port ``p`` (:mod:`hdl.ports` numbering)."""
         return getattr(self, f"in_{PORT_NAMES[p]}")
 
     def port_out(self, p: int):
+        """The output link of port ``p``."""
         return getattr(self, f"out_{PORT_NAMES[p]}")
 
     def elaborate(self, platform):
         m = Module()
-        C, D, P = self.num_colors, self.queue_depth, NUM_PORTS
+        C, P = self.num_colors, NUM_PORTS
+        cfg = self.cfg
 
-        # ---- route table -------------------------------------------------------------------
-        rx = [Signal(P, name=f"rx_{c}") for c in range(C)]
-        tx = [Signal(P, name=f"tx_{c}") for c in range(C)]
+        # ---- route table: flip-flops, and LUT-RAM copies for lookups by colour -----------------
+        routes = [Signal(RouteWord, name=f"route_{c}") for c in range(C)]
+        route_we = Signal()
+        m.d.comb += route_we.eq(cfg.we & (cfg.addr < RouterMap.ROUTES + C))
+        new_route = cfg.wdata[:RouteWord.as_shape().size]
+        with m.If(route_we):
+            for c in range(C):
+                with m.If(cfg.addr[:COLOR_BITS] == c):
+                    m.d.sync += routes[c].eq(new_route)
+
+        def route_copy(name):
+            """A LUT-RAM copy of the route table; returns its read port."""
+            table = memory.Memory(shape=RouteWord, depth=C, init=[])
+            m.submodules[name] = table
+            w = table.write_port()
+            m.d.comb += [w.addr.eq(cfg.addr[:COLOR_BITS]), w.data.eq(new_route),
+                         w.en.eq(route_we)]
+            return table.read_port(domain="comb")
+
+        # ---- configuration read-back ----------------------------------------------------------
         dropped = Signal(16)
         m.d.comb += self.dropped.eq(dropped)
-
+        readback = route_copy("routes_cfg")
+        m.d.comb += readback.addr.eq(cfg.addr[:COLOR_BITS])
         rdata = Signal(32)
-        m.d.comb += self.cfg.rdata.eq(rdata)
-        with m.If(self.cfg.re):
+        m.d.comb += cfg.rdata.eq(rdata)
+        with m.If(cfg.re):
             m.d.sync += rdata.eq(0)
-            for c in range(C):
-                with m.If(self.cfg.addr == c):
-                    m.d.sync += rdata.eq(Cat(rx[c], tx[c]))
-            with m.If(self.cfg.addr == self.STATUS_ADDR):
+            with m.If(cfg.addr < RouterMap.ROUTES + C):
+                m.d.sync += rdata.eq(readback.data)
+            with m.If(cfg.addr == RouterMap.STATUS):
                 m.d.sync += rdata.eq(dropped)
 
-        # ---- queues ------------------------------------------------------------------------
-        # entries[p][c][i] holds data and ctrl of the i-th oldest wavelet of queue (p, c).
-        entries = [
-            [[Signal(DATA_BITS + 1, name=f"q_{PORT_NAMES[p]}_{c}_{i}") for i in range(D)]
-             for c in range(C)]
-            for p in range(P)
-        ]
-        count = [[Signal(range(D + 1), name=f"n_{PORT_NAMES[p]}_{c}") for c in range(C)]
-                 for p in range(P)]
-        sent = [[Signal(P, name=f"sent_{PORT_NAMES[p]}_{c}") for c in range(C)]
-                for p in range(P)]
-        routes_to_some = [tx[c].any() for c in range(C)]
+        # ---- credit: every output of colour c's route can take a wavelet of c ------------------
+        credit = [self.port_out(o).color_ready for o in range(P)]  # registered at the receivers
+        clear = Signal(C)
+        for c in range(C):
+            tx = routes[c].tx
+            m.d.comb += clear[c].eq(tx.any() & ~Cat(tx[o] & ~credit[o][c] for o in range(P)).any())
 
-        # ---- inputs ------------------------------------------------------------------------
-        drops = []
-        pushes = [[None] * C for _ in range(P)]
+        # ---- inputs: queues, candidate, picker ------------------------------------------------
+        cands = []
         for p in range(P):
-            link = self.port_in(p)
-            color = link.payload.color
-            routed = Cat(rx[c][p] & routes_to_some[c] for c in range(C))
-            not_full = Cat(count[p][c] != D for c in range(C))
-            m.d.comb += link.color_ready.eq(~routed | not_full)
-            in_range = color < C
-            ready = Signal(name=f"ready_{PORT_NAMES[p]}")
-            m.d.comb += ready.eq(Mux(in_range, link.color_ready.bit_select(color, 1), 1))
-            m.d.comb += link.ready.eq(ready)
-            accept = link.valid & ready
-            is_routed = in_range & routed.bit_select(color, 1)
-            drops.append(accept & ~is_routed)
-            for c in range(C):
-                pushes[p][c] = accept & (color == c) & routed[c]
+            name = PORT_NAMES[p]
+            q = ColorQueues(num_colors=C, depth=self.queue_depth)
+            m.submodules[f"queues_{name}"] = q
+            wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
+            m.d.comb += q.accept.eq(Cat(r.rx[p] & r.tx.any() for r in routes))
 
-        n_drops = Signal(range(P + 1))
-        m.d.comb += n_drops.eq(sum(d.as_unsigned() for d in drops))
-        with m.If((self.cfg.we) & (self.cfg.addr == self.STATUS_ADDR)):
-            m.d.sync += dropped.eq(0)
-        with m.Elif(n_drops != 0):
-            total = dropped + n_drops
-            m.d.sync += dropped.eq(Mux(total > 0xFFFF, 0xFFFF, total))
-
-        # ---- outputs -----------------------------------------------------------------------
-        K = P * C  # candidate k = p * C + c
-        heads = [
-            Cat(entries[p][c][0][:DATA_BITS], Const(c, 5), entries[p][c][0][DATA_BITS])
-            for p in range(P) for c in range(C)
-        ]
-        granted = [[None] * K for _ in range(P)]  # granted[o][k]
-        for o in range(P):
-            link = self.port_out(o)
-            arb = RoundRobin(K)
-            m.submodules[f"arb_{PORT_NAMES[o]}"] = arb
-            reqs = []
-            for p in range(P):
-                for c in range(C):
-                    reqs.append((count[p][c] != 0) & tx[c][o] & ~sent[p][c][o]
-                                & link.color_ready[c])
-            # One-hot grant -> AND-OR payload mux (far smaller than an indexed mux).
-            selected = [Mux(arb.grant[k], heads[k], 0) for k in range(K)]
-            payload = selected[0]
-            for value in selected[1:]:
-                payload = payload | value
+            sel = Signal(COLOR_BITS, name=f"sel_{name}")
+            sel_onehot = Signal(C, name=f"sel_onehot_{name}")
+            sel_valid = Signal(name=f"sel_valid_{name}")
+            valid = Signal(name=f"cand_valid_{name}")
+            colour = Signal(COLOR_BITS, name=f"cand_color_{name}")
+            onehot = Signal(C, name=f"cand_onehot_{name}")
             m.d.comb += [
-                arb.requests.eq(Cat(reqs)),
-                link.valid.eq(arb.valid),
-                link.payload.eq(payload),
+                valid.eq(sel_valid | q.arrival_is_head),
+                colour.eq(Mux(sel_valid, sel, q.arrival_color)),
+                onehot.eq(Mux(sel_valid, sel_onehot,
+                              Mux(q.arrival_is_head, q.arrival_onehot, 0))),
+                q.rd[0].color.eq(colour),
+                q.rd[0].onehot.eq(onehot),
             ]
-            transfer = link.valid & link.ready
-            m.d.comb += arb.advance.eq(transfer)
-            for k in range(K):
-                granted[o][k] = transfer & arb.grant[k]
+            lookup = route_copy(f"routes_{name}")
+            m.d.comb += lookup.addr.eq(colour)
+            request = Signal(P, name=f"request_{name}")
+            m.d.comb += request.eq(Mux(valid, lookup.data.tx, 0))
+            can_go = Signal(name=f"credit_{name}")
+            m.d.comb += can_go.eq((onehot & clear).any())
+            cands.append((q, colour, request, can_go))
 
-        # ---- queue and delivered-mask update -----------------------------------------------
-        for p in range(P):
-            link = self.port_in(p)
-            new_entry = Cat(link.payload.data, link.payload.ctrl)
-            for c in range(C):
-                k = p * C + c
-                got = Cat(granted[o][k] for o in range(P))
-                delivered = sent[p][c] | got
-                pop = Signal(name=f"pop_{PORT_NAMES[p]}_{c}")
-                m.d.comb += pop.eq(got.any() & ((delivered & tx[c]) == tx[c]))
-                push = pushes[p][c]
-                q, n = entries[p][c], count[p][c]
-                with m.If(pop):
-                    m.d.sync += sent[p][c].eq(0)
-                    for i in range(D - 1):
-                        m.d.sync += q[i].eq(q[i + 1])
-                    with m.If(push):
-                        for i in range(D):
-                            with m.If(n - 1 == i):
-                                m.d.sync += q[i].eq(new_entry)
-                    with m.Else():
-                        m.d.sync += n.eq(n - 1)
-                with m.Else():
-                    m.d.sync += sent[p][c].eq(delivered)
-                    with m.If(push):
-                        for i in range(D):
-                            with m.If(n == i):
-                                m.d.sync += q[i].eq(new_entry)
-                        m.d.sync += n.eq(n + 1)
+            # Picker: the colour offered next cycle.
+            picker = RoundRobin(C)
+            m.submodules[f"picker_{name}"] = picker
+            eligible = Signal(C, name=f"eligible_{name}")
+            m.d.comb += eligible.eq(clear & ((onehot & q.plural) | (~onehot & q.nonempty)))
+            m.d.comb += [picker.requests.eq(eligible), picker.advance.eq(1)]
+            index = Cat(Cat(picker.grant[c] for c in range(C) if c >> b & 1).any()
+                        for b in range(COLOR_BITS))
+            m.d.sync += [sel.eq(index), sel_onehot.eq(picker.grant), sel_valid.eq(picker.valid)]
 
-        m.d.comb += self.busy.eq(Cat(count[p][c] != 0 for p in range(P) for c in range(C)).any())
+        # ---- outputs: one arbiter each over the five candidates, with a shared priority -------
+        m.submodules.allocator = alloc = SharedPriority(P, P)
+        for o in range(P):
+            m.d.comb += alloc.requests[o].eq(Cat(request[o] for _, _, request, _ in cands))
+        # A candidate goes when it has credit and every output it requests granted it.
+        go = Signal(P)
+        for p, (q, colour, request, can_go) in enumerate(cands):
+            got = Cat(alloc.grants[o][p] for o in range(P))
+            m.d.comb += go[p].eq(can_go & request.any() & (got == request))
+            m.d.comb += q.rd[0].pop.eq(go[p])
+        for o in range(P):
+            link, grant = self.port_out(o), alloc.grants[o]
+            m.d.comb += [
+                link.valid.eq((grant & go).any()),
+                link.payload.data.eq(onehot_select(grant, [q.rd[0].data for q, *_ in cands])),
+                link.payload.color.eq(onehot_select(grant, [c for _, c, _, _ in cands])),
+                link.payload.ctrl.eq(onehot_select(grant, [q.rd[0].ctrl for q, *_ in cands])),
+            ]
 
-        # ---- route-table writes --------------------------------------------------------------
-        with m.If(self.cfg.we):
-            for c in range(C):
-                with m.If(self.cfg.addr == c):
-                    m.d.sync += [
-                        rx[c].eq(self.cfg.wdata[self.RX_SHIFT:self.RX_SHIFT + P]),
-                        tx[c].eq(self.cfg.wdata[self.TX_SHIFT:self.TX_SHIFT + P]),
-                    ]
+        # ---- drops and status -----------------------------------------------------------------
+        drops = Signal(range(P + 1))
+        m.d.comb += drops.eq(sum(q.dropped.as_unsigned() for q, *_ in cands))
+        with m.If(cfg.we & (cfg.addr == RouterMap.STATUS)):
+            m.d.sync += dropped.eq(0)
+        with m.Elif(drops != 0):
+            total = dropped + drops
+            m.d.sync += dropped.eq(Mux(total > 0xFFFF, 0xFFFF, total))
+        m.d.comb += self.busy.eq(Cat(q.busy for q, *_ in cands).any())
         return m

@@ -140,8 +140,8 @@ DESIGNS: dict[str, Design] = {
         Design(
             name="router",
             factory=_router,
-            params={"num_colors": 8, "queue_depth": 2},
-            description="5-port colour router, 8 colours, 2-wavelet queue per (input, colour)",
+            params={"num_colors": 24, "queue_depth": 2},
+            description="5-port colour router, 24 colours, 2-wavelet queue per (input, colour)",
         ),
         Design(
             name="pe",

@@ -1,0 +1,299 @@
+"""Per-colour queues of one link input, held in one memory: the receiver side of a fabric link.
+
+Every link receiver of the fabric (each router input port, the PE's ramp input) keeps one FIFO
+of ``depth`` wavelets per colour, so that a colour whose consumer is stalled fills only its own
+queue and never blocks another colour (the WSE's per-colour flow control). The queues of all
+colours share one memory of ``num_colors x depth`` entries, addressed ``{colour, slot}`` with a
+head pointer per colour, as CMU CONNECT's MultiFIFOMem does; on ECP5 it maps to LUT RAM
+(``TRELLIS_DPR16X4``), one copy per read port. One wavelet is enqueued and up to one is dequeued
+per read port per cycle.
+
+Micro-architecture::
+
+    link ──> arrival register ──┬──> memory (written at {colour, tail} unless dequeued at once)
+                                └──> read ports (when it is the head of its colour)
+
+* **Arrival register.** The link's wavelet is captured every cycle, with its colour decoded to
+  one-hot and refused colours removed (``accept``, and colours at or above ``num_colors``: such
+  a wavelet is taken, dropped and reported on ``dropped``). In the next cycle the arrival is
+  either dequeued at once by a read port when it is the head of its colour (a *bypass*: a
+  wavelet can leave a router one cycle after it arrived) or written into the memory behind the
+  queued wavelets of its colour.
+* **Occupancy** of each colour (memory plus arrival register) is a small counter per colour;
+  ``nonempty`` and ``plural`` (at least two) are given for every colour in parallel, for pickers
+  and allocators, and ``arrival_onehot`` / ``arrival_is_head`` for the bypass.
+* **Flow control.** ``color_ready[c]`` is a function of the occupancy registers alone: colour
+  ``c`` has room for one more wavelet (``occupancy < depth``, the arrival register counted), or
+  the colour is refused (its wavelets are taken and dropped). A wavelet offered because
+  ``color_ready`` was set always finds room, so ``valid`` alone is the transfer. With
+  ``depth = 2`` one colour sustains one wavelet per cycle while it is dequeued as it arrives
+  (occupancy stays at one: the wavelet in the arrival register).
+* **Read ports** (``rd[i]``, combinational): the consumer names a colour; the port gives the
+  head wavelet of that colour and dequeues it when ``pop`` is set. Ports must not pop the same
+  colour in one cycle and must pop only a nonempty colour.
+* **Pointers.** Per-colour head pointers, and the tail derived as head plus the memory count,
+  so their initial values do not matter (memories are not reset). With one read port the head
+  pointers are themselves LUT RAM; with more they are flip-flops (several pops per cycle).
+* ``ready = color_ready[payload.color]`` (high for colours at or above ``num_colors``) serves
+  plain stream transmitters that ignore ``color_ready``.
+
+``flush`` (a synchronous reset of the queue state) empties every queue, the arrival register
+included, and drops a wavelet arriving in that cycle: it is the PE's CLEAR, which the host
+issues while the fabric is quiet.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, Value
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import check_int
+from .wavelet import COLOR_BITS, DATA_BITS, LinkSignature, check_num_colors
+
+__all__ = ["QueueEntry", "QueueReadSignature", "ColorQueues", "MAX_QUEUE_DEPTH"]
+
+#: Deepest per-colour queue, in wavelets.
+MAX_QUEUE_DEPTH = 16
+
+
+class QueueEntry(data.Struct):
+    """What a queue keeps of a wavelet (its colour is the queue's)."""
+
+    data: DATA_BITS
+    ctrl: 1
+
+
+class QueueReadSignature(wiring.Signature):
+    """A read port of :class:`ColorQueues`, from the consumer's side.
+
+    Parameters
+    ----------
+    num_colors : int
+        Colours of the queues.
+
+    Members
+    -------
+    color : ``Out(5)``
+        The colour whose head is read (addresses the memory).
+    onehot : ``Out(num_colors)``
+        The same colour, one-hot (selects the counter a pop decrements; consumers usually hold
+        it already, so the queues do not decode it again).
+    pop : ``Out(1)``
+        Dequeue that head this cycle.
+    data : ``In(32)``, ctrl : ``In(1)``
+        The head wavelet's data and control bit (meaningful when the colour is nonempty).
+    """
+
+    def __init__(self, num_colors: int):
+        self.num_colors = check_num_colors(num_colors)
+        super().__init__({
+            "color": Out(COLOR_BITS),
+            "onehot": Out(num_colors),
+            "pop": Out(1),
+            "data": In(DATA_BITS),
+            "ctrl": In(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.num_colors == self.num_colors
+
+    def __hash__(self):
+        return hash((type(self), self.num_colors))
+
+    def __repr__(self):
+        return f"QueueReadSignature({self.num_colors})"
+
+
+def onehot_select(onehot, values) -> object:
+    """OR of ``values[i]`` where ``onehot[i]`` is set (one-hot AND-OR multiplexer)."""
+    out = 0
+    for i, v in enumerate(values):
+        out = out | Mux(onehot[i], v, 0)
+    return out
+
+
+class ColorQueues(wiring.Component):
+    """``num_colors`` FIFOs of ``depth`` wavelets behind one link input, in one memory.
+
+    Parameters
+    ----------
+    num_colors : int
+        Colours (1 to 32).
+    depth : int
+        Wavelets per colour, including the arrival register (2 to 16; 2 sustains one wavelet
+        per cycle per colour).
+    read_ports : int
+        Number of read ports (1 to 4); each is one copy of the memory.
+
+    Members
+    -------
+    link : ``In(LinkSignature(num_colors))``
+        The link whose receiver this is.
+    accept : ``In(num_colors)``
+        Colours to keep (default all); a wavelet of any other colour is taken and dropped.
+    flush : ``In(1)``
+        Empty every queue at the end of this cycle.
+    rd : ``In(QueueReadSignature(num_colors)).array(read_ports)``
+        Read ports.
+    nonempty, plural : ``Out(num_colors)``
+        Colour ``c`` holds at least one / at least two wavelets (the arrival register included).
+    arrival_onehot : ``Out(num_colors)``
+        One-hot colour of the kept wavelet in the arrival register (zero when there is none).
+    arrival_color : ``Out(5)``
+        Its colour, binary.
+    arrival_is_head : ``Out(1)``
+        The arrival register holds a kept wavelet and the memory holds none of its colour.
+    dropped : ``Out(1)``
+        A wavelet was dropped (refused colour) in the previous cycle.
+    busy : ``Out(1)``
+        Some queue holds a wavelet.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a parameter of the wrong type or out of range.
+    """
+
+    def __init__(self, *, num_colors: int, depth: int, read_ports: int = 1):
+        self.num_colors = check_num_colors(num_colors)
+        self.depth = check_int("depth", depth, 2, MAX_QUEUE_DEPTH, "wavelets per colour")
+        self.read_ports = check_int("read_ports", read_ports, 1, 4)
+        super().__init__({
+            "link": In(LinkSignature(num_colors)),
+            "accept": In(num_colors, init=(1 << num_colors) - 1),
+            "flush": In(1),
+            "rd": In(QueueReadSignature(num_colors)).array(read_ports),
+            "nonempty": Out(num_colors),
+            "plural": Out(num_colors),
+            "arrival_onehot": Out(num_colors),
+            "arrival_color": Out(COLOR_BITS),
+            "arrival_is_head": Out(1),
+            "dropped": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        C, D, R = self.num_colors, self.depth, self.read_ports
+        slot_bits = max(1, (D - 1).bit_length())
+        pow2 = D == 1 << slot_bits
+
+        def wrap(value):  # a slot index modulo depth
+            value = Value.cast(value)
+            if pow2:
+                return value[:slot_bits]
+            return Mux(value >= D, value - D, value)[:slot_bits]
+
+        mem = memory.Memory(shape=QueueEntry, depth=C << slot_bits, init=[])
+        m.submodules.mem = mem
+        wr = mem.write_port()
+        readers = [mem.read_port(domain="comb") for _ in range(R)]
+
+        # ---- arrival register (nothing between the link and its data inputs) -----------------
+        link = self.link
+        colour = link.payload.color
+        arriving = Signal(C)  # the link delivers a kept wavelet of colour c now
+        for c in range(C):
+            m.d.comb += arriving[c].eq(link.valid & (colour == c) & self.accept[c])
+        arr_raw = Signal()
+        arr_onehot = Signal(C)
+        arr_color = Signal(COLOR_BITS)
+        arr_entry = Signal(QueueEntry)
+        m.d.sync += [
+            arr_raw.eq(link.valid),
+            arr_onehot.eq(arriving),
+            arr_color.eq(colour),
+            arr_entry.data.eq(link.payload.data),
+            arr_entry.ctrl.eq(link.payload.ctrl),
+        ]
+
+        # ---- occupancy per colour -------------------------------------------------------------
+        occ = [Signal(range(D + 1), name=f"occ_{c}") for c in range(C)]
+        only = Signal(C)  # occupancy exactly one
+        for c in range(C):
+            m.d.comb += [
+                self.nonempty[c].eq(occ[c] != 0),
+                self.plural[c].eq(occ[c] >= 2),
+                only[c].eq(occ[c] == 1),
+            ]
+        is_head = Signal()
+        m.d.comb += is_head.eq((arr_onehot & only).any())
+        m.d.comb += [
+            self.arrival_onehot.eq(arr_onehot),
+            self.arrival_color.eq(arr_color),
+            self.arrival_is_head.eq(is_head),
+            self.dropped.eq(arr_raw & ~arr_onehot.any()),
+            self.busy.eq(self.nonempty.any()),
+        ]
+        # Wavelets of the arrival's colour already in memory: occupancy minus the arrival.
+        arr_mem_count = Signal(range(D + 1))
+        if D == 2:
+            m.d.comb += arr_mem_count.eq((arr_onehot & self.plural).any())
+        else:
+            m.d.comb += arr_mem_count.eq(onehot_select(arr_onehot, occ) - 1)
+
+        # ---- head pointers --------------------------------------------------------------------
+        if R == 1:
+            heads = memory.Memory(shape=slot_bits, depth=C, init=[])
+            m.submodules.heads = heads
+            head_wr = heads.write_port()
+            head_at_port = heads.read_port(domain="comb")
+            head_at_arrival = heads.read_port(domain="comb")
+            m.d.comb += [head_at_port.addr.eq(self.rd[0].color), head_at_arrival.addr.eq(arr_color)]
+            port_heads = [head_at_port.data]
+            arr_head = head_at_arrival.data
+        else:
+            head = [Signal(slot_bits, name=f"head_{c}") for c in range(C)]
+            all_heads = Cat(head)
+            port_heads = [all_heads.word_select(p.color, slot_bits) for p in self.rd]
+            arr_head = onehot_select(arr_onehot, head)
+
+        # ---- read ports -----------------------------------------------------------------------
+        for port, rd, slot in zip(self.rd, readers, port_heads):
+            k = port.color
+            from_arrival = Signal()
+            m.d.comb += from_arrival.eq(is_head & (arr_color == k))
+            m.d.comb += rd.addr.eq(Cat(slot, k))
+            entry = Signal(QueueEntry)
+            m.d.comb += [
+                entry.eq(Mux(from_arrival, arr_entry, rd.data)),
+                port.data.eq(entry.data),
+                port.ctrl.eq(entry.ctrl),
+            ]
+        pops = Signal(C)
+        m.d.comb += pops.eq(onehot_select([p.pop for p in self.rd], [p.onehot for p in self.rd]))
+
+        # ---- enqueue --------------------------------------------------------------------------
+        consumed = Signal()  # the arrival is dequeued at once
+        m.d.comb += consumed.eq(is_head & (pops & arr_onehot).any())
+        m.d.comb += [
+            wr.addr.eq(Cat(wrap(arr_head + arr_mem_count), arr_color)),
+            wr.data.eq(arr_entry),
+            wr.en.eq(arr_onehot.any() & ~consumed),
+        ]
+
+        # ---- dequeue, counts, colour-ready ------------------------------------------------------
+        # color_ready is a function of the occupancy registers only: room for one more now.
+        color_ready = Signal(C)
+        for c in range(C):
+            m.d.sync += occ[c].eq(occ[c] - pops[c] + arriving[c])
+            m.d.comb += color_ready[c].eq(~self.accept[c] | (occ[c] < D))
+        if R == 1:
+            port = self.rd[0]
+            # A pop of a head held in memory advances that colour's head pointer.
+            m.d.comb += [
+                head_wr.addr.eq(port.color),
+                head_wr.data.eq(wrap(port_heads[0] + 1)),
+                head_wr.en.eq(port.pop & ~(is_head & (arr_color == port.color))),
+            ]
+        else:
+            for c in range(C):
+                from_mem = pops[c] & ~(is_head & arr_onehot[c])
+                with m.If(from_mem):
+                    m.d.sync += head[c].eq(wrap(head[c] + 1))
+        m.d.comb += link.color_ready.eq(color_ready)
+        # ready = color_ready[colour]; colours without a queue are taken (and dropped).
+        if C < 1 << COLOR_BITS:
+            m.d.comb += link.ready.eq(Mux(colour < C, color_ready.bit_select(colour, 1), 1))
+        else:
+            m.d.comb += link.ready.eq(color_ready.bit_select(colour, 1))
+        return ResetInserter(self.flush)(m)
