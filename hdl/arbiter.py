@@ -1,10 +1,10 @@
-"""Arbitration: a round-robin arbiter, and the shared-priority output stage of an allocator."""
+"""Arbitration: a round-robin arbiter, and the output allocator of an atomic-multicast switch."""
 
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 
 from .params import check_int
 
-__all__ = ["RoundRobin", "SharedPriority", "lowest_first"]
+__all__ = ["RoundRobin", "AtomicAllocator", "lowest_first"]
 
 
 def lowest_first(requests, upper):
@@ -31,6 +31,10 @@ class RoundRobin(Elaboratable):
     ----------
     count : int
         Number of requesters (1 to 64).
+    delayed : bool
+        Update the priority mask from the grant of the previous cycle (registered) instead of
+        the current one: the mask logic leaves the grant's path, and a requester granted twice
+        in a row before the mask catches up is the only change (still starvation-free).
 
     Attributes
     ----------
@@ -49,8 +53,9 @@ class RoundRobin(Elaboratable):
         If ``count`` is not an integer from 1 to 64.
     """
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, *, delayed: bool = False):
         self.count = check_int("count", count, 1, 64, "requesters")
+        self.delayed = delayed
         self.requests = Signal(count)
         self.advance = Signal()
         self.grant = Signal(count)
@@ -65,57 +70,87 @@ class RoundRobin(Elaboratable):
             self.grant.eq(lowest_first(self.requests, upper)),
             self.valid.eq(self.requests.any()),
         ]
-        with m.If(self.advance & self.valid):
-            # Everything strictly above the granted bit.
-            m.d.sync += upper.eq(~((self.grant - 1) | self.grant))
+        if self.delayed:
+            last = Signal(n)  # the grant of the previous cycle, when it was used
+            m.d.sync += last.eq(Mux(self.advance, self.grant, 0))
+            with m.If(last.any()):
+                m.d.sync += upper.eq(~((last - 1) | last))
+        else:
+            with m.If(self.advance & self.valid):
+                # Everything strictly above the granted bit.
+                m.d.sync += upper.eq(~((self.grant - 1) | self.grant))
         return m
 
 
-class SharedPriority(Elaboratable):
-    """The output stage of a separable allocator: ``outputs`` arbiters over the same
-    ``inputs`` requesters, with one shared rotating priority order.
+class AtomicAllocator(Elaboratable):
+    """Output allocation of a switch whose requesters need all their outputs at once.
 
-    Every output grants its requester that comes first in the shared order; so the requester
-    first in the order gets *every* output it asks for, which an atomic multicast (a requester
-    that must win several outputs in the same cycle) needs to make progress: separate
-    round-robin arbiters can stay out of phase forever. After each cycle the order starts just
-    after that first requester, whether it went or not (so one that cannot go holds the top for
-    a single cycle), which also alternates two requesters contending for one output.
+    Each of ``inputs`` requesters asks for a set of ``outputs`` (an atomic multicast: all of them
+    in the same cycle, or none). All outputs use one shared rotating priority order, so a
+    requester wins every output it asks for exactly when no requester before it in the order
+    asks for any of them; in particular the first requester in the order always wins, which
+    guarantees progress (separate round-robin arbiters per output can stay out of phase forever
+    and starve a multicast). After each cycle the order moves on to start just after the first
+    requester of the previous cycle (a registered copy of who requested, to keep the update off
+    the requests' path), whether it went or not: one that cannot go is first only briefly, and
+    requesters contending for one output take turns.
+
+    A requester that wins but is not ``ready`` does not go, and the outputs it won send nothing
+    that cycle (``ready`` is left out of the conflict check to keep it off the longest path).
 
     Parameters
     ----------
     inputs : int
-        Requesters (1 to 64).
+        Requesters (1 to 16).
     outputs : int
-        Resources, each with its own request vector and grant (1 to 64).
+        Outputs (1 to 16).
 
     Attributes
     ----------
-    requests : list of Signal(inputs), in
-        ``requests[o]``: the requesters asking for output ``o``.
+    requests : list of Signal(outputs), in
+        ``requests[p]``: the outputs requester ``p`` needs.
+    ready : Signal(inputs), in
+        Requester ``p`` may go if it wins (e.g. it has credit).
+    go : Signal(inputs), out
+        Requester ``p`` wins all its outputs and goes this cycle.
     grants : list of Signal(inputs), out
-        ``grants[o]``: one-hot grant of output ``o`` (zero without a request).
+        ``grants[o]``: one-hot, the requester that goes through output ``o`` (zero if none).
 
     Raises
     ------
     TypeError, ValueError
-        If a count is not an integer from 1 to 64.
+        If a count is not an integer from 1 to 16.
     """
 
     def __init__(self, inputs: int, outputs: int):
-        self.inputs = check_int("inputs", inputs, 1, 64, "requesters")
-        self.outputs = check_int("outputs", outputs, 1, 64, "resources")
-        self.requests = [Signal(inputs, name=f"requests_{o}") for o in range(outputs)]
+        self.inputs = check_int("inputs", inputs, 1, 16, "requesters")
+        self.outputs = check_int("outputs", outputs, 1, 16)
+        self.requests = [Signal(outputs, name=f"requests_{p}") for p in range(inputs)]
+        self.ready = Signal(inputs)
+        self.go = Signal(inputs)
         self.grants = [Signal(inputs, name=f"grants_{o}") for o in range(outputs)]
 
     def elaborate(self, platform):
         m = Module()
         n = self.inputs
-        upper = Signal(n, init=(1 << n) - 1)  # requesters searched first
-        for req, grant in zip(self.requests, self.grants):
-            m.d.comb += grant.eq(lowest_first(req, upper))
+        upper = Signal(n, init=(1 << n) - 1)  # requesters first in the order
+        req = self.requests
+        for p in range(n):
+            blockers = []
+            for q in range(n):
+                if q == p:
+                    continue
+                # q comes before p in the order starting at the lowest bit of `upper`.
+                before = (upper[q] | ~upper[p]) if q < p else (upper[q] & ~upper[p])
+                blockers.append(before & (req[q] & req[p]).any())
+            blocked = Cat(blockers).any() if blockers else 0
+            m.d.comb += self.go[p].eq(self.ready[p] & req[p].any() & ~blocked)
+        for o in range(self.outputs):
+            m.d.comb += self.grants[o].eq(Cat(self.go[p] & req[p][o] for p in range(n)))
+        # The order moves on from the requesters of the previous cycle (registered), which keeps
+        # the priority update off the requests' path.
         anyone = Signal(n)
-        m.d.comb += anyone.eq(Cat(Cat(req[i] for req in self.requests).any() for i in range(n)))
+        m.d.sync += anyone.eq(Cat(r.any() for r in req))
         top = Signal(n)
         m.d.comb += top.eq(lowest_first(anyone, upper))
         with m.If(anyone.any()):

@@ -10,15 +10,15 @@ per read port per cycle.
 
 Micro-architecture::
 
-    link ──> arrival register ──┬──> memory (written at {colour, tail} unless dequeued at once)
+    link ──> arrival register ──┬──> memory (written at {colour, tail})
                                 └──> read ports (when it is the head of its colour)
 
 * **Arrival register.** The link's wavelet is captured every cycle, with its colour decoded to
   one-hot and refused colours removed (``accept``, and colours at or above ``num_colors``: such
   a wavelet is taken, dropped and reported on ``dropped``). In the next cycle the arrival is
-  either dequeued at once by a read port when it is the head of its colour (a *bypass*: a
-  wavelet can leave a router one cycle after it arrived) or written into the memory behind the
-  queued wavelets of its colour.
+  written into the memory behind the queued wavelets of its colour; when it is the head of its
+  colour a read port may also take it from the register in that cycle (a *bypass*: a wavelet
+  can leave a router one cycle after it arrived), and the colour's head pointer moves past it.
 * **Occupancy** of each colour (memory plus arrival register) is a small counter per colour;
   ``nonempty`` and ``plural`` (at least two) are given for every colour in parallel, for pickers
   and allocators, and ``arrival_onehot`` / ``arrival_is_head`` for the bypass.
@@ -262,13 +262,13 @@ class ColorQueues(wiring.Component):
         pops = Signal(C)
         m.d.comb += pops.eq(onehot_select([p.pop for p in self.rd], [p.onehot for p in self.rd]))
 
-        # ---- enqueue --------------------------------------------------------------------------
-        consumed = Signal()  # the arrival is dequeued at once
-        m.d.comb += consumed.eq(is_head & (pops & arr_onehot).any())
+        # ---- enqueue ----------------------------------------------------------------------------
+        # Every kept arrival is written at its colour's tail, even when it is dequeued at once
+        # (its head pointer then moves past it): the write does not wait for the consumers.
         m.d.comb += [
             wr.addr.eq(Cat(wrap(arr_head + arr_mem_count), arr_color)),
             wr.data.eq(arr_entry),
-            wr.en.eq(arr_onehot.any() & ~consumed),
+            wr.en.eq(arr_onehot.any()),
         ]
 
         # ---- dequeue, counts, colour-ready ------------------------------------------------------
@@ -277,18 +277,17 @@ class ColorQueues(wiring.Component):
         for c in range(C):
             m.d.sync += occ[c].eq(occ[c] - pops[c] + arriving[c])
             m.d.comb += color_ready[c].eq(~self.accept[c] | (occ[c] < D))
+        # Every pop advances its colour's head pointer.
         if R == 1:
             port = self.rd[0]
-            # A pop of a head held in memory advances that colour's head pointer.
             m.d.comb += [
                 head_wr.addr.eq(port.color),
                 head_wr.data.eq(wrap(port_heads[0] + 1)),
-                head_wr.en.eq(port.pop & ~(is_head & (arr_color == port.color))),
+                head_wr.en.eq(port.pop),
             ]
         else:
             for c in range(C):
-                from_mem = pops[c] & ~(is_head & arr_onehot[c])
-                with m.If(from_mem):
+                with m.If(pops[c]):
                     m.d.sync += head[c].eq(wrap(head[c] + 1))
         m.d.comb += link.color_ready.eq(color_ready)
         # ready = color_ready[colour]; colours without a queue are taken (and dropped).

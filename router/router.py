@@ -12,9 +12,9 @@ Organisation (``docs/architecture.md``, "Router"):
   is registered.
 * **Separable allocation.** Each input offers one wavelet per cycle, its *candidate*: the head
   of the colour its picker selected in the previous cycle, or else the wavelet that has just
-  arrived if it is the head of its colour (a bypass: one cycle per hop). Each output arbitrates
-  over the at most five candidates that request it, all outputs in one shared rotating order
-  (:class:`hdl.arbiter.SharedPriority`).
+  arrived if it is the head of its colour (a bypass: one cycle per hop). The outputs are
+  allocated to the at most five candidates in one shared rotating priority order
+  (:class:`hdl.arbiter.AtomicAllocator`).
 * **Picker.** Each input picks, round-robin, the colour whose head it offers next, among
   colours with a wavelet whose every output has credit (the receiver's registered
   ``color_ready``). The pick is speculative: the current candidate's colour counts only if it
@@ -38,7 +38,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.arbiter import RoundRobin, SharedPriority
+from hdl.arbiter import AtomicAllocator, RoundRobin
 from hdl.color_queue import ColorQueues, onehot_select
 from hdl.config_bus import ConfigBusSignature
 from hdl.ports import NUM_PORTS, PORT_NAMES
@@ -149,72 +149,72 @@ class Router(wiring.Component):
             m.d.comb += clear[c].eq(tx.any() & ~Cat(tx[o] & ~credit[o][c] for o in range(P)).any())
 
         # ---- inputs: queues, candidate, picker ------------------------------------------------
-        cands = []
+        m.submodules.allocator = alloc = AtomicAllocator(P, P)
+        queues = []
         for p in range(P):
             name = PORT_NAMES[p]
             q = ColorQueues(num_colors=C, depth=self.queue_depth)
             m.submodules[f"queues_{name}"] = q
             wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
             m.d.comb += q.accept.eq(Cat(r.rx[p] & r.tx.any() for r in routes))
+            queues.append(q)
 
+            # The candidate: the picked colour's head, or else the arrival if it is a head.
             sel = Signal(COLOR_BITS, name=f"sel_{name}")
             sel_onehot = Signal(C, name=f"sel_onehot_{name}")
             sel_valid = Signal(name=f"sel_valid_{name}")
-            valid = Signal(name=f"cand_valid_{name}")
             colour = Signal(COLOR_BITS, name=f"cand_color_{name}")
             onehot = Signal(C, name=f"cand_onehot_{name}")
+            bypass = Signal(name=f"bypass_{name}")
             m.d.comb += [
-                valid.eq(sel_valid | q.arrival_is_head),
+                bypass.eq(~sel_valid & q.arrival_is_head),
                 colour.eq(Mux(sel_valid, sel, q.arrival_color)),
-                onehot.eq(Mux(sel_valid, sel_onehot,
-                              Mux(q.arrival_is_head, q.arrival_onehot, 0))),
+                onehot.eq(Mux(sel_valid, sel_onehot, Mux(q.arrival_is_head, q.arrival_onehot, 0))),
                 q.rd[0].color.eq(colour),
                 q.rd[0].onehot.eq(onehot),
+                q.rd[0].pop.eq(alloc.go[p]),
             ]
             lookup = route_copy(f"routes_{name}")
-            m.d.comb += lookup.addr.eq(colour)
-            request = Signal(P, name=f"request_{name}")
-            m.d.comb += request.eq(Mux(valid, lookup.data.tx, 0))
-            can_go = Signal(name=f"credit_{name}")
-            m.d.comb += can_go.eq((onehot & clear).any())
-            cands.append((q, colour, request, can_go))
+            m.d.comb += [
+                lookup.addr.eq(colour),
+                alloc.requests[p].eq(Mux(sel_valid | bypass, lookup.data.tx, 0)),
+                # Credit, for either kind of candidate (two AND-ORs side by side).
+                alloc.ready[p].eq(Mux(sel_valid, (sel_onehot & clear).any(),
+                                      (q.arrival_onehot & clear).any())),
+            ]
 
-            # Picker: the colour offered next cycle.
-            picker = RoundRobin(C)
+            # Picker: the colour offered next cycle. The candidate's colour counts only if it
+            # holds a second wavelet (it is expected to leave); for a bypass that is the
+            # arrival's colour, which holds a second one exactly when the arrival is no head.
+            expected = Signal(C, name=f"leaving_{name}")
+            m.d.comb += expected.eq(Mux(sel_valid, sel_onehot, q.arrival_onehot))
+            picker = RoundRobin(C, delayed=True)
             m.submodules[f"picker_{name}"] = picker
-            eligible = Signal(C, name=f"eligible_{name}")
-            m.d.comb += eligible.eq(clear & ((onehot & q.plural) | (~onehot & q.nonempty)))
-            m.d.comb += [picker.requests.eq(eligible), picker.advance.eq(1)]
+            m.d.comb += [
+                picker.requests.eq(clear & ((expected & q.plural) | (~expected & q.nonempty))),
+                picker.advance.eq(1),
+            ]
             index = Cat(Cat(picker.grant[c] for c in range(C) if c >> b & 1).any()
                         for b in range(COLOR_BITS))
             m.d.sync += [sel.eq(index), sel_onehot.eq(picker.grant), sel_valid.eq(picker.valid)]
 
-        # ---- outputs: one arbiter each over the five candidates, with a shared priority -------
-        m.submodules.allocator = alloc = SharedPriority(P, P)
-        for o in range(P):
-            m.d.comb += alloc.requests[o].eq(Cat(request[o] for _, _, request, _ in cands))
-        # A candidate goes when it has credit and every output it requests granted it.
-        go = Signal(P)
-        for p, (q, colour, request, can_go) in enumerate(cands):
-            got = Cat(alloc.grants[o][p] for o in range(P))
-            m.d.comb += go[p].eq(can_go & request.any() & (got == request))
-            m.d.comb += q.rd[0].pop.eq(go[p])
+        # ---- outputs ----------------------------------------------------------------------------
         for o in range(P):
             link, grant = self.port_out(o), alloc.grants[o]
             m.d.comb += [
-                link.valid.eq((grant & go).any()),
-                link.payload.data.eq(onehot_select(grant, [q.rd[0].data for q, *_ in cands])),
-                link.payload.color.eq(onehot_select(grant, [c for _, c, _, _ in cands])),
-                link.payload.ctrl.eq(onehot_select(grant, [q.rd[0].ctrl for q, *_ in cands])),
+                link.valid.eq(grant.any()),
+                link.payload.data.eq(onehot_select(grant, [q.rd[0].data for q in queues])),
+                link.payload.color.eq(onehot_select(grant, [q.rd[0].color for q in queues])),
+                link.payload.ctrl.eq(onehot_select(grant, [q.rd[0].ctrl for q in queues])),
             ]
 
         # ---- drops and status -----------------------------------------------------------------
         drops = Signal(range(P + 1))
-        m.d.comb += drops.eq(sum(q.dropped.as_unsigned() for q, *_ in cands))
+        m.d.comb += drops.eq(sum(q.dropped.as_unsigned() for q in queues))
         with m.If(cfg.we & (cfg.addr == RouterMap.STATUS)):
             m.d.sync += dropped.eq(0)
         with m.Elif(drops != 0):
             total = dropped + drops
             m.d.sync += dropped.eq(Mux(total > 0xFFFF, 0xFFFF, total))
-        m.d.comb += self.busy.eq(Cat(q.busy for q, *_ in cands).any())
+        m.d.comb += self.busy.eq(Cat(q.busy for q in queues).any())
         return m

@@ -317,15 +317,22 @@ def synthesise(design: registry.Design, args: argparse.Namespace,
                 f"{r['CCU2C']} CCU2C"), log)
 
         # 4. ECP5 synthesis with the hierarchy kept: resources per module
+        # (informational: if this run fails, the report leaves the table out and goes on)
         if full:
             current = "yosys_ecp5_hier"
             t0 = progress.start("yosys synth_ecp5 -noflatten")
-            log = yosys("ecp5_hier.ys", current, stat_json="stat_ecp5_hier.json")
-            hier = reporting.ecp5_hier_summary(
-                json.loads((work / "stat_ecp5_hier.json").read_text()), top)
-            record(current, "ok", progress.done(
-                t0, f"{len(hier['modules'])} modules, {hier['total']['LUT4']} LUT4 "
-                    f"without cross-module optimisation"), log)
+            try:
+                log = yosys("ecp5_hier.ys", current, stat_json="stat_ecp5_hier.json")
+            except StepError as exc:
+                record(current, "failed", progress.done(
+                    t0, f"failed, per-module table left out (log {_rel(exc.log)})"), exc.log)
+                (work / "stat_ecp5_hier.json").unlink(missing_ok=True)
+            else:
+                hier = reporting.ecp5_hier_summary(
+                    json.loads((work / "stat_ecp5_hier.json").read_text()), top)
+                record(current, "ok", progress.done(
+                    t0, f"{len(hier['modules'])} modules, {hier['total']['LUT4']} LUT4 "
+                        f"without cross-module optimisation"), log)
 
         # 5. place and route
         current = "nextpnr"
