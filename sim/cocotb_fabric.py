@@ -36,8 +36,8 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from .cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
-from .wavelet import Wavelet
+from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from sim.model.wavelet import Wavelet
 
 
 def _send(sock: socket.socket, obj) -> None:

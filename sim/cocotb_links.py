@@ -24,7 +24,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from .wavelet import Wavelet, pack, unpack
+from sim.model.wavelet import Wavelet, pack, unpack
 
 __all__ = ["LinkSource", "LinkSink", "LinkBench", "start_clock", "reset"]
 

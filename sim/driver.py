@@ -2,7 +2,7 @@
 
 One API, two backends that take the same configuration-chain packets:
 
-* ``backend="golden"``: the golden fabric model (:mod:`sim.fabric_model`), untimed;
+* ``backend="golden"``: the golden fabric model (:mod:`sim.model.fabric`), untimed;
 * ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default), served by
   :mod:`sim.cocotb_fabric` in a simulator process the driver starts and talks to over a socket.
 
@@ -42,9 +42,8 @@ from fabric.array import FabricParams, chain_order, emit_verilog
 from fabric.repair import RepairMap, repair
 from pe.isa import AddressMap, ErrorFlag
 from router.router import Router
-
-from .asm import PEImage
-from .config_packets import (
+from sim.asm import PEImage
+from sim.config_packets import (
     BROADCAST,
     MAX_COUNT,
     ROUTER_BASE,
@@ -56,9 +55,9 @@ from .config_packets import (
     shell_word,
     write_packets,
 )
-from .fabric_model import FabricModel
-from .routes import RouteTable, check_acyclic
-from .wavelet import Wavelet
+from sim.model.fabric import FabricModel
+from sim.model.wavelet import Wavelet
+from sim.routes import RouteTable, check_acyclic
 
 __all__ = ["TileProgram", "FabricImage", "RunResult", "RunTimeout", "FabricError",
            "DriverError", "FabricDriver", "FAULT_MODES"]
@@ -261,7 +260,7 @@ class _RTLBackend:
 
     def __init__(self, params: FabricParams, *, sim: str | None, waves: bool, optimize: bool,
                  build_timeout_s: float = 1800):
-        from .harness import run_cocotb
+        from sim.harness import run_cocotb
 
         self.params = params
         self._tmp = tempfile.TemporaryDirectory(prefix="wafer-driver-")

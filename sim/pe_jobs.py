@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pe.isa import NUM_REGS, AddressMap
-
-from .asm import PEImage
-from .harness import project_root, run_cocotb
-from .pe_model import PEModel, PEParams
+from sim.asm import PEImage
+from sim.harness import project_root, run_cocotb
+from sim.model.pe import PEModel, PEParams
 
 __all__ = ["PEJob", "run_golden", "run_rtl", "compare", "STATUS_COMPARED"]
 

@@ -20,7 +20,7 @@ class _UserError(click.ClickException):
 def _out_dir(out_dir, workload: str) -> Path:
     """The output directory (``--out`` or ``out/<workload>``), created now so that an unusable
     one fails before the run, not after it."""
-    from .cli import _output_error
+    from sim.cli import _output_error
 
     out = Path(out_dir or f"out/{workload}")
     try:
@@ -33,8 +33,8 @@ def _out_dir(out_dir, workload: str) -> Path:
 def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
     """Write the heat map (``heatmap_args`` for :func:`sim.workloads.heatmap`, the path
     filled in, or None for none; its path goes into ``report``) and ``report.json``."""
-    from .cli import _output_error
-    from .workloads import heatmap
+    from sim.cli import _output_error
+    from sim.workloads import heatmap
 
     try:
         if heatmap_args is not None:
@@ -85,9 +85,8 @@ def run() -> None:
 def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim):
     from fabric.array import FabricParams
     from fabric.repair import UnrepairableError
-
-    from .mapper import MappingError, parse_dtype
-    from .workloads import WorkloadError, random_defects
+    from sim.mapper import MappingError, parse_dtype
+    from sim.workloads import WorkloadError, random_defects
 
     try:
         fmt = parse_dtype(dtype)
@@ -96,14 +95,14 @@ def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend,
         defect_map = random_defects(rows, params.physical_cols, spares, defects,
                                     np.random.default_rng(seed))
     except (MappingError, WorkloadError, UnrepairableError, TypeError, ValueError) as exc:
-        from .cli import with_flag_names
+        from sim.cli import with_flag_names
 
         raise _UserError(with_flag_names(str(exc))) from None
     return params, fmt, defect_map
 
 
 def _driver(params, backend, defect_map, fault, sim, optimize, echo):
-    from .driver import DriverError, FabricDriver
+    from sim.driver import DriverError, FabricDriver
 
     if backend == "rtl":
         echo("building and starting the RTL simulation (the first build of a fabric size takes "
@@ -135,9 +134,9 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
     from tqdm import tqdm
 
-    from .driver import DriverError, FabricDriver
-    from .mapper import MappingError, map_layers
-    from .workloads import read_counters, run_layers, train_digits_mlp
+    from sim.driver import DriverError, FabricDriver
+    from sim.mapper import MappingError, map_layers
+    from sim.workloads import read_counters, run_layers, train_digits_mlp
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
@@ -252,9 +251,9 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
          as_json, weights, tensor, x_source, max_rows, max_cols, relu):
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
     model and numpy."""
-    from .driver import DriverError, FabricDriver
-    from .mapper import MappingError, map_layers
-    from .workloads import WorkloadError, load_weights, read_counters, run_layers
+    from sim.driver import DriverError, FabricDriver
+    from sim.mapper import MappingError, map_layers
+    from sim.workloads import WorkloadError, load_weights, read_counters, run_layers
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from fabric.repair import RepairMap
-
-from .driver import FabricDriver
-from .mapper import GemvMapping
+from sim.driver import FabricDriver
+from sim.mapper import GemvMapping
 
 __all__ = [
     "WorkloadError",

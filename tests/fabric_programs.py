@@ -9,9 +9,9 @@ import numpy as np
 
 from sim.asm import assemble
 from sim.driver import FabricImage, TileProgram
-from sim.pe_model import PEParams
+from sim.model.pe import PEParams
+from sim.model.wavelet import Wavelet
 from sim.routes import RouteTable
-from sim.wavelet import Wavelet
 
 
 @dataclass

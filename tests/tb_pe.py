@@ -26,7 +26,7 @@ from cocotb.triggers import ClockCycles
 from pe.isa import NUM_REGS, AddressMap
 from sim.cocotb_config import ConfigBusDriver
 from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
-from sim.wavelet import Wavelet
+from sim.model.wavelet import Wavelet
 
 A = AddressMap
 

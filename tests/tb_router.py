@@ -1,4 +1,4 @@
-"""cocotb bench of the 5-port colour router, checked against :mod:`sim.router_model`.
+"""cocotb bench of the 5-port colour router, checked against :mod:`sim.model.router`.
 
 Parameters come from the environment: ``ROUTER_NUM_COLORS``, ``ROUTER_QUEUE_DEPTH``,
 ``ROUTER_SEED`` (random tests) and, for the figures of ``bench/router.py``, ``ROUTER_FIGURES``
@@ -18,9 +18,9 @@ from cocotb.triggers import ClockCycles
 from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
 from sim.cocotb_config import ConfigBusDriver
 from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
-from sim.router_model import route_streams
+from sim.model.router import route_streams
+from sim.model.wavelet import Wavelet
 from sim.routes import Route, RouteTable
-from sim.wavelet import Wavelet
 
 NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
 QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))

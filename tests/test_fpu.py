@@ -1,6 +1,6 @@
 """Floating-point units and format converters on RTL: the cocotb bench tests/tb_fpu.py streams
 every TestFloat vector and random operands in every format through :class:`FpuHarness` and
-compares with :mod:`sim.formats` bit for bit."""
+compares with :mod:`sim.model.formats` bit for bit."""
 
 from pathlib import Path
 

@@ -7,9 +7,9 @@ import pytest
 from hdl.ports import RAMP, E, N, S, W
 from router import Router
 from sim.harness import run_cocotb
-from sim.router_model import route_streams
+from sim.model.router import route_streams
+from sim.model.wavelet import Wavelet
 from sim.routes import Route, RouteTable
-from sim.wavelet import Wavelet
 
 HERE = Path(__file__).parent
 

@@ -2,7 +2,7 @@
 
 Written from ``docs/isa.md`` (not from the RTL). It runs the same binary — program words, task
 table, DSD table, registers and SRAM image, loaded through the same configuration address map
-(:class:`pe.isa.AddressMap`) — with numpy arithmetic from :mod:`sim.formats`, and is untimed:
+(:class:`pe.isa.AddressMap`) — with numpy arithmetic from :mod:`sim.model.formats`, and is untimed:
 
 * Sequential semantics: instructions of a task run in program order; a vector instruction
   completes element by element (element ``i`` reads its operands, then writes its result) before
@@ -45,8 +45,7 @@ from pe.isa import (
     unpack_dsd,
     unpack_task,
 )
-
-from . import formats as F
+from sim.model import formats as F
 
 __all__ = ["Dsd", "PEModel", "PEParams"]
 

@@ -1,7 +1,7 @@
 """Golden model of a whole logical fabric: router models and PE models on an R × C mesh.
 
 Built from the block golden models (:mod:`sim.routes` route tables with the routing rule of
-:mod:`sim.router_model`, and :class:`sim.pe_model.PEModel`), independently of the RTL. It models
+:mod:`sim.model.router`, and :class:`sim.model.pe.PEModel`), independently of the RTL. It models
 the *logical* array only: the contract of redundancy is that a repaired fabric behaves exactly
 like a defect-free one, so the golden model has no spares.
 
@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections import deque
 
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-
-from .config_packets import ROUTER_BASE
-from .pe_model import PEModel, PEParams
-from .routes import Route, RouteTable
-from .wavelet import Wavelet
+from sim.config_packets import ROUTER_BASE
+from sim.model.pe import PEModel, PEParams
+from sim.model.wavelet import Wavelet
+from sim.routes import Route, RouteTable
 
 __all__ = ["FabricModel", "EDGE_PORT"]
 
