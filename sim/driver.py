@@ -42,7 +42,6 @@ from fabric.array import FabricParams, chain_order, emit_verilog
 from fabric.repair import RepairMap, repair
 from pe.isa import AddressMap, ErrorFlag
 from router.router import Router
-from sim.asm import PEImage
 from sim.config_packets import (
     BROADCAST,
     MAX_COUNT,
@@ -57,7 +56,8 @@ from sim.config_packets import (
 )
 from sim.model.fabric import FabricModel
 from sim.model.wavelet import Wavelet
-from sim.routes import RouteTable, check_acyclic
+from sim.toolchain.asm import PEImage
+from sim.toolchain.routes import RouteTable, check_acyclic
 
 __all__ = ["TileProgram", "FabricImage", "RunResult", "RunTimeout", "FabricError",
            "DriverError", "FabricDriver", "FAULT_MODES"]

@@ -1,8 +1,8 @@
 """Run PE programs on the golden model and on the RTL (through ``tests/tb_pe.py``), and compare.
 
-A :class:`PEJob` is an assembled :class:`~sim.asm.PEImage`, the wavelets sent to the PE and the
-SRAM ranges to read back. :func:`run_golden` and :func:`run_rtl` return results with the same
-keys; :func:`compare` lists the differences (empty = bit-identical).
+A :class:`PEJob` is an assembled :class:`~sim.toolchain.asm.PEImage`, the wavelets sent to the PE
+and the SRAM ranges to read back. :func:`run_golden` and :func:`run_rtl` return results with the
+same keys; :func:`compare` lists the differences (empty = bit-identical).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pe.isa import NUM_REGS, AddressMap
-from sim.asm import PEImage
 from sim.harness import project_root, run_cocotb
 from sim.model.pe import PEModel, PEParams
+from sim.toolchain.asm import PEImage
 
 __all__ = ["PEJob", "run_golden", "run_rtl", "compare", "STATUS_COMPARED"]
 

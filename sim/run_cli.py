@@ -85,7 +85,7 @@ def run() -> None:
 def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim):
     from fabric.array import FabricParams
     from fabric.repair import UnrepairableError
-    from sim.mapper import MappingError, parse_dtype
+    from sim.toolchain.mapper import MappingError, parse_dtype
     from sim.workloads import WorkloadError, random_defects
 
     try:
@@ -135,7 +135,7 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     from tqdm import tqdm
 
     from sim.driver import DriverError, FabricDriver
-    from sim.mapper import MappingError, map_layers
+    from sim.toolchain.mapper import MappingError, map_layers
     from sim.workloads import read_counters, run_layers, train_digits_mlp
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
@@ -252,7 +252,7 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
     model and numpy."""
     from sim.driver import DriverError, FabricDriver
-    from sim.mapper import MappingError, map_layers
+    from sim.toolchain.mapper import MappingError, map_layers
     from sim.workloads import WorkloadError, load_weights, read_counters, run_layers
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))

@@ -1,7 +1,7 @@
 """Real workloads on the fabric: a GEMV from a weight file and an MLP on scikit-learn's digits.
 
-Both run through :mod:`sim.mapper` and :class:`sim.driver.FabricDriver`, on the RTL or the golden
-backend, and produce a report: results, bit-exactness against the golden model and the numpy
+Both run through :mod:`sim.toolchain.mapper` and :class:`sim.driver.FabricDriver`, on the RTL or the
+golden backend, and produce a report: results, bit-exactness against the golden model and the numpy
 reference, cycles, MACs per cycle, PE utilisation, and a heat map of the fabric.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from fabric.repair import RepairMap
 from sim.driver import FabricDriver
-from sim.mapper import GemvMapping
+from sim.toolchain.mapper import GemvMapping
 
 __all__ = [
     "WorkloadError",

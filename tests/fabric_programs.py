@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.asm import assemble
 from sim.driver import FabricImage, TileProgram
 from sim.model.pe import PEParams
 from sim.model.wavelet import Wavelet
-from sim.routes import RouteTable
+from sim.toolchain.asm import assemble
+from sim.toolchain.routes import RouteTable
 
 
 @dataclass

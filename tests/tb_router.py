@@ -20,7 +20,7 @@ from sim.cocotb_config import ConfigBusDriver
 from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.model.router import route_streams
 from sim.model.wavelet import Wavelet
-from sim.routes import Route, RouteTable
+from sim.toolchain.routes import Route, RouteTable
 
 NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
 QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))

@@ -11,9 +11,9 @@ import pytest
 
 from hdl.formats import Format
 from pe.isa import AddressMap, ErrorFlag, Op, encode
-from sim.asm import assemble, encode_values
 from sim.model.pe import PEParams
 from sim.pe_jobs import PEJob, compare, run_golden, run_rtl
+from sim.toolchain.asm import assemble, encode_values
 
 PARAMS = PEParams(sram_words=512, imem_words=128, num_colors=8, num_tasks=12, num_dsds=16)
 RNG = np.random.default_rng(2024)

@@ -9,7 +9,7 @@ from router import Router
 from sim.harness import run_cocotb
 from sim.model.router import route_streams
 from sim.model.wavelet import Wavelet
-from sim.routes import Route, RouteTable
+from sim.toolchain.routes import Route, RouteTable
 
 HERE = Path(__file__).parent
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from hdl.ports import NUM_PORTS
 from sim.model.wavelet import Wavelet
-from sim.routes import RouteTable
+from sim.toolchain.routes import RouteTable
 
 __all__ = ["RouterResult", "route_streams"]
 

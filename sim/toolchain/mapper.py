@@ -46,11 +46,11 @@ import numpy as np
 
 from fabric.array import FabricParams
 from hdl.formats import Format
-from sim.asm import AsmError, assemble
 from sim.driver import FabricImage, TileProgram
 from sim.model import formats as F
 from sim.model.wavelet import Wavelet
-from sim.routes import RouteTable
+from sim.toolchain.asm import AsmError, assemble
+from sim.toolchain.routes import RouteTable
 
 __all__ = ["MappingError", "GemvMapping", "map_layers", "WEIGHT_DTYPES", "parse_dtype"]
 
