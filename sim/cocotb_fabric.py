@@ -1,10 +1,11 @@
 """The RTL side of the host driver: a cocotb test that serves driver commands over a socket.
 
-:class:`sim.driver.FabricDriver` with ``backend="rtl"`` starts the simulator with this module as
-its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``. Every
-message is a length-prefixed pickle of ``(command, arguments)``; every reply is ``("ok", value)``
-or ``("error", message)``. While the driver thinks, the simulation is paused; while a command
-runs, the simulator runs free with one coroutine doing the per-cycle work of all host ports.
+:class:`sim.host.driver.FabricDriver` with ``backend="rtl"`` starts the simulator with this module
+as its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``. Every
+message is a length-prefixed pickle of ``(command, arguments)``; every reply is
+``("ok", value)`` or ``("error", message)``. While the driver thinks, the simulation is paused;
+while a command runs, the simulator runs free with one coroutine doing the per-cycle work of all
+host ports.
 
 Commands:
 

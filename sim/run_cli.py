@@ -102,7 +102,8 @@ def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend,
 
 
 def _driver(params, backend, defect_map, fault, sim, optimize, echo):
-    from sim.driver import DriverError, FabricDriver
+    from sim.host.driver import FabricDriver
+    from sim.host.errors import DriverError
 
     if backend == "rtl":
         echo("building and starting the RTL simulation (the first build of a fabric size takes "
@@ -134,7 +135,8 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
     from tqdm import tqdm
 
-    from sim.driver import DriverError, FabricDriver
+    from sim.host.driver import FabricDriver
+    from sim.host.errors import DriverError
     from sim.toolchain.mapper import MappingError, map_layers
     from sim.workloads import read_counters, run_layers, train_digits_mlp
 
@@ -251,7 +253,8 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
          as_json, weights, tensor, x_source, max_rows, max_cols, relu):
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
     model and numpy."""
-    from sim.driver import DriverError, FabricDriver
+    from sim.host.driver import FabricDriver
+    from sim.host.errors import DriverError
     from sim.toolchain.mapper import MappingError, map_layers
     from sim.workloads import WorkloadError, load_weights, read_counters, run_layers
 

@@ -1,8 +1,8 @@
 """Real workloads on the fabric: a GEMV from a weight file and an MLP on scikit-learn's digits.
 
-Both run through :mod:`sim.toolchain.mapper` and :class:`sim.driver.FabricDriver`, on the RTL or the
-golden backend, and produce a report: results, bit-exactness against the golden model and the numpy
-reference, cycles, MACs per cycle, PE utilisation, and a heat map of the fabric.
+Both run through :mod:`sim.toolchain.mapper` and :class:`sim.host.driver.FabricDriver`, on the
+RTL or the golden backend, and produce a report: results, bit-exactness against the golden model
+and the numpy reference, cycles, MACs per cycle, PE utilisation, and a heat map of the fabric.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fabric.repair import RepairMap
-from sim.driver import FabricDriver
+from sim.host.driver import FabricDriver
 from sim.toolchain.mapper import GemvMapping
 
 __all__ = [

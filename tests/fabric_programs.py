@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.driver import FabricImage, TileProgram
+from sim.host.driver import FabricImage, TileProgram
 from sim.model.pe import PEParams
 from sim.model.wavelet import Wavelet
 from sim.toolchain.asm import assemble

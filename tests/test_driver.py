@@ -10,7 +10,8 @@ import pytest
 
 from fabric.array import FabricParams
 from pe.isa import ErrorFlag
-from sim.driver import FabricDriver, FabricError, FabricImage, TileProgram
+from sim.host.driver import FabricDriver, FabricImage, TileProgram
+from sim.host.errors import FabricError
 from sim.model.wavelet import Wavelet
 from sim.toolchain.asm import assemble
 from sim.toolchain.routes import RouteCycleError, RouteTable, find_route_cycle

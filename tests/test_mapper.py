@@ -9,7 +9,7 @@ import pytest
 
 from fabric.array import FabricParams
 from pe.isa import Op
-from sim.driver import FabricDriver
+from sim.host.driver import FabricDriver
 from sim.toolchain.mapper import MappingError, map_layers, parse_dtype
 from sim.workloads import WorkloadError, load_weights, random_defects, run_layers
 

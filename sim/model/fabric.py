@@ -8,7 +8,7 @@ exactly like a defect-free one, so the golden model has no spares.
 Untimed dataflow: queues are unbounded, routers move every waiting wavelet to all of its route's
 outputs, PEs run until they wait; repeated until nothing moves. For a program whose results do
 not depend on timing (no races between tasks), this gives the results of the RTL bit for bit.
-Configuration uses the tile address map of the RTL (:mod:`sim.config_packets`).
+Configuration uses the tile address map of the RTL (:mod:`sim.host.packets`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-from sim.config_packets import ROUTER_BASE
+from sim.host.packets import ROUTER_BASE
 from sim.model.pe import PEModel, PEParams
 from sim.model.wavelet import Wavelet
 from sim.toolchain.routes import Route, RouteTable

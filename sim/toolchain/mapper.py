@@ -46,7 +46,7 @@ import numpy as np
 
 from fabric.array import FabricParams
 from hdl.formats import Format
-from sim.driver import FabricImage, TileProgram
+from sim.host.driver import FabricImage, TileProgram
 from sim.model import formats as F
 from sim.model.wavelet import Wavelet
 from sim.toolchain.asm import AsmError, assemble
