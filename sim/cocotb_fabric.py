@@ -38,6 +38,7 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from sim.host.packets import Command, decode_header
 from sim.model.wavelet import Wavelet
 
 
@@ -112,10 +113,10 @@ class ChainSink:
         self.words.append(w)
         if self._left:
             self._left -= 1
-        else:  # a header: WRITE has address + data, RDATA data, READ/SHELL one word
-            command, count = w >> 28, w & 0xFFF
-            self._answer = command == 3
-            self._left = {1: count + 1, 3: count}.get(command, 1)
+        else:  # a header
+            head = decode_header(w)
+            self._answer = head.command == Command.RDATA
+            self._left = head.body_words
         if self._left == 0 and self._answer:
             self.answers += 1
             self._answer = False

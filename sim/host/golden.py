@@ -6,7 +6,7 @@ from __future__ import annotations
 from fabric.array import FabricParams
 from fabric.repair import RepairMap
 from sim.host.errors import DriverError
-from sim.host.packets import BROADCAST, Command, header
+from sim.host.packets import Command, decode_header, header
 from sim.model.fabric import FabricModel
 from sim.model.wavelet import Wavelet
 
@@ -36,37 +36,33 @@ class GoldenBackend:
         i = 0
         enabled = self.rmap.enabled
         while i < len(words):
-            w = words[i]
-            cmd, row, col, n = w >> 28, (w >> 20) & 0xFF, (w >> 12) & 0xFF, w & 0xFFF
-            if cmd == Command.WRITE:
-                addr, data = words[i + 1], words[i + 2:i + 2 + n]
-                if row == BROADCAST and col == BROADCAST:
+            head = decode_header(words[i])
+            end = i + 1 + head.body_words
+            if head.command == Command.WRITE:
+                addr, data = words[i + 1], words[i + 2:end]
+                if head.broadcast:
                     targets = [(r, c) for r in range(self.params.rows)
                                for c in range(self.params.cols)]
-                elif enabled[row, col]:
-                    targets = [self.rmap.logical(row, col)]
+                elif enabled[head.row, head.col]:
+                    targets = [self.rmap.logical(head.row, head.col)]
                 else:
                     targets = []
                 for r, c in targets:
                     for k, value in enumerate(data):
                         self.model.cfg_write(r, c, addr + k, value)
-                if not targets or row == BROADCAST:  # broadcasts reach the chain's end
-                    out += words[i:i + 2 + n]
-                i += 2 + n
-            elif cmd == Command.READ:
+                if not targets or head.broadcast:  # broadcasts reach the chain's end
+                    out += words[i:end]
+            elif head.command == Command.READ:
                 addr = words[i + 1]
-                if enabled[row, col]:
-                    r, c = self.rmap.logical(row, col)
-                    out += [header(Command.RDATA, row, col, n)]
-                    out += [self.model.cfg_read(r, c, addr + k) for k in range(n)]
+                if enabled[head.row, head.col]:
+                    r, c = self.rmap.logical(head.row, head.col)
+                    out += [header(Command.RDATA, head.row, head.col, head.count)]
+                    out += [self.model.cfg_read(r, c, addr + k) for k in range(head.count)]
                 else:
-                    out += words[i:i + 2]
-                i += 2
-            elif cmd == Command.SHELL:
-                i += 2
-            else:
-                out.append(w)
-                i += 1
+                    out += words[i:end]
+            elif head.command != Command.SHELL:  # RDATA or unknown: passed on, as by a station
+                out += words[i:end]
+            i = end
         return out
 
     def send(self, port: str, wavelets) -> None:
