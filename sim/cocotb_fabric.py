@@ -1,8 +1,8 @@
 """The RTL side of the host driver: a cocotb test that serves driver commands over a socket.
 
 :class:`sim.host.driver.FabricDriver` with ``backend="rtl"`` starts the simulator with this module
-as its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``. Every
-message is a length-prefixed pickle of ``(command, arguments)``; every reply is
+as its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``
+(:mod:`sim.host.wire`). Every message is ``(command, arguments)``; every reply is
 ``("ok", value)`` or ``("error", message)``. While the driver thinks, the simulation is paused;
 while a command runs, the simulator runs free with one coroutine doing the per-cycle work of all
 host ports.
@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import socket
-import struct
 from collections import deque
 
 import cocotb
@@ -39,27 +37,8 @@ from cocotb.triggers import ClockCycles
 
 from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.host.packets import Command, decode_header
+from sim.host.wire import recv_message, send_message
 from sim.model.wavelet import Wavelet
-
-
-def _send(sock: socket.socket, obj) -> None:
-    data = pickle.dumps(obj)
-    sock.sendall(struct.pack("<Q", len(data)) + data)
-
-
-def _recv(sock: socket.socket):
-    head = _recv_exact(sock, 8)
-    return pickle.loads(_recv_exact(sock, struct.unpack("<Q", head)[0]))
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("the driver closed the connection")
-        buf += chunk
-    return bytes(buf)
 
 
 class ChainSource:
@@ -148,10 +127,10 @@ async def serve(dut):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["WAFER_DRIVER_SOCKET"])
     while True:
-        command, args = _recv(sock)
+        command, args = recv_message(sock, "the driver")
         try:
             if command == "quit":
-                _send(sock, ("ok", None))
+                send_message(sock, ("ok", None))
                 break
             if command == "chain":
                 words, answers = args
@@ -164,11 +143,11 @@ async def serve(dut):
                 # Let the last words (echoed broadcasts, unclaimed packets) drain out: each
                 # physical tile's station holds at most a few words.
                 await ClockCycles(dut.clk, 4 * rows * (cols + params["spares"]) + 8)
-                _send(sock, ("ok", chain_sink.take()))
+                send_message(sock, ("ok", chain_sink.take()))
             elif command == "send":
                 port, wavelets = args
                 held.setdefault(port, []).extend(Wavelet(d, c, k) for d, c, k in wavelets)
-                _send(sock, ("ok", None))
+                send_message(sock, ("ok", None))
             elif command == "run":
                 max_cycles, expect = args
                 for port, wavelets in held.items():
@@ -197,7 +176,7 @@ async def serve(dut):
                     del s.received[:]
                 tile_idle = int(dut.tile_idle.value)
                 pending = {p: s.pending for p, s in sources.items() if s.pending}
-                _send(sock, ("ok", {"cycles": cycles, "received": received,
+                send_message(sock, ("ok", {"cycles": cycles, "received": received,
                                     "timeout": timeout, "tile_idle": tile_idle,
                                     "pending": pending, "error": int(dut.error.value)}))
             elif command == "faults":
@@ -205,10 +184,10 @@ async def serve(dut):
                 for i, mode in enumerate(args):
                     value |= (mode & 3) << (2 * i)
                 dut.fault_modes.value = value
-                _send(sock, ("ok", None))
+                send_message(sock, ("ok", None))
             else:
-                _send(sock, ("error", f"unknown command {command!r}"))
+                send_message(sock, ("error", f"unknown command {command!r}"))
         except Exception as exc:  # report to the driver, keep serving
-            _send(sock, ("error", f"{type(exc).__name__}: {exc}"))
+            send_message(sock, ("error", f"{type(exc).__name__}: {exc}"))
     bench.stop()
     sock.close()

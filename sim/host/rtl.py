@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import socket
-import struct
 import tempfile
 import threading
 import time
@@ -16,6 +14,7 @@ from dataclasses import asdict
 from fabric.array import FabricParams, emit_verilog
 from sim.harness import run_cocotb
 from sim.host.errors import DriverError
+from sim.host.wire import recv_message, send_message
 
 __all__ = ["RTLBackend"]
 
@@ -77,26 +76,15 @@ class RTLBackend:
                                       f"{build_timeout_s:.0f} s") from None
 
     def _call(self, command: str, args=None):
-        data = pickle.dumps((command, args))
         try:
-            self._sock.sendall(struct.pack("<Q", len(data)) + data)
-            head = self._recv(8)
-            status, value = pickle.loads(self._recv(struct.unpack("<Q", head)[0]))
+            send_message(self._sock, (command, args))
+            status, value = recv_message(self._sock, "the simulator")
         except (OSError, ConnectionError) as exc:
             self._thread.join(timeout=30)
             raise DriverError(f"the RTL simulation stopped: {self._error or exc}") from exc
         if status != "ok":
             raise DriverError(f"the RTL simulation failed on {command!r}: {value}")
         return value
-
-    def _recv(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self._sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("the simulator closed the connection")
-            buf += chunk
-        return bytes(buf)
 
     def chain(self, words: list[int], answers: int) -> list[int]:
         """Push configuration words through the simulated chain; the words that came out."""
