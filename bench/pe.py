@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pe.fpu import FAdd, FMul  # noqa: E402
-from sim.harness import default_simulator  # noqa: E402
 from sim.model.pe import PEParams  # noqa: E402
-from sim.pe_jobs import PEJob, compare, run_golden, run_rtl  # noqa: E402
+from sim.tb.harness import default_simulator  # noqa: E402
+from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl  # noqa: E402
 from sim.toolchain.asm import assemble  # noqa: E402
 
 N = 256

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Router figures on RTL: latency per hop and sustained throughput per output port.
 
-Runs the ``figures`` test of ``tests/tb_router.py`` on the simulator and prints
+Runs the ``figures`` test of :mod:`sim.tb.router_bench` on the simulator and prints
 
 * ``latency_cycles_per_hop``: cycles from a wavelet's transfer into an idle router to its
   transfer out (one hop);
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from router import Router  # noqa: E402
-from sim.harness import default_simulator, run_cocotb  # noqa: E402
+from sim.tb.harness import default_simulator, run_cocotb  # noqa: E402
 
 
 def measure(num_colors: int, depth: int, sim: str) -> dict:
@@ -36,8 +36,7 @@ def measure(num_colors: int, depth: int, sim: str) -> dict:
         run_cocotb(
             Router(num_colors=num_colors, queue_depth=depth),
             toplevel=f"router_c{num_colors}_d{depth}",
-            test_module="tb_router",
-            test_dir=ROOT / "tests",
+            test_module="sim.tb.router_bench",
             testcase="figures",
             sim=sim,
             extra_env={"ROUTER_NUM_COLORS": str(num_colors), "ROUTER_QUEUE_DEPTH": str(depth),

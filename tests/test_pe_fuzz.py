@@ -16,7 +16,7 @@ from test_pe import PARAMS, SPECIALS
 
 from pe.isa import Op
 from sim.model.pe import Dsd, operand_problem
-from sim.pe_jobs import PEJob, compare, run_golden, run_rtl
+from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
 from sim.toolchain.asm import AsmError, assemble
 
 SEED = int(os.environ.get("PE_FUZZ_SEED", "7"))

@@ -5,7 +5,7 @@ One API, two backends that take the same configuration-chain packets:
 * ``backend="golden"``: the golden fabric model (:mod:`sim.model.fabric`), untimed
   (:mod:`sim.host.golden`);
 * ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default), served by
-  :mod:`sim.cocotb_fabric` in a simulator process the driver starts and talks to over a socket
+  :mod:`sim.tb.fabric_server` in a simulator process the driver starts and talks to over a socket
   (:mod:`sim.host.rtl`).
 
 What a driver raises is in :mod:`sim.host.errors`.

@@ -1,5 +1,5 @@
 """The RTL backend of the host driver: the fabric's Verilog simulated with cocotb in a simulator
-process that serves :mod:`sim.cocotb_fabric` and talks to the driver over a Unix socket."""
+process that serves :mod:`sim.tb.fabric_server` and talks to the driver over a Unix socket."""
 
 from __future__ import annotations
 
@@ -12,21 +12,21 @@ import time
 from dataclasses import asdict
 
 from fabric.array import FabricParams, emit_verilog
-from sim.harness import run_cocotb
 from sim.host.errors import DriverError
 from sim.host.wire import recv_message, send_message
+from sim.tb.harness import run_cocotb
 
 __all__ = ["RTLBackend"]
 
 
 class RTLBackend:
-    """Runs the fabric RTL in a simulator process serving :mod:`sim.cocotb_fabric`.
+    """Runs the fabric RTL in a simulator process serving :mod:`sim.tb.fabric_server`.
 
     Parameters
     ----------
     params : FabricParams
     sim : str or None
-        Simulator (default :func:`sim.harness.default_simulator`).
+        Simulator (default :func:`sim.tb.harness.default_simulator`).
     waves : bool
         Record a waveform.
     optimize : bool
@@ -55,7 +55,7 @@ class RTLBackend:
 
         def target():
             try:
-                run_cocotb(verilog, toplevel=params.name(), test_module="sim.cocotb_fabric",
+                run_cocotb(verilog, toplevel=params.name(), test_module="sim.tb.fabric_server",
                            sim=sim, waves=waves, optimize=optimize, extra_env=env)
             except BaseException as exc:  # reported to the caller
                 self._error = exc
@@ -95,7 +95,7 @@ class RTLBackend:
         self._call("send", (port, list(wavelets)))
 
     def run(self, max_cycles: int, expect: dict[str, int]) -> dict:
-        """Run the simulation (see :mod:`sim.cocotb_fabric`, command ``run``)."""
+        """Run the simulation (see :mod:`sim.tb.fabric_server`, command ``run``)."""
         return self._call("run", (max_cycles, expect))
 
     def set_faults(self, modes) -> None:

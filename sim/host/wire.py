@@ -2,7 +2,7 @@
 
 A message is one Python object: an 8-byte little-endian length, then that many bytes of its
 pickle. :class:`sim.host.rtl.RTLBackend` sends ``(command, arguments)`` and the simulator's
-:mod:`sim.cocotb_fabric` answers ``("ok", value)`` or ``("error", message)``.
+:mod:`sim.tb.fabric_server` answers ``("ok", value)`` or ``("error", message)``.
 """
 
 from __future__ import annotations

@@ -35,10 +35,10 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.host.packets import Command, decode_header
 from sim.host.wire import recv_message, send_message
 from sim.model.wavelet import Wavelet
+from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
 
 
 class ChainSource:

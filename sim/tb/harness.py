@@ -25,7 +25,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -76,8 +76,9 @@ class ToolMissingError(RuntimeError):
 
 
 def project_root() -> Path:
-    """The repository root (the directory holding ``pyproject.toml``)."""
-    return Path(__file__).resolve().parent.parent
+    """The repository root (the directory holding ``pyproject.toml``; the project is installed
+    editable from it)."""
+    return Path(__file__).resolve().parents[2]
 
 
 def default_simulator() -> str:
@@ -297,7 +298,7 @@ def run_cocotb(
     design,
     *,
     toplevel: str,
-    test_module: str,
+    test_module: str | Sequence[str],
     test_dir: Path | str | None = None,
     testcase: str | list[str] | None = None,
     sim: str | None = None,
@@ -317,8 +318,9 @@ def run_cocotb(
         ``toplevel``) or Verilog text(s).
     toplevel : str
         Top module name.
-    test_module : str
-        Importable name of the cocotb test module (e.g. ``"tb_router"``).
+    test_module : str or sequence of str
+        Importable name of the cocotb test module (e.g. ``"sim.tb.pe_bench"``, or ``"tb_router"``
+        with ``test_dir``), or several, whose tests all run.
     test_dir : path, optional
         Directory holding ``test_module``; added to the simulator's ``PYTHONPATH``.
     testcase : str or list of str, optional
