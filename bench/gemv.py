@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fabric.array import FabricParams  # noqa: E402
+from sim.apps.layers import run_layers  # noqa: E402
 from sim.host.driver import FabricDriver  # noqa: E402
 from sim.toolchain.mapper import map_layers, parse_dtype  # noqa: E402
-from sim.workloads import run_layers  # noqa: E402
 
 DEFAULT_CASES = "4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256"
 

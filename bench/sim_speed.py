@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fabric.array import FabricParams  # noqa: E402
+from sim.apps.layers import run_layers  # noqa: E402
 from sim.host.driver import FabricDriver  # noqa: E402
 from sim.tb.harness import ToolMissingError, prepare_simulator  # noqa: E402
 from sim.toolchain.mapper import map_layers, parse_dtype  # noqa: E402
-from sim.workloads import run_layers  # noqa: E402
 
 
 def measure(size: int, sim: str, optimize: bool, repeats: int) -> dict:

@@ -31,10 +31,10 @@ def _out_dir(out_dir, workload: str) -> Path:
 
 
 def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
-    """Write the heat map (``heatmap_args`` for :func:`sim.workloads.heatmap`, the path
+    """Write the heat map (``heatmap_args`` for :func:`sim.apps.heatmap.heatmap`, the path
     filled in, or None for none; its path goes into ``report``) and ``report.json``."""
+    from sim.apps.heatmap import heatmap
     from sim.cli import _output_error
-    from sim.workloads import heatmap
 
     try:
         if heatmap_args is not None:
@@ -85,8 +85,9 @@ def run() -> None:
 def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim):
     from fabric.array import FabricParams
     from fabric.repair import UnrepairableError
+    from sim.apps.defects import random_defects
+    from sim.apps.errors import WorkloadError
     from sim.toolchain.mapper import MappingError, parse_dtype
-    from sim.workloads import WorkloadError, random_defects
 
     try:
         fmt = parse_dtype(dtype)
@@ -135,10 +136,11 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
     from tqdm import tqdm
 
+    from sim.apps.digits import train_digits_mlp
+    from sim.apps.layers import read_counters, run_layers
     from sim.host.driver import FabricDriver
     from sim.host.errors import DriverError
     from sim.toolchain.mapper import MappingError, map_layers
-    from sim.workloads import read_counters, run_layers, train_digits_mlp
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
@@ -253,10 +255,12 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
          as_json, weights, tensor, x_source, max_rows, max_cols, relu):
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
     model and numpy."""
+    from sim.apps.errors import WorkloadError
+    from sim.apps.layers import read_counters, run_layers
+    from sim.apps.weights import load_weights
     from sim.host.driver import FabricDriver
     from sim.host.errors import DriverError
     from sim.toolchain.mapper import MappingError, map_layers
-    from sim.workloads import WorkloadError, load_weights, read_counters, run_layers
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
