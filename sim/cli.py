@@ -157,7 +157,7 @@ def yield_(rows, cols, spares, density, tile_area, samples, seed, out_dir, as_js
     """Monte Carlo probability that a wafer can be repaired, for several spare counts."""
     from tqdm import tqdm
 
-    from sim.yield_model import plot_yield, yield_sweep
+    from sim.analysis.yield_model import plot_yield, yield_sweep
 
     spares_list = _ints(spares, "--spares")
     densities = _floats(density, "--density")

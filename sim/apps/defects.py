@@ -15,8 +15,8 @@ def random_defects(rows: int, physical_cols: int, spares: int, count: int,
     in any row (what the repair solver of :mod:`fabric.repair` can always bypass).
 
     The one generator of *repairable* maps, shared by ``wafer run --defects`` and the tests.
-    (:func:`sim.yield_model.sample_defect_map` is different: it draws Poisson defects from a
-    density, and its maps may be unrepairable, which is what the yield model counts.)
+    (:func:`sim.analysis.yield_model.sample_defect_map` is different: it draws Poisson defects
+    from a density, and its maps may be unrepairable, which is what the yield model counts.)
 
     Parameters
     ----------
