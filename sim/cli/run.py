@@ -10,31 +10,15 @@ from pathlib import Path
 import click
 import numpy as np
 
+from sim.cli.errors import UserError, output_dir, output_error, with_flag_names
+
 __all__ = ["run"]
-
-
-class _UserError(click.ClickException):
-    exit_code = 2
-
-
-def _out_dir(out_dir, workload: str) -> Path:
-    """The output directory (``--out`` or ``out/<workload>``), created now so that an unusable
-    one fails before the run, not after it."""
-    from sim.cli import _output_error
-
-    out = Path(out_dir or f"out/{workload}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _output_error(out, exc) from None
-    return out
 
 
 def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
     """Write the heat map (``heatmap_args`` for :func:`sim.apps.heatmap.heatmap`, the path
     filled in, or None for none; its path goes into ``report``) and ``report.json``."""
     from sim.apps.heatmap import heatmap
-    from sim.cli import _output_error
 
     try:
         if heatmap_args is not None:
@@ -42,7 +26,7 @@ def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
             report["heatmap"] = str(heatmap(rmap, busy, out / "heatmap.png", title))
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     except OSError as exc:
-        raise _output_error(out, exc) from None
+        raise output_error(out, exc) from None
 
 
 def _fabric_options(f):
@@ -96,9 +80,7 @@ def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend,
         defect_map = random_defects(rows, params.physical_cols, spares, defects,
                                     np.random.default_rng(seed))
     except (MappingError, WorkloadError, UnrepairableError, TypeError, ValueError) as exc:
-        from sim.cli import with_flag_names
-
-        raise _UserError(with_flag_names(str(exc))) from None
+        raise UserError(with_flag_names(str(exc))) from None
     return params, fmt, defect_map
 
 
@@ -145,7 +127,7 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
                                      sram_words, backend, sim)
-    out_path = _out_dir(out_dir, "mlp-digits")
+    out_path = output_dir(out_dir or "out/mlp-digits")
     t0 = time.perf_counter()
     model = train_digits_mlp(hidden=hidden, seed=seed)
     layers = [(W, b, i == 0) for i, (W, b) in enumerate(model["layers"])]
@@ -155,7 +137,7 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     try:
         mappings, image = map_layers(layers, fmt, params)
     except MappingError as exc:
-        raise _UserError(str(exc)) from None
+        raise UserError(str(exc)) from None
 
     driver = _driver(params, backend, defect_map, fault, sim, optimize=True, echo=echo)
     golden = FabricDriver(params, backend="golden") if backend == "rtl" else None
@@ -285,9 +267,9 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
         mappings, image = map_layers([(W, None, relu)], fmt, params)
     except (WorkloadError, MappingError) as exc:
         hint = "" if max_rows or max_cols else " (or slice W with --max-rows/--max-cols)"
-        raise _UserError(f"{exc}{hint if 'SRAM' in str(exc) else ''}") from None
+        raise UserError(f"{exc}{hint if 'SRAM' in str(exc) else ''}") from None
     m = mappings[0]
-    out_path = _out_dir(out_dir, "gemv")
+    out_path = output_dir(out_dir or "out/gemv")
     t0 = time.perf_counter()
     driver = _driver(params, backend, defect_map, fault, sim, optimize=False, echo=echo)
     try:
