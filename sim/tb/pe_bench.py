@@ -1,6 +1,6 @@
 """cocotb bench of one PE: runs a list of jobs (load, run, read back) and writes what it saw.
 
-:func:`sim.tb.pe_jobs.run_rtl` runs it (for tests/test_pe.py and bench/pe.py): it builds the
+:func:`sim.tb.pe_jobs.run_rtl` runs it (for tests/test_pe.py and bench/pe_figures.py): it builds the
 jobs from assembled programs, and its callers run the same programs on the golden model and
 compare. Environment: ``PE_JOBS`` (JSON file with the jobs), ``PE_RESULTS`` (JSON file to
 write).

@@ -111,7 +111,7 @@ def run_rtl(jobs: list[PEJob], params: PEParams, *, sim: str | None = None,
             {"num_colors": params.num_colors, "sram_words": params.sram_words,
              "cases": [j.to_json() for j in jobs]}))
         run_cocotb(dut, toplevel=name, test_module="sim.tb.pe_bench", sim=sim, waves=waves,
-                   public=("issued",),  # the vector unit's issue strobe, for bench/pe.py
+                   public=("issued",),  # the vector unit's issue strobe, for bench/pe_figures.py
                    extra_env={"PE_JOBS": str(jobs_file), "PE_RESULTS": str(results_file)})
         return json.loads(results_file.read_text())
 

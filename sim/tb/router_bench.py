@@ -4,8 +4,8 @@
 bus and checks what comes out against the golden model (:mod:`sim.model.router`): per
 (input port, colour) flow, exactly the expected wavelets in order (:func:`check_output`). The
 router's tests (tests/tb_router.py) are built on it. The ``figures`` test here measures the
-latency and throughput that bench/router.py prints; its environment: ``ROUTER_NUM_COLORS`` and
-``ROUTER_FIGURES`` (a JSON file to write).
+latency and throughput that bench/router_figures.py prints; its environment:
+``ROUTER_NUM_COLORS`` and ``ROUTER_FIGURES`` (a JSON file to write).
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def tagged(port: int, color: int, n: int, start: int = 0, ctrl_every: int = 0):
 
 @cocotb.test()
 async def figures(dut):
-    """Latency and throughput figures for bench/router.py (checked loosely, printed there)."""
+    """Latency and throughput figures for bench/router_figures.py (checked loosely, printed
+    there)."""
     path = os.environ.get("ROUTER_FIGURES")
     num_colors = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
     tb = RouterTB(dut, num_colors)

@@ -9,7 +9,7 @@
 * ``fmul_latency_cycles``, ``fadd_latency_cycles``: the pipeline depths of the binary32 units;
 * ``vector_latency_cycles``: issue of an element to its write-back.
 
-Usage: ``python bench/pe.py [--json] [--sim verilator|icarus]``
+Usage: ``python bench/pe_figures.py [--json] [--sim verilator|icarus]``
 """
 
 from __future__ import annotations

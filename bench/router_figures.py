@@ -10,7 +10,7 @@ Runs the ``figures`` test of :mod:`sim.tb.router_bench` on the simulator and pri
 * ``throughput_two_colours_one_output``: wavelets per cycle at one output fed by two colours from
   two inputs (the output's total rate; each colour gets half).
 
-Usage: ``python bench/router.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
+Usage: ``python bench/router_figures.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
 """
 
 from __future__ import annotations
