@@ -15,18 +15,15 @@ Usage: ``python bench/router_figures.py [--json] [--colors N] [--depth D] [--sim
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import emit, parse, parser
 
-from router import Router  # noqa: E402
-from sim.tb.harness import default_simulator, run_cocotb  # noqa: E402
+from router import Router
+from sim.tb.harness import default_simulator, run_cocotb
 
 
 def measure(num_colors: int, depth: int, sim: str) -> dict:
@@ -48,18 +45,8 @@ def measure(num_colors: int, depth: int, sim: str) -> dict:
     return figures
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--colors", type=int, default=8, help="num_colors (default 8)")
-    ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
-    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
-    args = ap.parse_args()
-    figures = measure(args.colors, args.depth, args.sim or default_simulator())
-    if args.json:
-        print(json.dumps(figures))
-        return
-    print(f"router, {args.colors} colours, queue depth {args.depth}, on {figures['simulator']}")
+def text(figures: dict) -> str:
+    """The figures as a short report."""
     rows = [
         ("latency per hop", figures["latency_cycles_per_hop"], "cycles"),
         ("unicast throughput", figures["throughput_unicast"], "wavelets/cycle/port"),
@@ -67,8 +54,18 @@ def main() -> None:
         ("two colours -> one output", figures["throughput_two_colours_one_output"],
          "wavelets/cycle"),
     ]
-    for name, value, unit in rows:
-        print(f"  {name:32s} {value:8.3f} {unit}")
+    return "\n".join([f"router, {figures['num_colors']} colours, queue depth "
+                      f"{figures['queue_depth']}, on {figures['simulator']}"]
+                     + [f"  {name:32s} {value:8.3f} {unit}" for name, value, unit in rows])
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--colors", type=int, default=8, help="num_colors (default 8)")
+    ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
+    args = parse(ap, sim=True)
+    figures = measure(args.colors, args.depth, args.sim or default_simulator())
+    emit(args, figures, lambda: text(figures))
 
 
 if __name__ == "__main__":
