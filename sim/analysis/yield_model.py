@@ -243,10 +243,8 @@ def analytic_repair_probability(
     ----------
     rows, cols, spares : int
         ``R`` (>= 1), ``C`` logical columns (>= 1) and ``S`` spare columns (>= 0).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
 
     Returns
     -------
@@ -274,10 +272,8 @@ def pooled_repair_probability(
         ``N``, all tiles including spares (>= 1).
     spare_tiles : int
         ``K``, the number of spares (0 <= K < N).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
 
     Returns
     -------
@@ -307,10 +303,8 @@ def spares_needed(
     ----------
     rows, cols : int
         ``R`` and ``C`` (>= 1).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
     target : float
         Required probability that the wafer is repairable, in (0, 1].
     max_spares : int, optional
@@ -437,10 +431,8 @@ def sample_defect_map(
         ``R`` (>= 1).
     cols_physical : int
         Physical columns ``C + S`` (>= 1).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
     rng : numpy.random.Generator or int or numpy.random.SeedSequence or None
         Random source; an int or seed sequence seeds a fresh ``default_rng``.
 
@@ -466,10 +458,8 @@ class YieldEstimate:
     ----------
     rows, cols, spares : int
         ``R``, ``C``, ``S``; the physical array is ``R × (C + S)`` tiles.
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
     samples : int
         Number of simulated wafers.
     seed : int or None
