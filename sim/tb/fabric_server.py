@@ -54,9 +54,11 @@ class ChainSource:
 
     @property
     def pending(self) -> int:
+        """Words not yet taken by the chain."""
         return len(self.words)
 
     def drive(self) -> None:
+        """Offer the next word (at the falling clock edge)."""
         if self.words:
             self.payload.value = self.words[0]
             self.valid.value = 1
@@ -66,6 +68,7 @@ class ChainSource:
             self._offer = False
 
     def sample(self, cycle: int) -> None:
+        """Drop the offered word if the chain took it."""
         if self._offer and self.words and int(self.ready.value):
             self.words.popleft()
 
@@ -83,9 +86,10 @@ class ChainSink:
         self._answer = False  # the current packet is an RDATA answer
 
     def drive(self) -> None:
-        pass
+        """Nothing to drive: ``ready`` is held high."""
 
     def sample(self, cycle: int) -> None:
+        """Keep the word that came out this cycle, if any, and count finished answers."""
         if not int(self.valid.value):
             return
         w = int(self.payload.value)
@@ -101,6 +105,7 @@ class ChainSink:
             self._answer = False
 
     def take(self) -> list[int]:
+        """Every word that came out since the last take (and reset the answer count)."""
         out, self.words, self.answers = self.words, [], 0
         return out
 

@@ -220,9 +220,11 @@ class LinkBench:
         self._task = None
 
     def start(self) -> None:
+        """Start the per-cycle coroutine."""
         self._task = cocotb.start_soon(self._run())
 
     def stop(self) -> None:
+        """Stop the per-cycle coroutine (the links keep their last values)."""
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -1,9 +1,8 @@
 """cocotb bench of one PE: runs a list of jobs (load, run, read back) and writes what it saw.
 
-:func:`sim.tb.pe_jobs.run_rtl` runs it (for tests/test_pe.py and bench/pe_figures.py): it builds the
-jobs from assembled programs, and its callers run the same programs on the golden model and
-compare. Environment: ``PE_JOBS`` (JSON file with the jobs), ``PE_RESULTS`` (JSON file to
-write).
+:func:`sim.tb.pe_jobs.run_rtl` runs it; its callers (tests/test_pe.py, bench/pe_figures.py)
+build the jobs from assembled programs and run the same programs on the golden model to compare.
+Environment: ``PE_JOBS`` (JSON file with the jobs), ``PE_RESULTS`` (JSON file to write).
 
 A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`` wavelets sent
 into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle

@@ -58,6 +58,7 @@ class PEJob:
     source: str = ""
 
     def to_json(self) -> dict:
+        """The job as the bench (:mod:`sim.tb.pe_bench`) reads it."""
         return {
             "name": self.name,
             "config": [[a, [int(w) for w in ws]] for a, ws in self.image.config_blocks()],

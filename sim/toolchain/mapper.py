@@ -179,6 +179,7 @@ class GemvMapping:
     # ---- sizes -----------------------------------------------------------------------------
     @property
     def elem_bits(self) -> int:
+        """Bits of one weight element (its format's width)."""
         return Format(self.dtype).bits
 
     def _weight_words(self) -> int:
