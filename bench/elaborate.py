@@ -9,16 +9,11 @@ Usage: ``python bench/elaborate.py [--json] [--sizes 2,4,8,16]``
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import emit, parse, parser, table
 
-from fabric.array import FabricParams, emit_verilog  # noqa: E402
+from fabric.array import FabricParams, emit_verilog
 
 
 def measure(n: int) -> dict:
@@ -32,21 +27,18 @@ def measure(n: int) -> dict:
             "top_verilog_bytes": len(top_v)}
 
 
+COLUMNS = [("fabric", 9, ""), ("phys. tiles", 11, ""), ("seconds", 8, ".2f"),
+           ("Verilog (bytes)", 16, ","), ("top only", 12, ",")]
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap = parser(__doc__)
     ap.add_argument("--sizes", default="2,4,8,16", help="square fabric sizes (default 2,4,8,16)")
-    args = ap.parse_args()
+    args = parse(ap)
     rows = [measure(int(n)) for n in args.sizes.split(",")]
-    if args.json:
-        print(json.dumps({"fabrics": rows}))
-        return
-    print(f"{'fabric':>9} {'phys. tiles':>11} {'seconds':>8} {'Verilog (bytes)':>16} "
-          f"{'top only':>12}")
-    for r in rows:
-        print(f"{r['rows']:>4}x{r['cols']:<4} {r['physical_tiles']:>11} "
-              f"{r['elaboration_seconds']:>8.2f} {r['verilog_bytes']:>16,} "
-              f"{r['top_verilog_bytes']:>12,}")
+    emit(args, {"fabrics": rows}, lambda: table(COLUMNS, [
+        (f"{r['rows']:>4}x{r['cols']:<4}", r["physical_tiles"], r["elaboration_seconds"],
+         r["verilog_bytes"], r["top_verilog_bytes"]) for r in rows]))
 
 
 if __name__ == "__main__":

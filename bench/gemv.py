@@ -11,22 +11,16 @@ Usage: ``python bench/gemv.py [--json] [--cases 4x4:256x256,8x8:128x128] [--dtyp
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import emit, parse, parser, table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from fabric.array import FabricParams  # noqa: E402
-from sim.driver import FabricDriver  # noqa: E402
-from sim.mapper import map_layers, parse_dtype  # noqa: E402
-from sim.workloads import run_layers  # noqa: E402
+from fabric.array import FabricParams
+from sim.apps.layers import run_layers
+from sim.host.driver import FabricDriver
+from sim.toolchain.mapper import map_layers, parse_dtype
 
 DEFAULT_CASES = "4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256"
 
@@ -84,24 +78,20 @@ def measure(cases, dtype: str, sim: str | None) -> list[dict]:
     return rows_out
 
 
+COLUMNS = [("fabric", 6, ""), ("M x K", 10, ""), ("block", 7, ""), ("cycles", 8, ""),
+           ("MACs/cycle", 11, ".2f"), ("utilisation", 11, ".3f"), ("exact", 6, "")]
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap = parser(__doc__)
     ap.add_argument("--cases", default=DEFAULT_CASES,
                     help=f"RxC:MxK list (default {DEFAULT_CASES})")
     ap.add_argument("--dtype", default="fp32", help="weight format (default fp32)")
-    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
-    args = ap.parse_args()
+    args = parse(ap, sim=True)
     results = measure(parse_cases(args.cases), args.dtype, args.sim)
-    if args.json:
-        print(json.dumps({"gemv": results}))
-        return
-    print(f"{'fabric':>6} {'M x K':>10} {'block':>7} {'cycles':>8} {'MACs/cycle':>11} "
-          f"{'utilisation':>11} {'exact':>6}")
-    for row in results:
-        print(f"{row['fabric']:>6} {row['M']:>4} x {row['K']:<4} {row['block']:>7} "
-              f"{row['cycles']:>8} {row['macs_per_cycle']:>11.2f} {row['utilisation']:>11.3f} "
-              f"{'yes' if row['bit_exact'] else 'NO':>6}")
+    emit(args, {"gemv": results}, lambda: table(COLUMNS, [
+        (r["fabric"], f"{r['M']:>4} x {r['K']:<4}", r["block"], r["cycles"], r["macs_per_cycle"],
+         r["utilisation"], "yes" if r["bit_exact"] else "NO") for r in results]))
 
 
 if __name__ == "__main__":

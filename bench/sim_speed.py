@@ -12,22 +12,17 @@ Usage: ``python bench/sim_speed.py [--json] [--sims verilator,icarus] [--sizes 2
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import emit, parse, parser, table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from fabric.array import FabricParams  # noqa: E402
-from sim.driver import FabricDriver  # noqa: E402
-from sim.harness import ToolMissingError, prepare_simulator  # noqa: E402
-from sim.mapper import map_layers, parse_dtype  # noqa: E402
-from sim.workloads import run_layers  # noqa: E402
+from fabric.array import FabricParams
+from sim.apps.layers import run_layers
+from sim.host.driver import FabricDriver
+from sim.tb.harness import ToolMissingError, prepare_simulator
+from sim.toolchain.mapper import map_layers, parse_dtype
 
 
 def measure(size: int, sim: str, optimize: bool, repeats: int) -> dict:
@@ -58,13 +53,16 @@ def measure(size: int, sim: str, optimize: bool, repeats: int) -> dict:
             "build_and_start_seconds": round(start_s, 1)}
 
 
+COLUMNS = [("fabric", 6, ""), ("simulator", 10, ""), ("C++", 5, ""), ("cycles", 8, ""),
+           ("seconds", 8, ".2f"), ("cycles/s", 9, ".1f")]
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap = parser(__doc__)
     ap.add_argument("--sims", default="verilator,icarus")
     ap.add_argument("--sizes", default="2,4")
     ap.add_argument("--repeats", type=int, default=5, help="GEMVs per measurement")
-    args = ap.parse_args()
+    args = parse(ap)
     rows = []
     for sim in args.sims.split(","):
         try:
@@ -76,14 +74,9 @@ def main() -> None:
             for optimize in ((False, True) if sim == "verilator" else (False,)):
                 rows.append(measure(size, sim, optimize, args.repeats if sim == "verilator"
                                     else max(1, args.repeats // 5)))
-    if args.json:
-        print(json.dumps({"sim_speed": rows}))
-        return
-    print(f"{'fabric':>6} {'simulator':>10} {'C++':>5} {'cycles':>8} {'seconds':>8} "
-          f"{'cycles/s':>9}")
-    for r in rows:
-        print(f"{r['fabric']:>6} {r['simulator']:>10} {r['cxx']:>5} {r['cycles']:>8} "
-              f"{r['seconds']:>8.2f} {r['cycles_per_second']:>9.1f}")
+    emit(args, {"sim_speed": rows}, lambda: table(COLUMNS, [
+        (r["fabric"], r["simulator"], r["cxx"], r["cycles"], r["seconds"], r["cycles_per_second"])
+        for r in rows]))
 
 
 if __name__ == "__main__":

@@ -107,8 +107,8 @@ class FabricParams:
         return Tile(**self.tile_kwargs())
 
     def pe_params(self):
-        """The golden model's :class:`sim.pe_model.PEParams` for these PEs."""
-        from sim.pe_model import PEParams
+        """The golden model's :class:`sim.model.pe.PEParams` for these PEs."""
+        from sim.model.pe import PEParams
 
         return PEParams(sram_words=self.sram_words, imem_words=self.imem_words,
                         num_colors=self.num_colors, num_tasks=self.num_tasks,

@@ -1,1 +1,1 @@
-"""Golden models, assembler, mapper, host driver and simulation harness."""
+"""Everything of openwafer that is not RTL, one sub-package per concept (docs/architecture.md)."""

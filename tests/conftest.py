@@ -19,7 +19,7 @@ def pytest_addoption(parser):
 def sim(request):
     """The simulator the cocotb benches run on."""
     choice = request.config.getoption("--sim") or os.environ.get("WAFER_SIM", "verilator")
-    from sim.harness import ToolMissingError, prepare_simulator
+    from sim.tb.harness import ToolMissingError, prepare_simulator
 
     try:
         prepare_simulator(choice)

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.asm import assemble
-from sim.driver import FabricImage, TileProgram
-from sim.pe_model import PEParams
-from sim.routes import RouteTable
-from sim.wavelet import Wavelet
+from sim.host.driver import FabricImage, TileProgram
+from sim.model.pe import PEParams
+from sim.model.wavelet import Wavelet
+from sim.toolchain.asm import assemble
+from sim.toolchain.routes import RouteTable
 
 
 @dataclass

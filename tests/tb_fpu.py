@@ -2,7 +2,7 @@
 
 Operands are streamed one set per cycle (the units are pipelined, so a new pair enters every
 cycle) and each output is collected ``latency`` cycles later; the results are compared with
-:mod:`sim.formats` and the TestFloat vectors afterwards, vectorised.
+:mod:`sim.model.formats` and the TestFloat vectors afterwards, vectorised.
 
 Environment: ``FPU_MUL_LATENCY``, ``FPU_ADD_LATENCY``, ``FPU_MAC_LATENCY``,
 ``FPU_CONVERT_LATENCY`` (cycles), ``FPU_DATA_DIR`` (the compressed TestFloat files),
@@ -20,7 +20,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from hdl.formats import FLOAT_LAYOUTS, Format
-from sim import formats as golden
+from sim.model import formats as golden
 
 LATENCY = {
     "mul": int(os.environ.get("FPU_MUL_LATENCY", "4")),
@@ -251,7 +251,7 @@ async def random_binary32_arithmetic(dut):
 async def widen_every_format(dut):
     """widen_dynamic in all eight formats: every pattern of the 8- and 16-bit formats, the
     specials and random patterns of the 32-bit ones, with garbage above the element; against
-    sim.formats.widen."""
+    sim.model.formats.widen."""
     rng = np.random.default_rng(SEED + 1)
     parts = [(fmt, format_operands(rng, fmt, 4000)) for fmt in Format]
     a = np.concatenate([p for _, p in parts])
@@ -267,7 +267,7 @@ async def widen_every_format(dut):
 @cocotb.test()
 async def narrow_every_format(dut):
     """narrow_dynamic: BF16, FP16, E4M3 and E5M2 on random, special and near-tie binary32
-    values against sim.formats.narrow (ml_dtypes); FP32 and the integer formats pass the input
+    values against sim.model.formats.narrow (ml_dtypes); FP32 and the integer formats pass the input
     through unchanged."""
     rng = np.random.default_rng(SEED + 2)
     n = 6000

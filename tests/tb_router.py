@@ -1,14 +1,13 @@
-"""cocotb bench of the 5-port colour router, checked against :mod:`sim.router_model`.
+"""cocotb tests of the 5-port colour router, checked against :mod:`sim.model.router`.
 
-Parameters come from the environment: ``ROUTER_NUM_COLORS``, ``ROUTER_QUEUE_DEPTH``,
-``ROUTER_SEED`` (random tests) and, for the figures of ``bench/router.py``, ``ROUTER_FIGURES``
-(a JSON file to write).
+Built on the router bench :mod:`sim.tb.router_bench` (whose ``figures`` test tests/test_router.py
+runs with these). Parameters come from the environment: ``ROUTER_NUM_COLORS``,
+``ROUTER_QUEUE_DEPTH``, ``ROUTER_SEED`` (random tests).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 
@@ -16,11 +15,9 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
-from sim.cocotb_config import ConfigBusDriver
-from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
-from sim.router_model import route_streams
-from sim.routes import Route, RouteTable
-from sim.wavelet import Wavelet
+from sim.model.wavelet import Wavelet
+from sim.tb.router_bench import RouterTB, tagged
+from sim.toolchain.routes import Route, RouteTable
 
 NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
 QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))
@@ -34,90 +31,6 @@ def pause_pattern(rng: random.Random, busy: float):
         yield rng.random() < busy
 
 
-class RouterTB:
-    def __init__(self, dut, *, source_pause=None, sink_pause=None, colour_aware=True):
-        self.dut = dut
-        self.cfg = ConfigBusDriver(dut)
-        self.sources = [
-            LinkSource(dut, f"in_{n}", NUM_COLORS,
-                       pause=source_pause(p) if source_pause else None,
-                       colour_aware=colour_aware)
-            for p, n in enumerate(PORT_NAMES)
-        ]
-        self.sinks = [
-            LinkSink(dut, f"out_{n}", NUM_COLORS, pause=sink_pause(p) if sink_pause else None)
-            for p, n in enumerate(PORT_NAMES)
-        ]
-        self.bench = LinkBench(dut, self.sources, self.sinks)
-
-    async def start(self):
-        start_clock(self.dut)
-        self.dut.cfg__addr.value = 0
-        self.dut.cfg__wdata.value = 0
-        await reset(self.dut)
-        self.bench.start()
-
-    async def load(self, table: RouteTable):
-        for c, word in enumerate(table.words()):
-            await self.cfg.write(c, word)
-
-    def expect(self, table, inputs):
-        return route_streams(table, inputs)
-
-    async def run(self, table, inputs, max_cycles=20000):
-        """Send ``inputs`` (port -> wavelets), wait for everything, check the scoreboard."""
-        expected = route_streams(table, inputs)
-        base = [len(k.received) for k in self.sinks]
-        for p, ws in inputs.items():
-            self.sources[p].send(ws)
-        total = {o: expected.count(o) for o in range(NUM_PORTS)}
-        await self.bench.wait_until(
-            lambda: all(s.pending == 0 for s in self.sources)
-            and all(len(k.received) - base[o] >= total[o] for o, k in enumerate(self.sinks)),
-            max_cycles, "all wavelets delivered")
-        # The router must drain and nothing extra may come out.
-        await self.bench.wait_until(lambda: not int(self.dut.busy.value), 100, "router idle")
-        await ClockCycles(self.dut.clk, 5)
-        for o, sink in enumerate(self.sinks):
-            got = [w for _, w in sink.received[base[o]:]]
-            check_output(o, got, expected.outputs.get(o, {}), inputs)
-        return expected
-
-
-def flow_of(w: Wavelet) -> tuple[int, int]:
-    """Random and directed traffic tags each wavelet's data with its input port (bits 31:28)."""
-    return (w.data >> 28, w.color)
-
-
-def check_output(o, got, expected_flows, inputs):
-    """Scoreboard: per (input, colour) flow, exactly the expected wavelets in order."""
-    flows: dict = {}
-    for w in got:
-        flows.setdefault(flow_of(w), []).append(w)
-    name = PORT_NAMES[o]
-    for flow, want in expected_flows.items():
-        have = flows.pop(flow, [])
-        if have != want:
-            lost = len(want) - len(have)
-            first = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b),
-                         min(len(have), len(want)))
-            raise AssertionError(
-                f"output {name}, flow (in {PORT_NAMES[flow[0]]}, colour {flow[1]}): "
-                f"expected {len(want)} wavelets, got {len(have)} "
-                f"({'lost' if lost > 0 else 'extra'} {abs(lost)}); first mismatch at "
-                f"{first}"
-            )
-    if flows:
-        extra = {f"in {PORT_NAMES[p]} colour {c}": len(v) for (p, c), v in flows.items()}
-        raise AssertionError(f"output {name}: unexpected wavelets {extra}")
-
-
-def tagged(port: int, color: int, n: int, start: int = 0, ctrl_every: int = 0):
-    return [Wavelet((port << 28) | ((start + i) & 0x0FFF_FFFF), color,
-                    int(bool(ctrl_every) and (i % ctrl_every == ctrl_every - 1)))
-            for i in range(n)]
-
-
 async def read_dropped(tb):
     return await tb.cfg.read(STATUS_ADDR)
 
@@ -125,7 +38,7 @@ async def read_dropped(tb):
 @cocotb.test()
 async def every_input_to_every_output(dut):
     """Each input port reaches each output port (5 x 5 unicast routes, U-turns included)."""
-    tb = RouterTB(dut)
+    tb = RouterTB(dut, NUM_COLORS)
     await tb.start()
     pairs = [(p, o) for p in range(NUM_PORTS) for o in range(NUM_PORTS)]
     for first in range(0, len(pairs), NUM_COLORS):
@@ -142,7 +55,7 @@ async def every_input_to_every_output(dut):
 @cocotb.test()
 async def every_colour_and_full_multicast(dut):
     """Every colour is routable; a 5-way multicast reaches all five ports exactly once."""
-    tb = RouterTB(dut)
+    tb = RouterTB(dut, NUM_COLORS)
     await tb.start()
     table = RouteTable(NUM_COLORS)
     for c in range(NUM_COLORS):
@@ -162,7 +75,7 @@ async def every_colour_and_full_multicast(dut):
 @cocotb.test()
 async def route_table_read_back(dut):
     """Every route word written through the configuration bus reads back unchanged."""
-    tb = RouterTB(dut)
+    tb = RouterTB(dut, NUM_COLORS)
     await tb.start()
     rng = random.Random(SEED)
     words = [rng.randrange(1 << 10) for _ in range(NUM_COLORS)]
@@ -179,6 +92,7 @@ async def random_traffic_with_backpressure(dut):
     rng = random.Random(SEED)
     tb = RouterTB(
         dut,
+        NUM_COLORS,
         source_pause=lambda p: pause_pattern(random.Random(SEED * 31 + p), 0.3),
         sink_pause=lambda p: pause_pattern(random.Random(SEED * 57 + p), 0.35),
     )
@@ -210,7 +124,7 @@ async def random_traffic_with_backpressure(dut):
 async def stalled_colour_does_not_block_others(dut):
     """Colour A (W -> E) is stalled at E; colour B shares its input (W -> S) and colour C shares
     its output (N -> E): both keep flowing at full rate while A waits, and A completes later."""
-    tb = RouterTB(dut)
+    tb = RouterTB(dut, NUM_COLORS)
     await tb.start()
     A, B, C = 1, 2, 3 % NUM_COLORS
     table = RouteTable(NUM_COLORS)
@@ -243,7 +157,7 @@ async def stalled_colour_does_not_block_others(dut):
 async def drops_are_counted(dut):
     """Wavelets on a port the colour does not accept, on a colour with no outputs, or on a
     colour above num_colors are dropped and counted; writing the status word clears it."""
-    tb = RouterTB(dut)
+    tb = RouterTB(dut, NUM_COLORS)
     await tb.start()
     table = RouteTable(NUM_COLORS).set(0, ["w"], ["e"])
     if NUM_COLORS > 1:
@@ -260,49 +174,3 @@ async def drops_are_counted(dut):
     assert dropped == expected.dropped, f"counted {dropped} drops, expected {expected.dropped}"
     await tb.cfg.write(STATUS_ADDR, 0)
     assert await read_dropped(tb) == 0, "writing the status word did not clear the drop counter"
-
-
-@cocotb.test()
-async def figures(dut):
-    """Latency and throughput figures for bench/router.py (checked loosely, printed there)."""
-    path = os.environ.get("ROUTER_FIGURES")
-    tb = RouterTB(dut)
-    await tb.start()
-    table = RouteTable(NUM_COLORS)
-    table.set(0, ["w"], ["e"])                                   # unicast
-    table.set(1 % NUM_COLORS, ["n"], ["s", "ramp", "w"])          # 3-way multicast
-    table.set(2 % NUM_COLORS, ["e"], ["ramp"])
-    table.set(3 % NUM_COLORS, ["s"], ["ramp"])
-    await tb.load(table)
-    figures = {}
-
-    # Latency: one wavelet into an idle router.
-    src, sink = tb.sources[W], tb.sinks[E]
-    src.send([Wavelet(1, 0)])
-    await tb.bench.wait_until(lambda: len(sink.received) == 1, 100, "latency probe")
-    figures["latency_cycles_per_hop"] = sink.received[-1][0] - src.sent[-1][0]
-
-    async def stream_rate(sources_colours, sink_ports, n=2000):
-        starts = [len(tb.sinks[o].received) for o in sink_ports]
-        for port, colour in sources_colours:
-            tb.sources[port].send(tagged(port, colour, n))
-        need = n * len(sources_colours)
-        await tb.bench.wait_until(
-            lambda: all(len(tb.sinks[o].received) - s0 >= (need if len(sink_ports) == 1 else n)
-                        for o, s0 in zip(sink_ports, starts)), 10 * n, "stream")
-        rates = []
-        for o, s0 in zip(sink_ports, starts):
-            rec = tb.sinks[o].received[s0:]
-            span = rec[-1][0] - rec[0][0] + 1
-            rates.append(len(rec) / span)
-        return min(rates)
-
-    figures["throughput_unicast"] = await stream_rate([(W, 0)], [E])
-    figures["throughput_multicast"] = await stream_rate([(N, 1 % NUM_COLORS)], [S, RAMP, W])
-    figures["throughput_two_colours_one_output"] = await stream_rate(
-        [(E, 2 % NUM_COLORS), (S, 3 % NUM_COLORS)], [RAMP])
-    dut._log.info("router figures: %s", figures)
-    assert figures["latency_cycles_per_hop"] == 1, figures
-    if path:
-        with open(path, "w") as fh:
-            json.dump(figures, fh)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sim.cli import main
+from sim.cli.wafer import main
 
 
 def invoke(*args):

@@ -10,10 +10,11 @@ import pytest
 
 from fabric.array import FabricParams
 from pe.isa import ErrorFlag
-from sim.asm import assemble
-from sim.driver import FabricDriver, FabricError, FabricImage, TileProgram
-from sim.routes import RouteCycleError, RouteTable, find_route_cycle
-from sim.wavelet import Wavelet
+from sim.host.driver import FabricDriver, FabricImage, TileProgram
+from sim.host.errors import FabricError
+from sim.model.wavelet import Wavelet
+from sim.toolchain.asm import assemble
+from sim.toolchain.routes import RouteCycleError, RouteTable, find_route_cycle
 
 # The same fabric as tests/test_fabric.py's 1 x 1 (one simulator build serves both).
 PARAMS = FabricParams(rows=1, cols=1, spares=1, sram_words=256, imem_words=64, num_tasks=12,

@@ -16,9 +16,10 @@ from fabric_programs import multicast, reduction, starved
 from fabric.array import FabricParams
 from fabric.repair import UnrepairableError, repair
 from pe.isa import AddressMap
-from sim.config_packets import ROUTER_BASE
-from sim.driver import FabricDriver, RunTimeout
-from sim.workloads import random_defects
+from sim.apps.defects import random_defects
+from sim.host.driver import FabricDriver
+from sim.host.errors import RunTimeout
+from sim.host.packets import ROUTER_BASE
 
 SIZES = [(1, 1), (2, 2), (3, 3)]
 

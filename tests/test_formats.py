@@ -1,4 +1,4 @@
-"""Golden model of the number formats (sim/formats.py): the format enum, exact conversions
+"""Golden model of the number formats (sim/model/formats.py): the format enum, exact conversions
 against ml_dtypes and an independent decoder, RNE narrowing, and binary32 arithmetic against
 the Berkeley TestFloat vectors."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hdl.formats import FLOAT_LAYOUTS, Format
-from sim import formats as F
+from sim.model import formats as F
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path("/work/shared/testfloat")

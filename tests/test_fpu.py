@@ -1,6 +1,6 @@
 """Floating-point units and format converters on RTL: the cocotb bench tests/tb_fpu.py streams
 every TestFloat vector and random operands in every format through :class:`FpuHarness` and
-compares with :mod:`sim.formats` bit for bit."""
+compares with :mod:`sim.model.formats` bit for bit."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.formats import Format, narrow_dynamic, narrow_from_fp32, widen_dynamic
 from pe.fpu import FAdd, FMac, FMul
-from sim.harness import run_cocotb
+from sim.tb.harness import run_cocotb
 
 HERE = Path(__file__).parent
 #: Formats the harness rounds to (all float formats; the PE itself only needs BF16 and FP16).

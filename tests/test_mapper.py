@@ -9,9 +9,12 @@ import pytest
 
 from fabric.array import FabricParams
 from pe.isa import Op
-from sim.driver import FabricDriver
-from sim.mapper import MappingError, map_layers, parse_dtype
-from sim.workloads import WorkloadError, load_weights, random_defects, run_layers
+from sim.apps.defects import random_defects
+from sim.apps.errors import WorkloadError
+from sim.apps.layers import run_layers
+from sim.apps.weights import load_weights
+from sim.host.driver import FabricDriver
+from sim.toolchain.mapper import MappingError, map_layers, parse_dtype
 
 RNG = np.random.default_rng(11)
 
@@ -261,7 +264,7 @@ def test_heatmap_axis_and_marks(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
     from fabric.repair import repair
-    from sim.workloads import heatmap
+    from sim.apps.heatmap import heatmap
 
     figures = []
     monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig))

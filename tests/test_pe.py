@@ -1,4 +1,4 @@
-"""PE: programs on the RTL (tests/tb_pe.py) against the golden interpreter, bit for bit.
+"""PE: programs on the RTL (sim/tb/pe_bench.py) against the golden interpreter, bit for bit.
 
 All RTL jobs of this module run in one simulator invocation (one build); each test then checks
 its own jobs, so a failure names the program.
@@ -11,9 +11,9 @@ import pytest
 
 from hdl.formats import Format
 from pe.isa import AddressMap, ErrorFlag, Op, encode
-from sim.asm import assemble, encode_values
-from sim.pe_jobs import PEJob, compare, run_golden, run_rtl
-from sim.pe_model import PEParams
+from sim.model.pe import PEParams
+from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
+from sim.toolchain.asm import assemble, encode_values
 
 PARAMS = PEParams(sram_words=512, imem_words=128, num_colors=8, num_tasks=12, num_dsds=16)
 RNG = np.random.default_rng(2024)

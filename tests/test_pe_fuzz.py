@@ -15,9 +15,9 @@ import pytest
 from test_pe import PARAMS, SPECIALS
 
 from pe.isa import Op
-from sim.asm import AsmError, assemble
-from sim.pe_jobs import PEJob, compare, run_golden, run_rtl
-from sim.pe_model import Dsd, operand_problem
+from sim.model.pe import Dsd, operand_problem
+from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
+from sim.toolchain.asm import AsmError, assemble
 
 SEED = int(os.environ.get("PE_FUZZ_SEED", "7"))
 PROGRAMS = int(os.environ.get("PE_FUZZ_PROGRAMS", "40"))

@@ -1,4 +1,5 @@
-"""Router: parameter checks, golden model, and the cocotb bench (tests/tb_router.py) on RTL."""
+"""Router: parameter checks, golden model, and the cocotb tests (tests/tb_router.py, and the
+figures of sim/tb/router_bench.py) on RTL."""
 
 from pathlib import Path
 
@@ -6,10 +7,10 @@ import pytest
 
 from hdl.ports import RAMP, E, N, S, W
 from router import Router
-from sim.harness import run_cocotb
-from sim.router_model import route_streams
-from sim.routes import Route, RouteTable
-from sim.wavelet import Wavelet
+from sim.model.router import route_streams
+from sim.model.wavelet import Wavelet
+from sim.tb.harness import run_cocotb
+from sim.toolchain.routes import Route, RouteTable
 
 HERE = Path(__file__).parent
 
@@ -61,7 +62,7 @@ def test_router_rtl(sim, waves, num_colors, queue_depth, seed):
     run_cocotb(
         Router(num_colors=num_colors, queue_depth=queue_depth),
         toplevel=f"router_c{num_colors}_d{queue_depth}",
-        test_module="tb_router",
+        test_module=["tb_router", "sim.tb.router_bench"],  # the tests, then the figures
         test_dir=HERE,
         sim=sim,
         waves=waves,

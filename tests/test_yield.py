@@ -1,4 +1,4 @@
-"""Wafer yield model (sim/yield_model.py): Monte Carlo against the closed form and against
+"""Wafer yield model (sim/analysis/yield_model.py): Monte Carlo against the closed form and against
 brute-force enumeration, edge cases, monotonicity, the per-tile defect map, validation, and a
 run at wafer scale (a million tiles)."""
 
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from sim import yield_model as Y
+from sim.analysis import yield_model as Y
 
 AREA = 0.05  # mm², about one WSE-3 core
 

@@ -9,27 +9,21 @@
 * ``fmul_latency_cycles``, ``fadd_latency_cycles``: the pipeline depths of the binary32 units;
 * ``vector_latency_cycles``: issue of an element to its write-back.
 
-Usage: ``python bench/pe.py [--json] [--sim verilator|icarus]``
+Usage: ``python bench/pe_figures.py [--json] [--sim verilator|icarus]``
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import emit, parse, parser
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pe.fpu import FAdd, FMul  # noqa: E402
-from sim.asm import assemble  # noqa: E402
-from sim.harness import default_simulator  # noqa: E402
-from sim.pe_jobs import PEJob, compare, run_golden, run_rtl  # noqa: E402
-from sim.pe_model import PEParams  # noqa: E402
+from pe.fpu import FAdd, FMul
+from sim.model.pe import PEParams
+from sim.tb.harness import default_simulator
+from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
+from sim.toolchain.asm import assemble
 
 N = 256
 
@@ -94,28 +88,30 @@ def measure(sim: str) -> dict:
     return figures
 
 
+def text(figures: dict) -> str:
+    """The figures as a short report."""
+    return "\n".join([
+        f"PE (default parameters) on {figures['simulator']}",
+        f"  AXPY from SRAM, {N} elements     {figures['axpy_elements_per_cycle']:.3f} "
+        f"elements/cycle ({figures['axpy_sram_issue_cycles']} cycles issuing, "
+        f"{figures['axpy_sram_run_cycles']} in all)",
+        f"  AXPY from the fabric, {N}        {figures['axpy_fabric_elements_per_cycle']:.3f} "
+        f"elements/cycle ({figures['axpy_fabric_issue_cycles']} cycles issuing, "
+        f"{figures['axpy_fabric_run_cycles']} in all)",
+        f"  FMul latency                      {figures['fmul_latency_cycles']} cycles "
+        f"(design constant, checked by tests/tb_fpu.py)",
+        f"  FAdd latency                      {figures['fadd_latency_cycles']} cycles "
+        f"(design constant, checked by tests/tb_fpu.py)",
+        f"  issue to write-back               {figures['vector_latency_cycles']} cycles "
+        f"(by construction: 2 + FMul + FAdd)",
+    ])
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
-    args = ap.parse_args()
+    ap = parser(__doc__)
+    args = parse(ap, sim=True)
     figures = measure(args.sim or default_simulator())
-    if args.json:
-        print(json.dumps(figures))
-        return
-    print(f"PE (default parameters) on {figures['simulator']}")
-    print(f"  AXPY from SRAM, {N} elements     {figures['axpy_elements_per_cycle']:.3f} "
-          f"elements/cycle ({figures['axpy_sram_issue_cycles']} cycles issuing, "
-          f"{figures['axpy_sram_run_cycles']} in all)")
-    print(f"  AXPY from the fabric, {N}        {figures['axpy_fabric_elements_per_cycle']:.3f} "
-          f"elements/cycle ({figures['axpy_fabric_issue_cycles']} cycles issuing, "
-          f"{figures['axpy_fabric_run_cycles']} in all)")
-    print(f"  FMul latency                      {figures['fmul_latency_cycles']} cycles "
-          f"(design constant, checked by tests/tb_fpu.py)")
-    print(f"  FAdd latency                      {figures['fadd_latency_cycles']} cycles "
-          f"(design constant, checked by tests/tb_fpu.py)")
-    print(f"  issue to write-back               {figures['vector_latency_cycles']} cycles "
-          f"(by construction: 2 + FMul + FAdd)")
+    emit(args, figures, lambda: text(figures))
 
 
 if __name__ == "__main__":

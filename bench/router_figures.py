@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Router figures on RTL: latency per hop and sustained throughput per output port.
 
-Runs the ``figures`` test of ``tests/tb_router.py`` on the simulator and prints
+Runs the ``figures`` test of :mod:`sim.tb.router_bench` on the simulator and prints
 
 * ``latency_cycles_per_hop``: cycles from a wavelet's transfer into an idle router to its
   transfer out (one hop);
@@ -10,23 +10,20 @@ Runs the ``figures`` test of ``tests/tb_router.py`` on the simulator and prints
 * ``throughput_two_colours_one_output``: wavelets per cycle at one output fed by two colours from
   two inputs (the output's total rate; each colour gets half).
 
-Usage: ``python bench/router.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
+Usage: ``python bench/router_figures.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import emit, parse, parser
 
-from router import Router  # noqa: E402
-from sim.harness import default_simulator, run_cocotb  # noqa: E402
+from router import Router
+from sim.tb.harness import default_simulator, run_cocotb
 
 
 def measure(num_colors: int, depth: int, sim: str) -> dict:
@@ -36,8 +33,7 @@ def measure(num_colors: int, depth: int, sim: str) -> dict:
         run_cocotb(
             Router(num_colors=num_colors, queue_depth=depth),
             toplevel=f"router_c{num_colors}_d{depth}",
-            test_module="tb_router",
-            test_dir=ROOT / "tests",
+            test_module="sim.tb.router_bench",
             testcase="figures",
             sim=sim,
             extra_env={"ROUTER_NUM_COLORS": str(num_colors), "ROUTER_QUEUE_DEPTH": str(depth),
@@ -49,18 +45,8 @@ def measure(num_colors: int, depth: int, sim: str) -> dict:
     return figures
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--colors", type=int, default=8, help="num_colors (default 8)")
-    ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
-    ap.add_argument("--sim", default=None, help="verilator (default) or icarus")
-    args = ap.parse_args()
-    figures = measure(args.colors, args.depth, args.sim or default_simulator())
-    if args.json:
-        print(json.dumps(figures))
-        return
-    print(f"router, {args.colors} colours, queue depth {args.depth}, on {figures['simulator']}")
+def text(figures: dict) -> str:
+    """The figures as a short report."""
     rows = [
         ("latency per hop", figures["latency_cycles_per_hop"], "cycles"),
         ("unicast throughput", figures["throughput_unicast"], "wavelets/cycle/port"),
@@ -68,8 +54,18 @@ def main() -> None:
         ("two colours -> one output", figures["throughput_two_colours_one_output"],
          "wavelets/cycle"),
     ]
-    for name, value, unit in rows:
-        print(f"  {name:32s} {value:8.3f} {unit}")
+    return "\n".join([f"router, {figures['num_colors']} colours, queue depth "
+                      f"{figures['queue_depth']}, on {figures['simulator']}"]
+                     + [f"  {name:32s} {value:8.3f} {unit}" for name, value, unit in rows])
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--colors", type=int, default=8, help="num_colors (default 8)")
+    ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
+    args = parse(ap, sim=True)
+    figures = measure(args.colors, args.depth, args.sim or default_simulator())
+    emit(args, figures, lambda: text(figures))
 
 
 if __name__ == "__main__":

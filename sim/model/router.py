@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hdl.ports import NUM_PORTS
-
-from .routes import RouteTable
-from .wavelet import Wavelet
+from sim.model.wavelet import Wavelet
+from sim.toolchain.routes import RouteTable
 
 __all__ = ["RouterResult", "route_streams"]
 
@@ -50,7 +49,7 @@ def route_streams(table: RouteTable, inputs: Mapping[int, Sequence[Wavelet]]) ->
     ----------
     table : RouteTable
         The router's route table.
-    inputs : mapping of input port to sequence of :class:`~sim.wavelet.Wavelet`
+    inputs : mapping of input port to sequence of :class:`~sim.model.wavelet.Wavelet`
         What arrives on each input port, in order.
 
     Returns

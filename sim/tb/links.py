@@ -24,7 +24,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from .wavelet import Wavelet, pack, unpack
+from sim.model.wavelet import Wavelet, pack, unpack
 
 __all__ = ["LinkSource", "LinkSink", "LinkBench", "start_clock", "reset"]
 
@@ -47,25 +47,22 @@ def _never() -> Iterator[bool]:
     return itertools.repeat(False)
 
 
-class LinkSource:
-    """Drives wavelets into a DUT input link ``<prefix>__payload/valid/ready/color_ready``.
+class _LinkEnd:
+    """The bench's end of a DUT link ``<prefix>__payload/valid/ready/color_ready``.
 
     Parameters
     ----------
     dut : cocotb handle
     prefix : str
-        Port name prefix, e.g. ``"in_w"``.
+        Port name prefix, e.g. ``"in_w"`` (a DUT input) or ``"out_e"`` (a DUT output).
     num_colors : int
         Width of the link's ``color_ready``.
     pause : iterator of bool, optional
-        ``True`` = offer nothing this cycle (idle injection).
-    colour_aware : bool
-        Use ``color_ready`` to pick a colour that can be accepted (default) or behave as a plain
-        in-order stream source.
+        ``True`` = do nothing this cycle: a source offers nothing (idle injection), a sink
+        accepts nothing (backpressure).
     """
 
-    def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None,
-                 colour_aware: bool = True):
+    def __init__(self, dut, prefix: str, num_colors: int, pause: Iterator[bool] | None):
         self.payload = getattr(dut, f"{prefix}__payload")
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
@@ -73,6 +70,27 @@ class LinkSource:
         self.name = prefix
         self.num_colors = num_colors
         self.pause = pause or _never()
+
+    def drive(self) -> None:
+        """Drive this cycle's signals (the bench calls it at the falling clock edge)."""
+        raise NotImplementedError
+
+    def sample(self, cycle: int) -> None:
+        """Record cycle ``cycle``'s transfer (the bench calls it once the logic has settled)."""
+        raise NotImplementedError
+
+
+class LinkSource(_LinkEnd):
+    """Drives wavelets into a DUT input link.
+
+    ``dut``, ``prefix``, ``num_colors`` and ``pause`` are those of every link end
+    (:class:`_LinkEnd`); ``colour_aware`` uses ``color_ready`` to pick a colour that can be
+    accepted (default), or makes a plain in-order stream source.
+    """
+
+    def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None,
+                 colour_aware: bool = True):
+        super().__init__(dut, prefix, num_colors, pause)
         self.colour_aware = colour_aware
         self.queues: dict[int, deque[Wavelet]] = {}
         self.order: deque[Wavelet] = deque()  # for the plain mode
@@ -145,28 +163,14 @@ class LinkSource:
         self.offered = None
 
 
-class LinkSink:
-    """Receives wavelets from a DUT output link.
-
-    Parameters
-    ----------
-    dut : cocotb handle
-    prefix : str
-        Port name prefix, e.g. ``"out_e"``.
-    num_colors : int
-        Width of the link's ``color_ready``.
-    pause : iterator of bool, optional
-        ``True`` = accept nothing this cycle (backpressure).
+class LinkSink(_LinkEnd):
+    """Receives wavelets from a DUT output link (parameters: those of every link end,
+    :class:`_LinkEnd`), with a per-colour stall mask, :attr:`stalled_colours`.
     """
 
     def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None):
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.color_ready = getattr(dut, f"{prefix}__color_ready")
-        self.name = prefix
+        super().__init__(dut, prefix, num_colors, pause)
         self.all_colours = (1 << num_colors) - 1
-        self.pause = pause or _never()
         #: Colours this sink refuses (bit c set = colour c stalled).
         self.stalled_colours = 0
         self.received: list[tuple[int, Wavelet]] = []  # (cycle, wavelet)
@@ -191,6 +195,7 @@ class LinkSink:
             self.received.append((cycle, w))
 
     def wavelets(self) -> list[Wavelet]:
+        """The wavelets received so far, in order, without their cycles."""
         return [w for _, w in self.received]
 
 
@@ -215,9 +220,11 @@ class LinkBench:
         self._task = None
 
     def start(self) -> None:
+        """Start the per-cycle coroutine."""
         self._task = cocotb.start_soon(self._run())
 
     def stop(self) -> None:
+        """Stop the per-cycle coroutine (the links keep their last values)."""
         if self._task is not None:
             self._task.cancel()
             self._task = None

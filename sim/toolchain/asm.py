@@ -50,9 +50,8 @@ from pe.isa import (
     pack_dsd,
     pack_task,
 )
-
-from . import formats as F
-from .pe_model import Dsd, PEParams, operand_problem
+from sim.model import formats as F
+from sim.model.pe import Dsd, PEParams, operand_problem
 
 __all__ = ["AsmError", "PEImage", "assemble", "encode_values"]
 

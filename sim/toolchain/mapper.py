@@ -46,12 +46,11 @@ import numpy as np
 
 from fabric.array import FabricParams
 from hdl.formats import Format
-
-from . import formats as F
-from .asm import AsmError, assemble
-from .driver import FabricImage, TileProgram
-from .routes import RouteTable
-from .wavelet import Wavelet
+from sim.host.driver import FabricImage, TileProgram
+from sim.model import formats as F
+from sim.model.wavelet import Wavelet
+from sim.toolchain.asm import AsmError, assemble
+from sim.toolchain.routes import RouteTable
 
 __all__ = ["MappingError", "GemvMapping", "map_layers", "WEIGHT_DTYPES", "parse_dtype"]
 
@@ -180,6 +179,7 @@ class GemvMapping:
     # ---- sizes -----------------------------------------------------------------------------
     @property
     def elem_bits(self) -> int:
+        """Bits of one weight element (its format's width)."""
         return Format(self.dtype).bits
 
     def _weight_words(self) -> int:

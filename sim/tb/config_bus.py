@@ -1,7 +1,7 @@
 """cocotb driver for a block's configuration bus (:class:`hdl.config_bus.ConfigBusSignature`).
 
 Used by block benches (router, PE); whole fabrics are configured through the configuration chain
-instead (:mod:`sim.cocotb_fabric`).
+instead (:mod:`sim.tb.fabric_server`).
 """
 
 from __future__ import annotations

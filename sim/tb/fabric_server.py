@@ -1,10 +1,11 @@
 """The RTL side of the host driver: a cocotb test that serves driver commands over a socket.
 
-:class:`sim.driver.FabricDriver` with ``backend="rtl"`` starts the simulator with this module as
-its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``. Every
-message is a length-prefixed pickle of ``(command, arguments)``; every reply is ``("ok", value)``
-or ``("error", message)``. While the driver thinks, the simulation is paused; while a command
-runs, the simulator runs free with one coroutine doing the per-cycle work of all host ports.
+:class:`sim.host.driver.FabricDriver` with ``backend="rtl"`` starts the simulator with this module
+as its cocotb test and talks to it through a Unix socket named by ``WAFER_DRIVER_SOCKET``
+(:mod:`sim.host.wire`). Every message is ``(command, arguments)``; every reply is
+``("ok", value)`` or ``("error", message)``. While the driver thinks, the simulation is paused;
+while a command runs, the simulator runs free with one coroutine doing the per-cycle work of all
+host ports.
 
 Commands:
 
@@ -28,36 +29,16 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import socket
-import struct
 from collections import deque
 
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from .cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
-from .wavelet import Wavelet
-
-
-def _send(sock: socket.socket, obj) -> None:
-    data = pickle.dumps(obj)
-    sock.sendall(struct.pack("<Q", len(data)) + data)
-
-
-def _recv(sock: socket.socket):
-    head = _recv_exact(sock, 8)
-    return pickle.loads(_recv_exact(sock, struct.unpack("<Q", head)[0]))
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("the driver closed the connection")
-        buf += chunk
-    return bytes(buf)
+from sim.host.packets import Command, decode_header
+from sim.host.wire import recv_message, send_message
+from sim.model.wavelet import Wavelet
+from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
 
 
 class ChainSource:
@@ -73,9 +54,11 @@ class ChainSource:
 
     @property
     def pending(self) -> int:
+        """Words not yet taken by the chain."""
         return len(self.words)
 
     def drive(self) -> None:
+        """Offer the next word (at the falling clock edge)."""
         if self.words:
             self.payload.value = self.words[0]
             self.valid.value = 1
@@ -85,6 +68,7 @@ class ChainSource:
             self._offer = False
 
     def sample(self, cycle: int) -> None:
+        """Drop the offered word if the chain took it."""
         if self._offer and self.words and int(self.ready.value):
             self.words.popleft()
 
@@ -102,24 +86,26 @@ class ChainSink:
         self._answer = False  # the current packet is an RDATA answer
 
     def drive(self) -> None:
-        pass
+        """Nothing to drive: ``ready`` is held high."""
 
     def sample(self, cycle: int) -> None:
+        """Keep the word that came out this cycle, if any, and count finished answers."""
         if not int(self.valid.value):
             return
         w = int(self.payload.value)
         self.words.append(w)
         if self._left:
             self._left -= 1
-        else:  # a header: WRITE has address + data, RDATA data, READ/SHELL one word
-            command, count = w >> 28, w & 0xFFF
-            self._answer = command == 3
-            self._left = {1: count + 1, 3: count}.get(command, 1)
+        else:  # a header
+            head = decode_header(w)
+            self._answer = head.command == Command.RDATA
+            self._left = head.body_words
         if self._left == 0 and self._answer:
             self.answers += 1
             self._answer = False
 
     def take(self) -> list[int]:
+        """Every word that came out since the last take (and reset the answer count)."""
         out, self.words, self.answers = self.words, [], 0
         return out
 
@@ -146,10 +132,10 @@ async def serve(dut):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["WAFER_DRIVER_SOCKET"])
     while True:
-        command, args = _recv(sock)
+        command, args = recv_message(sock, "the driver")
         try:
             if command == "quit":
-                _send(sock, ("ok", None))
+                send_message(sock, ("ok", None))
                 break
             if command == "chain":
                 words, answers = args
@@ -162,11 +148,11 @@ async def serve(dut):
                 # Let the last words (echoed broadcasts, unclaimed packets) drain out: each
                 # physical tile's station holds at most a few words.
                 await ClockCycles(dut.clk, 4 * rows * (cols + params["spares"]) + 8)
-                _send(sock, ("ok", chain_sink.take()))
+                send_message(sock, ("ok", chain_sink.take()))
             elif command == "send":
                 port, wavelets = args
                 held.setdefault(port, []).extend(Wavelet(d, c, k) for d, c, k in wavelets)
-                _send(sock, ("ok", None))
+                send_message(sock, ("ok", None))
             elif command == "run":
                 max_cycles, expect = args
                 for port, wavelets in held.items():
@@ -195,7 +181,7 @@ async def serve(dut):
                     del s.received[:]
                 tile_idle = int(dut.tile_idle.value)
                 pending = {p: s.pending for p, s in sources.items() if s.pending}
-                _send(sock, ("ok", {"cycles": cycles, "received": received,
+                send_message(sock, ("ok", {"cycles": cycles, "received": received,
                                     "timeout": timeout, "tile_idle": tile_idle,
                                     "pending": pending, "error": int(dut.error.value)}))
             elif command == "faults":
@@ -203,10 +189,10 @@ async def serve(dut):
                 for i, mode in enumerate(args):
                     value |= (mode & 3) << (2 * i)
                 dut.fault_modes.value = value
-                _send(sock, ("ok", None))
+                send_message(sock, ("ok", None))
             else:
-                _send(sock, ("error", f"unknown command {command!r}"))
+                send_message(sock, ("error", f"unknown command {command!r}"))
         except Exception as exc:  # report to the driver, keep serving
-            _send(sock, ("error", f"{type(exc).__name__}: {exc}"))
+            send_message(sock, ("error", f"{type(exc).__name__}: {exc}"))
     bench.stop()
     sock.close()

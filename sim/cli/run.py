@@ -10,31 +10,15 @@ from pathlib import Path
 import click
 import numpy as np
 
+from sim.cli.errors import UserError, output_dir, output_error, with_flag_names
+
 __all__ = ["run"]
 
 
-class _UserError(click.ClickException):
-    exit_code = 2
-
-
-def _out_dir(out_dir, workload: str) -> Path:
-    """The output directory (``--out`` or ``out/<workload>``), created now so that an unusable
-    one fails before the run, not after it."""
-    from .cli import _output_error
-
-    out = Path(out_dir or f"out/{workload}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _output_error(out, exc) from None
-    return out
-
-
 def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
-    """Write the heat map (``heatmap_args`` for :func:`sim.workloads.heatmap`, the path
+    """Write the heat map (``heatmap_args`` for :func:`sim.apps.heatmap.heatmap`, the path
     filled in, or None for none; its path goes into ``report``) and ``report.json``."""
-    from .cli import _output_error
-    from .workloads import heatmap
+    from sim.apps.heatmap import heatmap
 
     try:
         if heatmap_args is not None:
@@ -42,7 +26,7 @@ def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
             report["heatmap"] = str(heatmap(rmap, busy, out / "heatmap.png", title))
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     except OSError as exc:
-        raise _output_error(out, exc) from None
+        raise output_error(out, exc) from None
 
 
 def _fabric_options(f):
@@ -85,9 +69,9 @@ def run() -> None:
 def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim):
     from fabric.array import FabricParams
     from fabric.repair import UnrepairableError
-
-    from .mapper import MappingError, parse_dtype
-    from .workloads import WorkloadError, random_defects
+    from sim.apps.defects import random_defects
+    from sim.apps.errors import WorkloadError
+    from sim.toolchain.mapper import MappingError, parse_dtype
 
     try:
         fmt = parse_dtype(dtype)
@@ -96,14 +80,13 @@ def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend,
         defect_map = random_defects(rows, params.physical_cols, spares, defects,
                                     np.random.default_rng(seed))
     except (MappingError, WorkloadError, UnrepairableError, TypeError, ValueError) as exc:
-        from .cli import with_flag_names
-
-        raise _UserError(with_flag_names(str(exc))) from None
+        raise UserError(with_flag_names(str(exc))) from None
     return params, fmt, defect_map
 
 
 def _driver(params, backend, defect_map, fault, sim, optimize, echo):
-    from .driver import DriverError, FabricDriver
+    from sim.host.driver import FabricDriver
+    from sim.host.errors import DriverError
 
     if backend == "rtl":
         echo("building and starting the RTL simulation (the first build of a fabric size takes "
@@ -135,14 +118,16 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
     from tqdm import tqdm
 
-    from .driver import DriverError, FabricDriver
-    from .mapper import MappingError, map_layers
-    from .workloads import read_counters, run_layers, train_digits_mlp
+    from sim.apps.digits import train_digits_mlp
+    from sim.apps.layers import read_counters, run_layers
+    from sim.host.driver import FabricDriver
+    from sim.host.errors import DriverError
+    from sim.toolchain.mapper import MappingError, map_layers
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
                                      sram_words, backend, sim)
-    out_path = _out_dir(out_dir, "mlp-digits")
+    out_path = output_dir(out_dir or "out/mlp-digits")
     t0 = time.perf_counter()
     model = train_digits_mlp(hidden=hidden, seed=seed)
     layers = [(W, b, i == 0) for i, (W, b) in enumerate(model["layers"])]
@@ -152,7 +137,7 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     try:
         mappings, image = map_layers(layers, fmt, params)
     except MappingError as exc:
-        raise _UserError(str(exc)) from None
+        raise UserError(str(exc)) from None
 
     driver = _driver(params, backend, defect_map, fault, sim, optimize=True, echo=echo)
     golden = FabricDriver(params, backend="golden") if backend == "rtl" else None
@@ -252,9 +237,12 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
          as_json, weights, tensor, x_source, max_rows, max_cols, relu):
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
     model and numpy."""
-    from .driver import DriverError, FabricDriver
-    from .mapper import MappingError, map_layers
-    from .workloads import WorkloadError, load_weights, read_counters, run_layers
+    from sim.apps.errors import WorkloadError
+    from sim.apps.layers import read_counters, run_layers
+    from sim.apps.weights import load_weights
+    from sim.host.driver import FabricDriver
+    from sim.host.errors import DriverError
+    from sim.toolchain.mapper import MappingError, map_layers
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
@@ -279,9 +267,9 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
         mappings, image = map_layers([(W, None, relu)], fmt, params)
     except (WorkloadError, MappingError) as exc:
         hint = "" if max_rows or max_cols else " (or slice W with --max-rows/--max-cols)"
-        raise _UserError(f"{exc}{hint if 'SRAM' in str(exc) else ''}") from None
+        raise UserError(f"{exc}{hint if 'SRAM' in str(exc) else ''}") from None
     m = mappings[0]
-    out_path = _out_dir(out_dir, "gemv")
+    out_path = output_dir(out_dir or "out/gemv")
     t0 = time.perf_counter()
     driver = _driver(params, backend, defect_map, fault, sim, optimize=False, echo=echo)
     try:

@@ -1,14 +1,14 @@
 """Golden model of a whole logical fabric: router models and PE models on an R × C mesh.
 
-Built from the block golden models (:mod:`sim.routes` route tables with the routing rule of
-:mod:`sim.router_model`, and :class:`sim.pe_model.PEModel`), independently of the RTL. It models
-the *logical* array only: the contract of redundancy is that a repaired fabric behaves exactly
-like a defect-free one, so the golden model has no spares.
+Built from the block golden models (:mod:`sim.toolchain.routes` route tables with the routing
+rule of :mod:`sim.model.router`, and :class:`sim.model.pe.PEModel`), independently of the RTL. It
+models the *logical* array only: the contract of redundancy is that a repaired fabric behaves
+exactly like a defect-free one, so the golden model has no spares.
 
 Untimed dataflow: queues are unbounded, routers move every waiting wavelet to all of its route's
 outputs, PEs run until they wait; repeated until nothing moves. For a program whose results do
 not depend on timing (no races between tasks), this gives the results of the RTL bit for bit.
-Configuration uses the tile address map of the RTL (:mod:`sim.config_packets`).
+Configuration uses the tile address map of the RTL (:mod:`sim.host.packets`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections import deque
 
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-
-from .config_packets import ROUTER_BASE
-from .pe_model import PEModel, PEParams
-from .routes import Route, RouteTable
-from .wavelet import Wavelet
+from sim.host.packets import ROUTER_BASE
+from sim.model.pe import PEModel, PEParams
+from sim.model.wavelet import Wavelet
+from sim.toolchain.routes import Route, RouteTable
 
 __all__ = ["FabricModel", "EDGE_PORT"]
 

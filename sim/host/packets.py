@@ -7,6 +7,7 @@ map (:class:`pe.isa.AddressMap`) below ``ROUTER_BASE`` and the router's above it
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from hdl.config_chain import BROADCAST, Command
 
@@ -17,6 +18,8 @@ __all__ = [
     "TILE_ADDR_WIDTH",
     "MAX_COUNT",
     "header",
+    "ChainHeader",
+    "decode_header",
     "write_packets",
     "read_packet",
     "shell_packet",
@@ -44,6 +47,40 @@ def header(command: int, row: int, col: int, count: int) -> int:
     if not 0 <= count <= MAX_COUNT:
         raise ValueError(f"packet count {count} is outside 0..{MAX_COUNT}")
     return (command << 28) | (row << 20) | (col << 12) | count
+
+
+class ChainHeader(NamedTuple):
+    """A decoded packet header (see :func:`decode_header`)."""
+
+    command: int
+    row: int
+    col: int
+    count: int
+
+    @property
+    def broadcast(self) -> bool:
+        """Whether the packet addresses every enabled tile (row = column = ``BROADCAST``)."""
+        return self.row == BROADCAST and self.col == BROADCAST
+
+    @property
+    def body_words(self) -> int:
+        """Words of the packet after its header, counted as a chain station counts them: the
+        address and ``count`` data words (WRITE), ``count`` data words (RDATA), one word (READ,
+        SHELL and any other command)."""
+        if self.command == Command.WRITE:
+            return self.count + 1
+        if self.command == Command.RDATA:
+            return self.count
+        return 1
+
+
+def decode_header(word: int) -> ChainHeader:
+    """Decode a packet header word: command [31:28], row [27:20], column [19:12], count [11:0].
+
+    The one place in Python that reads a header; :func:`header` builds one.
+    """
+    word = int(word)
+    return ChainHeader(word >> 28 & 0xF, word >> 20 & 0xFF, word >> 12 & 0xFF, word & 0xFFF)
 
 
 def write_packets(row: int, col: int, address: int, words: Sequence[int]) -> list[int]:
@@ -77,7 +114,7 @@ def parse_answers(words: Iterable[int]) -> tuple[dict[tuple[int, int], list[list
     """Split what came out of the chain into RDATA answers per tile and unclaimed packets.
 
     Broadcast WRITE packets pass through every tile and come out at the end of the chain by
-    design; they are dropped here.
+    design; they are dropped here. Packet lengths follow :attr:`ChainHeader.body_words`.
 
     Returns
     -------
@@ -91,20 +128,11 @@ def parse_answers(words: Iterable[int]) -> tuple[dict[tuple[int, int], list[list
     unclaimed: list[int] = []
     i = 0
     while i < len(words):
-        w = words[i]
-        cmd, n = w >> 28, w & 0xFFF
-        if cmd == Command.RDATA:
-            key = ((w >> 20) & 0xFF, (w >> 12) & 0xFF)
-            answers.setdefault(key, []).append(words[i + 1:i + 1 + n])
-            i += 1 + n
-        elif cmd == Command.WRITE:
-            if (w >> 12) & 0xFFFF != (BROADCAST << 8) | BROADCAST:
-                unclaimed += words[i:i + 2 + n]
-            i += 2 + n
-        elif cmd == Command.READ or cmd == Command.SHELL:
-            unclaimed += words[i:i + 2]
-            i += 2
-        else:
-            unclaimed.append(w)
-            i += 1
+        head = decode_header(words[i])
+        end = i + 1 + head.body_words
+        if head.command == Command.RDATA:
+            answers.setdefault((head.row, head.col), []).append(words[i + 1:end])
+        elif not (head.command == Command.WRITE and head.broadcast):
+            unclaimed += words[i:end]
+        i = end
     return answers, unclaimed

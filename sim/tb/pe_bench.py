@@ -1,17 +1,16 @@
 """cocotb bench of one PE: runs a list of jobs (load, run, read back) and writes what it saw.
 
-The pytest side (tests/test_pe.py, bench/pe.py) builds the jobs from assembled programs, runs
-the same programs on the golden model and compares. Environment: ``PE_JOBS`` (JSON file with
-the jobs), ``PE_RESULTS`` (JSON file to write).
+:func:`sim.tb.pe_jobs.run_rtl` runs it; its callers (tests/test_pe.py, bench/pe_figures.py)
+build the jobs from assembled programs and run the same programs on the golden model to compare.
+Environment: ``PE_JOBS`` (JSON file with the jobs), ``PE_RESULTS`` (JSON file to write).
 
 A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`` wavelets sent
 into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
 or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges). Its result:
 ``cycles`` (from RUN to idle), ``issue_window`` (cycles from the first to the last vector
 element issued, when the issue strobe is visible), ``timeout``, ``outputs``
-(``[colour, data]``), ``sram``,
-``regs``, ``status`` and the counters. SRAM and registers are zeroed before each job (as the
-golden model's are) unless the job says ``zero_sram: false``.
+(``[colour, data]``), ``sram``, ``regs``, ``status`` and the counters. SRAM and registers are
+zeroed before each job (as the golden model's are) unless the job says ``zero_sram: false``.
 """
 
 from __future__ import annotations
@@ -24,14 +23,15 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from pe.isa import NUM_REGS, AddressMap
-from sim.cocotb_config import ConfigBusDriver
-from sim.cocotb_links import LinkBench, LinkSink, LinkSource, reset, start_clock
-from sim.wavelet import Wavelet
+from sim.model.wavelet import Wavelet
+from sim.tb.config_bus import ConfigBusDriver
+from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
 
 A = AddressMap
 
 
 def pauses(seed: int, p: float):
+    """An endless pause pattern: ``True`` (pause this cycle) with probability ``p``."""
     rng = random.Random(seed)
     while True:
         yield p > 0 and rng.random() < p
@@ -39,6 +39,7 @@ def pauses(seed: int, p: float):
 
 @cocotb.test()
 async def run_jobs(dut):
+    """Run every job of ``PE_JOBS`` in order and write the results to ``PE_RESULTS``."""
     with open(os.environ["PE_JOBS"]) as fh:
         jobs = json.load(fh)
     num_colors = jobs["num_colors"]

@@ -2,7 +2,7 @@
 
 Written from ``docs/isa.md`` (not from the RTL). It runs the same binary — program words, task
 table, DSD table, registers and SRAM image, loaded through the same configuration address map
-(:class:`pe.isa.AddressMap`) — with numpy arithmetic from :mod:`sim.formats`, and is untimed:
+(:class:`pe.isa.AddressMap`) — with numpy arithmetic from :mod:`sim.model.formats`, and is untimed:
 
 * Sequential semantics: instructions of a task run in program order; a vector instruction
   completes element by element (element ``i`` reads its operands, then writes its result) before
@@ -25,28 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdl.formats import Format
-from pe.isa import (
-    ACCUMULATING_OPS,
-    INTEGER_OPS,
-    MAC_OPS,
-    NUM_REGS,
-    STORE_FORMATS,
-    TWO_SOURCE_OPS,
-    VECTOR_OPS,
-    WAVELET_REG,
-    AddressMap,
-    DsdKind,
-    ErrorFlag,
-    Op,
-    field_a,
-    field_b,
-    field_c,
-    field_imm,
-    unpack_dsd,
-    unpack_task,
-)
-
-from . import formats as F
+from pe import isa
+from pe.isa import AddressMap, DsdKind, ErrorFlag, Op
+from sim.model import formats as F
 
 __all__ = ["Dsd", "PEModel", "PEParams"]
 
@@ -90,9 +71,9 @@ class Dsd:
     stride: int = 0
 
     def words(self) -> tuple[int, int]:
-        from pe.isa import pack_dsd
-
-        return pack_dsd(self.kind, self.fmt, self.base & 0xFFFF, self.length & 0xFFFF, self.stride)
+        """The DSD's two table words (:func:`pe.isa.pack_dsd`)."""
+        return isa.pack_dsd(self.kind, self.fmt, self.base & 0xFFFF, self.length & 0xFFFF,
+                            self.stride)
 
 
 class _Fault(Exception):
@@ -146,7 +127,7 @@ class PEModel:
         self.imem = np.zeros(self.p.imem_words, dtype=np.uint32)
         self.task_words = [0] * self.p.num_tasks
         self.dsd_words = [(0, 0)] * self.p.num_dsds
-        self.regs = [0] * NUM_REGS
+        self.regs = [0] * isa.NUM_REGS
         self.inbox: dict[int, deque[int]] = {c: deque() for c in range(self.p.num_colors)}
         self.outbox: list[tuple[int, int]] = []
         self.running = False
@@ -160,7 +141,7 @@ class PEModel:
         self.errors = ErrorFlag(0)
         self.halted = False
         self.active = [False] * self.p.num_tasks
-        self.blocked = [unpack_task(w)[2] for w in self.task_words]
+        self.blocked = [isa.unpack_task(w)[2] for w in self.task_words]
         self.macs = 0
         self.elements = 0
         self.pc: int | None = None  # None = no task running
@@ -180,13 +161,13 @@ class PEModel:
         elif A.TASKS <= addr < A.TASKS + self.p.num_tasks:
             t = addr - A.TASKS
             self.task_words[t] = value
-            self.blocked[t] = unpack_task(value)[2]
+            self.blocked[t] = isa.unpack_task(value)[2]
         elif A.DSDS <= addr < A.DSDS + 2 * self.p.num_dsds:
             d, half = divmod(addr - A.DSDS, 2)
             w = list(self.dsd_words[d])
             w[half] = value
             self.dsd_words[d] = tuple(w)
-        elif A.REGS <= addr < A.REGS + NUM_REGS:
+        elif A.REGS <= addr < A.REGS + isa.NUM_REGS:
             self.regs[addr - A.REGS] = value
         elif addr == A.CTRL:
             if value & 2:
@@ -208,7 +189,7 @@ class PEModel:
         if A.DSDS <= addr < A.DSDS + 2 * self.p.num_dsds:
             d, half = divmod(addr - A.DSDS, 2)
             return self.dsd_words[d][half]
-        if A.REGS <= addr < A.REGS + NUM_REGS:
+        if A.REGS <= addr < A.REGS + isa.NUM_REGS:
             return self.regs[addr - A.REGS]
         if addr == A.STATUS:
             return ((self.pc is not None) * A.STATUS_RUNNING | self.halted * A.STATUS_HALTED
@@ -278,7 +259,7 @@ class PEModel:
         if self.halted or not self.running:
             return None
         for t, word in enumerate(self.task_words):
-            entry, valid, _ = unpack_task(word)
+            entry, valid, _ = isa.unpack_task(word)
             if not valid or self.blocked[t]:
                 continue
             if self.active[t] or (t < self.p.num_colors and self.inbox[t]):
@@ -286,17 +267,17 @@ class PEModel:
         return None
 
     def _dispatch(self, t: int) -> None:
-        entry, _, _ = unpack_task(self.task_words[t])
+        entry, _, _ = isa.unpack_task(self.task_words[t])
         if self.active[t]:
             self.active[t] = False
         else:
-            self.regs[WAVELET_REG] = self.inbox[t].popleft()
+            self.regs[isa.WAVELET_REG] = self.inbox[t].popleft()
         self.pc = entry
 
     def _dsd(self, d: int) -> Dsd:
         if d >= self.p.num_dsds:
             raise _Fault(ErrorFlag.OPERANDS)
-        return Dsd(*unpack_dsd(*self.dsd_words[d]))
+        return Dsd(*isa.unpack_dsd(*self.dsd_words[d]))
 
     def _set_dsd(self, d: int, dsd: Dsd) -> None:
         if d >= self.p.num_dsds:
@@ -317,15 +298,16 @@ class PEModel:
             op = Op(word >> 26)
         except ValueError:
             raise _Fault(ErrorFlag.OPCODE) from None
-        a, b, c, imm = field_a(word), field_b(word), field_c(word), field_imm(word)
+        a, b, c = isa.field_a(word), isa.field_b(word), isa.field_c(word)
+        imm = isa.field_imm(word)
         r = self.regs
         nxt = pc + 1
-        if op in VECTOR_OPS:
+        if op in isa.VECTOR_OPS:
             self._vector_start(op, a, b, c)
         elif op == Op.LI:
             r[a & 7] = imm & 0xFFFF_FFFF
         elif op == Op.LIH:
-            r[a & 7] = (r[a & 7] & 0xFFFF) | (field_imm(word, signed=False) << 16)
+            r[a & 7] = (r[a & 7] & 0xFFFF) | (isa.field_imm(word, signed=False) << 16)
         elif op == Op.ADDI:
             r[a & 7] = (r[b & 7] + imm) & 0xFFFF_FFFF
         elif op == Op.ADD:
@@ -354,11 +336,11 @@ class PEModel:
                 dsd.length = r[b & 7] & 0xFFFF
             self._set_dsd(a, dsd)
         elif op == Op.ACT:
-            self.active[self._task_id(field_imm(word, signed=False))] = True
+            self.active[self._task_id(isa.field_imm(word, signed=False))] = True
         elif op == Op.BLK:
-            self.blocked[self._task_id(field_imm(word, signed=False))] = True
+            self.blocked[self._task_id(isa.field_imm(word, signed=False))] = True
         elif op == Op.UNBLK:
-            self.blocked[self._task_id(field_imm(word, signed=False))] = False
+            self.blocked[self._task_id(isa.field_imm(word, signed=False))] = False
         elif op == Op.END:
             self.pc = None
             return
@@ -371,15 +353,15 @@ class PEModel:
     # ---- vector instructions -------------------------------------------------------------------
     def _vector_start(self, op: Op, a: int, b: int, c: int) -> None:
         dst, src0 = self._dsd(a), self._dsd(b)
-        src1 = self._dsd(c) if op in TWO_SOURCE_OPS else Dsd(DsdKind.REG)
+        src1 = self._dsd(c) if op in isa.TWO_SOURCE_OPS else Dsd(DsdKind.REG)
         check_operands(op, dst, src0, src1)
-        fabric = [s for s in ((src0, src1) if op in TWO_SOURCE_OPS else (src0,))
+        fabric = [s for s in ((src0, src1) if op in isa.TWO_SOURCE_OPS else (src0,))
                   if s.kind == DsdKind.FABIN] + ([dst] if dst.kind == DsdKind.FABOUT else [])
         if any(s.base >= self.p.num_colors for s in fabric):
             raise _Fault(ErrorFlag.OPERANDS)
         length = vector_length(dst, src0, src1)
         if length:  # precise bounds fault: before any element (addresses are affine in i)
-            for dsd in (dst, src0, src1) if op in TWO_SOURCE_OPS else (dst, src0):
+            for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
                 if dsd.kind == DsdKind.MEM:
                     self._mem_index(dsd, 0)
                     self._mem_index(dsd, length - 1)
@@ -396,7 +378,7 @@ class PEModel:
             self._element(v, i)
             v.done += 1
             self.elements += 1
-            if v.op in MAC_OPS:
+            if v.op in isa.MAC_OPS:
                 self.macs += 1
         if v.dst.kind == DsdKind.REG:
             self.regs[v.dst.base & 7] = int(v.acc)
@@ -432,7 +414,7 @@ class PEModel:
     def _element(self, v: _VectorProgress, i: int) -> None:
         op, dst = v.op, v.dst
         # Fabric inputs: make sure every one is present before popping any.
-        fabin = [d for d in ((v.src0, v.src1) if op in TWO_SOURCE_OPS else (v.src0,))
+        fabin = [d for d in ((v.src0, v.src1) if op in isa.TWO_SOURCE_OPS else (v.src0,))
                  if d.kind == DsdKind.FABIN]
         needed: dict[int, int] = {}
         for d in fabin:
@@ -441,8 +423,8 @@ class PEModel:
             if len(self.inbox[colour]) < n:
                 raise _Blocked()
         x = self._read(v.src0, i, v.regs)
-        y = self._read(v.src1, i, v.regs) if op in TWO_SOURCE_OPS else np.uint32(0)
-        if op in ACCUMULATING_OPS:
+        y = self._read(v.src1, i, v.regs) if op in isa.TWO_SOURCE_OPS else np.uint32(0)
+        if op in isa.ACCUMULATING_OPS:
             acc = v.acc if dst.kind == DsdKind.REG else self._read(dst, i, v.regs)
         else:
             acc = None
@@ -461,26 +443,21 @@ class PEModel:
             self.sram[word] = (int(self.sram[word]) & ~mask & 0xFFFF_FFFF) | ((out << shift) & mask)
 
 
+#: The arithmetic of each vector op on fp32 / int32 bit patterns: f(x, y), or f(x, y, acc) for
+#: the multiply-accumulates (MOV copies x).
+_BINARY = {Op.FADD: F.fadd, Op.FMUL: F.fmul, Op.FMAX: F.fmax,
+           Op.IADD: F.iadd, Op.IMUL: F.imul, Op.IMAX: F.imax}
+_ACCUMULATE = {Op.FMAC: F.fmac, Op.IMAC: F.imac}
+
+
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
-    ax, ay = np.array([x], np.uint32), np.array([y], np.uint32)
     if op == Op.MOV:
         return int(x)
-    if op == Op.FADD:
-        return int(F.fadd(ax, ay)[0])
-    if op == Op.FMUL:
-        return int(F.fmul(ax, ay)[0])
-    if op == Op.FMAC:
-        return int(F.fmac(ax, ay, np.array([acc], np.uint32))[0])
-    if op == Op.FMAX:
-        return int(F.fmax(ax, ay)[0])
-    if op == Op.IADD:
-        return int(F.iadd(ax, ay)[0])
-    if op == Op.IMUL:
-        return int(F.imul(ax, ay)[0])
-    if op == Op.IMAC:
-        return int(F.imac(ax, ay, np.array([acc], np.uint32))[0])
-    if op == Op.IMAX:
-        return int(F.imax(ax, ay)[0])
+    ax, ay = np.array([x], np.uint32), np.array([y], np.uint32)
+    if op in _ACCUMULATE:
+        return int(_ACCUMULATE[op](ax, ay, np.array([acc], np.uint32))[0])
+    if op in _BINARY:
+        return int(_BINARY[op](ax, ay)[0])
     raise AssertionError(op)
 
 
@@ -505,26 +482,26 @@ def check_operands(op: Op, dst: Dsd, src0: Dsd, src1: Dsd) -> None:
 
 def operand_problem(op: Op, dst: Dsd, src0: Dsd, src1: Dsd) -> str | None:
     """Why a vector instruction's operands are illegal, or ``None`` if they are fine."""
-    srcs = [src0, src1] if op in TWO_SOURCE_OPS else [src0]
+    srcs = [src0, src1] if op in isa.TWO_SOURCE_OPS else [src0]
     if dst.kind == DsdKind.FABIN:
         return "the destination cannot be a fabric input"
     if any(s.kind == DsdKind.FABOUT for s in srcs):
         return "a source cannot be a fabric output"
-    if op in ACCUMULATING_OPS and dst.kind not in (DsdKind.MEM, DsdKind.REG):
+    if op in isa.ACCUMULATING_OPS and dst.kind not in (DsdKind.MEM, DsdKind.REG):
         return f"{op.name} accumulates into its destination, which must be memory or a register"
     reads = sum(s.kind == DsdKind.MEM for s in srcs)
-    if op in ACCUMULATING_OPS and dst.kind == DsdKind.MEM:
+    if op in isa.ACCUMULATING_OPS and dst.kind == DsdKind.MEM:
         reads += 1
     if reads > 2:
         return ("needs three SRAM reads per element, but the SRAM has two read ports: make one "
                 "source a fabric input or a register")
-    if dst.kind in (DsdKind.MEM, DsdKind.FABOUT) and dst.fmt not in STORE_FORMATS:
+    if dst.kind in (DsdKind.MEM, DsdKind.FABOUT) and dst.fmt not in isa.STORE_FORMATS:
         return (f"destination format {Format(dst.fmt).name} cannot be stored: use FP32, BF16, FP16 "
                 "or INT32")
     fabin = [s.base for s in srcs if s.kind == DsdKind.FABIN]
     if len(fabin) == 2 and fabin[0] == fabin[1]:
         return "both sources read the same fabric-input colour"
-    is_int = op in INTEGER_OPS
+    is_int = op in isa.INTEGER_OPS
     for s in srcs + ([dst] if dst.kind != DsdKind.REG else []):
         if s.kind in (DsdKind.MEM, DsdKind.FABIN, DsdKind.FABOUT) and op != Op.MOV:
             if Format(s.fmt).is_float == is_int:

@@ -2,9 +2,13 @@
 
 One API, two backends that take the same configuration-chain packets:
 
-* ``backend="golden"``: the golden fabric model (:mod:`sim.fabric_model`), untimed;
+* ``backend="golden"``: the golden fabric model (:mod:`sim.model.fabric`), untimed
+  (:mod:`sim.host.golden`);
 * ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default), served by
-  :mod:`sim.cocotb_fabric` in a simulator process the driver starts and talks to over a socket.
+  :mod:`sim.tb.fabric_server` in a simulator process the driver starts and talks to over a socket
+  (:mod:`sim.host.rtl`).
+
+What a driver raises is in :mod:`sim.host.errors`.
 
 Everything the host does goes through the configuration chain (``chain`` packets: shell
 registers, routes, programs, DSD and task tables, SRAM memcpy, read-back) or the logical array's
@@ -25,26 +29,19 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import socket
-import struct
-import tempfile
-import threading
-import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from fabric.array import FabricParams, chain_order, emit_verilog
+from fabric.array import FabricParams, chain_order
 from fabric.repair import RepairMap, repair
 from pe.isa import AddressMap, ErrorFlag
 from router.router import Router
-
-from .asm import PEImage
-from .config_packets import (
+from sim.host.errors import DriverError, FabricError, RunTimeout
+from sim.host.golden import GoldenBackend
+from sim.host.packets import (
     BROADCAST,
     MAX_COUNT,
     ROUTER_BASE,
@@ -56,84 +53,20 @@ from .config_packets import (
     shell_word,
     write_packets,
 )
-from .fabric_model import FabricModel
-from .routes import RouteTable, check_acyclic
-from .wavelet import Wavelet
+from sim.host.rtl import RTLBackend
+from sim.model.wavelet import Wavelet
+from sim.toolchain.asm import PEImage
+from sim.toolchain.routes import RouteTable, check_acyclic
 
-__all__ = ["TileProgram", "FabricImage", "RunResult", "RunTimeout", "FabricError",
-           "DriverError", "FabricDriver", "FAULT_MODES"]
+__all__ = ["TileProgram", "FabricImage", "RunResult", "Backend", "FabricDriver", "FAULT_MODES",
+           "DROPPED_ADDR"]
 
 #: Fault-injection modes for defective tiles (RTL builds with fault injection).
 FAULT_MODES = {"none": 0, "random": 1, "stuck": 2}
 EDGES = ("n", "s", "w", "e")
 
-
-class DriverError(RuntimeError):
-    """The host driver could not do what was asked (the message says why)."""
-
-
-class RunTimeout(DriverError):
-    """A run did not finish within its cycle limit.
-
-    Attributes
-    ----------
-    busy_tiles : list of (row, col)
-        Logical tiles that were still busy.
-    pending : dict
-        Host ports with wavelets the fabric had not accepted.
-    """
-
-    def __init__(self, cycles: int, busy_tiles, pending, missing, received=None):
-        self.busy_tiles, self.pending, self.missing = busy_tiles, pending, missing
-        self.received = received or {}
-        super().__init__(
-            f"the fabric did not finish within {cycles} cycles: busy logical tiles "
-            f"{busy_tiles or 'none'}; host ports still sending {pending or 'none'}; "
-            f"outputs still expected {missing or 'none'} (received so far: "
-            f"{self.received or 'nothing'})")
-
-
 #: Tile configuration word of the router's sticky drop counter (read: count; write: clear).
 DROPPED_ADDR = ROUTER_BASE + Router.STATUS_ADDR
-
-_ERROR_TEXT = {
-    ErrorFlag.BOUNDS: "a memory DSD element fell outside SRAM",
-    ErrorFlag.OPCODE: "unknown opcode",
-    ErrorFlag.OPERANDS: "illegal operand combination",
-    ErrorFlag.CONFIG_BUSY: "configuration access while running",
-    ErrorFlag.TASK: "task id beyond the task table",
-}
-
-
-class FabricError(DriverError):
-    """A run stopped because tiles raised their error line: a PE fault or dropped wavelets.
-
-    The fabric's ``error`` output is the OR of every working tile's PE error flags and router
-    drop counter (both sticky until the next :meth:`FabricDriver.load`); a run ends as soon as
-    it rises instead of waiting for its cycle limit.
-
-    Attributes
-    ----------
-    tiles : dict[(row, col), (ErrorFlag, int)]
-        Per logical tile with a problem: its PE's error flags and the number of wavelets its
-        router dropped (saturating at 65535).
-    cycles : int or None
-        Cycles from the start of the run to the error (RTL; ``None`` on golden).
-    """
-
-    def __init__(self, tiles: dict[tuple[int, int], tuple[ErrorFlag, int]], cycles: int | None):
-        self.tiles, self.cycles = tiles, cycles
-        parts = []
-        for (r, c), (flags, dropped) in sorted(tiles.items()):
-            what = [f"PE fault {f.name} ({_ERROR_TEXT.get(f, 'see docs/isa.md')})"
-                    for f in ErrorFlag if f in flags]
-            if dropped:
-                what.append(f"router dropped {dropped} wavelet(s) whose colour has no route "
-                            f"accepting the port they arrived on")
-            parts.append(f"tile ({r}, {c}): " + ", ".join(what))
-        when = f" after {cycles} cycles" if cycles is not None else ""
-        super().__init__(f"the fabric stopped with an error{when}: "
-                         + ("; ".join(parts) or "no tile reports one any more"))
 
 
 @dataclass
@@ -151,6 +84,7 @@ class FabricImage:
     tiles: dict[tuple[int, int], TileProgram] = field(default_factory=dict)
 
     def program(self, row: int, col: int) -> TileProgram | None:
+        """The program of logical tile ``(row, col)``, or ``None`` if it has none."""
         return self.tiles.get((row, col))
 
 
@@ -177,172 +111,31 @@ class RunResult:
     busy_cycles: np.ndarray
 
     def take(self, edge: str, index: int) -> list[Wavelet]:
+        """The wavelets that left host port ``edge`` ``index`` (empty if none)."""
         return self.received.get((edge, index), [])
 
 
-# ---- backends --------------------------------------------------------------------------------
-
-
-class _GoldenBackend:
-    """Applies chain packets to the golden model; runs it untimed."""
-
-    def __init__(self, params: FabricParams, rmap: RepairMap):
-        self.params, self.rmap = params, rmap
-        self.model = FabricModel(params.rows, params.cols, params.pe_params(), params.num_colors)
+class Backend(Protocol):
+    """What the driver needs of a backend (:class:`sim.host.golden.GoldenBackend`,
+    :class:`sim.host.rtl.RTLBackend`). Host ports are named ``"<edge><index>"`` (``"n0"``),
+    wavelets travel as ``(data, colour, ctrl)`` tuples."""
 
     def chain(self, words: list[int], answers: int) -> list[int]:
-        out: list[int] = []
-        i = 0
-        enabled = self.rmap.enabled
-        while i < len(words):
-            w = words[i]
-            cmd, row, col, n = w >> 28, (w >> 20) & 0xFF, (w >> 12) & 0xFF, w & 0xFFF
-            if cmd == Command.WRITE:
-                addr, data = words[i + 1], words[i + 2:i + 2 + n]
-                if row == BROADCAST and col == BROADCAST:
-                    targets = [(r, c) for r in range(self.params.rows)
-                               for c in range(self.params.cols)]
-                elif enabled[row, col]:
-                    targets = [self.rmap.logical(row, col)]
-                else:
-                    targets = []
-                for r, c in targets:
-                    for k, value in enumerate(data):
-                        self.model.cfg_write(r, c, addr + k, value)
-                if not targets or row == BROADCAST:  # broadcasts reach the chain's end
-                    out += words[i:i + 2 + n]
-                i += 2 + n
-            elif cmd == Command.READ:
-                addr = words[i + 1]
-                if enabled[row, col]:
-                    r, c = self.rmap.logical(row, col)
-                    out += [header(Command.RDATA, row, col, n)]
-                    out += [self.model.cfg_read(r, c, addr + k) for k in range(n)]
-                else:
-                    out += words[i:i + 2]
-                i += 2
-            elif cmd == Command.SHELL:
-                i += 2
-            else:
-                out.append(w)
-                i += 1
-        return out
+        """Push configuration-chain words; return every word that came out of the chain's end
+        (``answers`` is the number of READ answers to wait for)."""
 
     def send(self, port: str, wavelets) -> None:
-        self.model.send(port[0], int(port[1:]), [Wavelet(d, c, k) for d, c, k in wavelets])
+        """Hold wavelets for a host port; they enter during the next :meth:`run`."""
 
     def run(self, max_cycles: int, expect: dict[str, int]) -> dict:
-        try:
-            self.model.run()
-        except RuntimeError as exc:  # never settles: e.g. tasks that keep activating each other
-            raise DriverError(f"the golden model did not settle: {exc}; busy logical tiles "
-                              f"{self.model.busy_tiles()}") from exc
-        received = {}
-        for (edge, index), ws in list(self.model.host_out.items()):
-            received[f"{edge}{index}"] = [(w.data, w.color, w.ctrl) for w in ws]
-        self.model.host_out.clear()
-        missing = {p: n - len(received.get(p, [])) for p, n in expect.items()
-                   if len(received.get(p, [])) < n}
-        busy = self.model.busy_tiles()
-        error = (any(pe.errors for row in self.model.pes for pe in row)
-                 or any(any(row) for row in self.model.dropped))
-        return {"cycles": None, "received": received, "timeout": bool(missing),
-                "busy_logical": busy, "pending": {}, "error": int(error)}
+        """Run until idle; a dict with ``cycles``, ``received``, ``timeout``, ``pending``,
+        ``error`` and either ``busy_logical`` or ``tile_idle``."""
 
-    def set_faults(self, modes) -> None:
-        pass
+    def set_faults(self, modes: list[int]) -> None:
+        """Fault-injection mode of every physical tile, row-major."""
 
     def close(self) -> None:
-        pass
-
-
-class _RTLBackend:
-    """Runs the fabric RTL in a simulator process serving :mod:`sim.cocotb_fabric`."""
-
-    def __init__(self, params: FabricParams, *, sim: str | None, waves: bool, optimize: bool,
-                 build_timeout_s: float = 1800):
-        from .harness import run_cocotb
-
-        self.params = params
-        self._tmp = tempfile.TemporaryDirectory(prefix="wafer-driver-")
-        path = os.path.join(self._tmp.name, "driver.sock")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(path)
-        self._listener.listen(1)
-        self._listener.settimeout(1.0)
-        self._error: BaseException | None = None
-        verilog = emit_verilog(params)
-        env = {"WAFER_DRIVER_SOCKET": path, "WAFER_FABRIC": json.dumps(asdict(params))}
-
-        def target():
-            try:
-                run_cocotb(verilog, toplevel=params.name(), test_module="sim.cocotb_fabric",
-                           sim=sim, waves=waves, optimize=optimize, extra_env=env)
-            except BaseException as exc:  # reported to the caller
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, name="wafer-rtl", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + build_timeout_s
-        self._sock = None
-        while self._sock is None:
-            try:
-                self._sock, _ = self._listener.accept()
-            except TimeoutError:
-                if not self._thread.is_alive():
-                    raise DriverError(f"the RTL simulation did not start: {self._error}") \
-                        from self._error
-                if time.monotonic() > deadline:
-                    raise DriverError(f"the RTL simulation did not start within "
-                                      f"{build_timeout_s:.0f} s") from None
-
-    def _call(self, command: str, args=None):
-        data = pickle.dumps((command, args))
-        try:
-            self._sock.sendall(struct.pack("<Q", len(data)) + data)
-            head = self._recv(8)
-            status, value = pickle.loads(self._recv(struct.unpack("<Q", head)[0]))
-        except (OSError, ConnectionError) as exc:
-            self._thread.join(timeout=30)
-            raise DriverError(f"the RTL simulation stopped: {self._error or exc}") from exc
-        if status != "ok":
-            raise DriverError(f"the RTL simulation failed on {command!r}: {value}")
-        return value
-
-    def _recv(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self._sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("the simulator closed the connection")
-            buf += chunk
-        return bytes(buf)
-
-    def chain(self, words: list[int], answers: int) -> list[int]:
-        return self._call("chain", ([int(w) & 0xFFFF_FFFF for w in words], answers))
-
-    def send(self, port: str, wavelets) -> None:
-        self._call("send", (port, list(wavelets)))
-
-    def run(self, max_cycles: int, expect: dict[str, int]) -> dict:
-        return self._call("run", (max_cycles, expect))
-
-    def set_faults(self, modes) -> None:
-        self._call("faults", list(modes))
-
-    def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._call("quit")
-            except DriverError:
-                pass
-            self._sock.close()
-            self._sock = None
-        self._thread.join(timeout=60)
-        self._listener.close()
-        self._tmp.cleanup()
-        if self._error is not None:
-            raise DriverError(f"the RTL simulation ended with an error: {self._error}")
+        """Release the backend (stop the simulator)."""
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -390,9 +183,9 @@ class FabricDriver:
         d = np.zeros((R, P), dtype=bool) if defects is None else np.asarray(defects, dtype=bool)
         self.repair_map = repair(d, params.cols, params.spares)
         if backend == "golden":
-            self._backend = _GoldenBackend(params, self.repair_map)
+            self._backend: Backend = GoldenBackend(params, self.repair_map)
         else:
-            self._backend = _RTLBackend(params, sim=sim, waves=waves, optimize=optimize)
+            self._backend = RTLBackend(params, sim=sim, waves=waves, optimize=optimize)
         self._running = False
         self._apply_repair(d, fault)
 

@@ -1,8 +1,9 @@
-"""Run PE programs on the golden model and on the RTL (through ``tests/tb_pe.py``), and compare.
+"""Run PE programs on the golden model and on the RTL (the cocotb bench :mod:`sim.tb.pe_bench`),
+and compare.
 
-A :class:`PEJob` is an assembled :class:`~sim.asm.PEImage`, the wavelets sent to the PE and the
-SRAM ranges to read back. :func:`run_golden` and :func:`run_rtl` return results with the same
-keys; :func:`compare` lists the differences (empty = bit-identical).
+A :class:`PEJob` is an assembled :class:`~sim.toolchain.asm.PEImage`, the wavelets sent to the PE
+and the SRAM ranges to read back. :func:`run_golden` and :func:`run_rtl` return results with the
+same keys; :func:`compare` lists the differences (empty = bit-identical).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pe.isa import NUM_REGS, AddressMap
-
-from .asm import PEImage
-from .harness import project_root, run_cocotb
-from .pe_model import PEModel, PEParams
+from sim.model.pe import PEModel, PEParams
+from sim.tb.harness import run_cocotb
+from sim.toolchain.asm import PEImage
 
 __all__ = ["PEJob", "run_golden", "run_rtl", "compare", "STATUS_COMPARED"]
 
@@ -58,6 +58,7 @@ class PEJob:
     source: str = ""
 
     def to_json(self) -> dict:
+        """The job as the bench (:mod:`sim.tb.pe_bench`) reads it."""
         return {
             "name": self.name,
             "config": [[a, [int(w) for w in ws]] for a, ws in self.image.config_blocks()],
@@ -71,7 +72,7 @@ class PEJob:
 
 
 def run_golden(job: PEJob, params: PEParams) -> dict:
-    """Run ``job`` on the golden model; returns the result keys of ``tests/tb_pe.py``."""
+    """Run ``job`` on the golden model; returns the result keys of :mod:`sim.tb.pe_bench`."""
     pe = PEModel(params)
     pe.cfg_write(AddressMap.CTRL, 2)
     for addr, words in job.image.config_blocks():
@@ -110,9 +111,8 @@ def run_rtl(jobs: list[PEJob], params: PEParams, *, sim: str | None = None,
         jobs_file.write_text(json.dumps(
             {"num_colors": params.num_colors, "sram_words": params.sram_words,
              "cases": [j.to_json() for j in jobs]}))
-        run_cocotb(dut, toplevel=name, test_module="tb_pe",
-                   test_dir=project_root() / "tests", sim=sim, waves=waves,
-                   public=("issued",),  # the vector unit's issue strobe, for bench/pe.py
+        run_cocotb(dut, toplevel=name, test_module="sim.tb.pe_bench", sim=sim, waves=waves,
+                   public=("issued",),  # the vector unit's issue strobe, for bench/pe_figures.py
                    extra_env={"PE_JOBS": str(jobs_file), "PE_RESULTS": str(results_file)})
         return json.loads(results_file.read_text())
 

@@ -25,7 +25,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -76,8 +76,9 @@ class ToolMissingError(RuntimeError):
 
 
 def project_root() -> Path:
-    """The repository root (the directory holding ``pyproject.toml``)."""
-    return Path(__file__).resolve().parent.parent
+    """The repository root (the directory holding ``pyproject.toml``; the project is installed
+    editable from it)."""
+    return Path(__file__).resolve().parents[2]
 
 
 def default_simulator() -> str:
@@ -136,6 +137,11 @@ def to_verilog(component, name: str) -> str:
     return verilog.convert(component, name=name, emit_src=False)
 
 
+def _tail(log: Path, chars: int) -> str:
+    """The last ``chars`` characters of a log file (empty if there is none), for an error."""
+    return log.read_text()[-chars:] if log.exists() else ""
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +165,14 @@ def _runner(sim: str):
     if sim == "verilator":
         _limit_public_signals(runner)
     return runner
+
+
+def _runner_build(runner, sources: list[Path], toplevel: str, build_dir: Path, waves: bool,
+                  build_args: Iterable[str] = ()) -> None:
+    """cocotb's ``runner.build`` with this harness's settings (1 ns / 1 ps, ``build.log``)."""
+    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                 build_args=list(build_args), waves=waves, timescale=("1ns", "1ps"),
+                 log_file=build_dir / "build.log")
 
 
 def _limit_public_signals(runner) -> None:
@@ -271,18 +285,9 @@ def build(
                 f"{saved_makeflags or ''} CFG_CXXFLAGS_PCH_I=-include "
                 f"OPT_FAST={level} OPT_SLOW=-O0 OPT_GLOBAL={level}").strip()
         try:
-            runner.build(
-                sources=paths,
-                hdl_toplevel=toplevel,
-                build_dir=build_dir,
-                build_args=build_args,
-                waves=waves,
-                timescale=("1ns", "1ps"),
-                log_file=build_dir / "build.log",
-            )
+            _runner_build(runner, paths, toplevel, build_dir, waves, build_args)
         except (SystemExit, Exception) as exc:  # the runner exits on tool errors
-            log = build_dir / "build.log"
-            tail = log.read_text()[-4000:] if log.exists() else ""
+            tail = _tail(build_dir / "build.log", 4000)
             raise SimulationError(f"{sim} build of {toplevel} failed: {exc}\n{tail}") from exc
         finally:
             if saved_makeflags is None:
@@ -297,16 +302,14 @@ def run_cocotb(
     design,
     *,
     toplevel: str,
-    test_module: str,
+    test_module: str | Sequence[str],
     test_dir: Path | str | None = None,
     testcase: str | list[str] | None = None,
     sim: str | None = None,
     waves: bool = False,
     extra_env: Mapping[str, str] | None = None,
     seed: int | None = None,
-    build_root: Path | None = None,
-    optimize: bool = False,
-    public: Iterable[str] = (),
+    **build_options,
 ) -> int:
     """Build ``design`` and run the cocotb tests of ``test_module`` against it.
 
@@ -317,18 +320,21 @@ def run_cocotb(
         ``toplevel``) or Verilog text(s).
     toplevel : str
         Top module name.
-    test_module : str
-        Importable name of the cocotb test module (e.g. ``"tb_router"``).
+    test_module : str or sequence of str
+        Importable name of the cocotb test module (e.g. ``"sim.tb.pe_bench"``, or ``"tb_router"``
+        with ``test_dir``), or several, whose tests all run.
     test_dir : path, optional
         Directory holding ``test_module``; added to the simulator's ``PYTHONPATH``.
     testcase : str or list of str, optional
         Run only these cocotb tests.
-    sim, waves, build_root, optimize, public
-        See :func:`build`.
+    sim, waves
+        Simulator and waveform recording, as for :func:`build`.
     extra_env : mapping, optional
         Environment variables passed to the bench (its parameters).
     seed : int, optional
         cocotb random seed.
+    **build_options
+        The rest of :func:`build`'s options: ``build_root``, ``optimize``, ``public``.
 
     Returns
     -------
@@ -343,16 +349,14 @@ def run_cocotb(
     """
     sim = sim or default_simulator()
     verilog = design if isinstance(design, (str, list, tuple)) else to_verilog(design, toplevel)
-    build_dir = build(verilog, toplevel, sim=sim, waves=waves, build_root=build_root,
-                      optimize=optimize, public=public)
+    build_dir = build(verilog, toplevel, sim=sim, waves=waves, **build_options)
     runner = _runner(sim)
     sources = sorted(build_dir.glob(f"{toplevel}_*.v"))
     if (build_dir / "public.vlt").exists():
         sources.insert(0, build_dir / "public.vlt")
     if sim == "icarus":
         # Icarus' runner keeps bookkeeping from build(); repeating it skips the compile.
-        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+        _runner_build(runner, sources, toplevel, build_dir, waves)
     else:
         # test() without build() in this process: give the runner what build() would record.
         runner.build_dir = build_dir
@@ -385,8 +389,8 @@ def run_cocotb(
             log_file=log,
         )
     except (SystemExit, Exception) as exc:
-        tail = log.read_text()[-6000:] if log.exists() else ""
-        raise SimulationError(f"simulation of {toplevel} failed to run: {exc}\n{tail}") from exc
+        raise SimulationError(f"simulation of {toplevel} failed to run: {exc}\n"
+                              f"{_tail(log, 6000)}") from exc
     finally:
         sys.path[:] = saved_path
     from cocotb_tools.check_results import get_results
@@ -394,13 +398,11 @@ def run_cocotb(
     try:
         n_tests, n_failed = get_results(results)
     except (SystemExit, Exception) as exc:
-        tail = log.read_text()[-6000:] if log.exists() else ""
-        raise SimulationError(f"no results from {toplevel}: {exc}\n{tail}") from exc
+        raise SimulationError(f"no results from {toplevel}: {exc}\n{_tail(log, 6000)}") from exc
     if n_tests == 0 or n_failed:
-        tail = log.read_text()[-8000:] if log.exists() else ""
         raise SimulationError(
             f"{n_failed} of {n_tests} cocotb test(s) failed in {test_module} on {sim}; "
-            f"log: {log}\n{tail}"
+            f"log: {log}\n{_tail(log, 8000)}"
         )
     if not waves and os.environ.get("WAFER_KEEP_RUNS", "0") in ("", "0"):
         shutil.rmtree(run_dir, ignore_errors=True)

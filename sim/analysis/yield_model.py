@@ -22,12 +22,13 @@ the configuration path, no parametric failures), and every defect kills exactly 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sim.checks import check_int, check_real
 
 __all__ = [
     "WSE3",
@@ -121,7 +122,7 @@ class WaferAnchor:
         """
         if rows is None:
             rows = round(math.sqrt(self.physical_cores))
-        _check_int("rows", rows, minimum=1)
+        check_int("rows", rows, minimum=1)
         physical_cols = round(self.physical_cores / rows)
         cols = round(self.active_cores / rows)
         if cols < 1 or physical_cols < cols:
@@ -155,29 +156,8 @@ WSE3_QUOTED_DEFECT_DENSITY = 0.001
 # --- Validation ---------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, not {value}")
-    return int(value)
-
-
-def _check_real(name: str, value: object, *, positive: bool, unit: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number ({unit}), not {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite ({unit}), not {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0 {unit}, not {value}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0 {unit}, not {value}")
-    return value
-
-
 def _check_probability(name: str, value: object) -> float:
-    value = _check_real(name, value, positive=False, unit="(a probability)")
+    value = check_real(name, value, positive=False, unit="(a probability)")
     if value > 1:
         raise ValueError(f"{name} must be a probability in [0, 1], not {value}")
     return value
@@ -185,16 +165,16 @@ def _check_probability(name: str, value: object) -> float:
 
 def _check_array(rows: object, cols: object, spares: object) -> tuple[int, int, int]:
     return (
-        _check_int("rows", rows, minimum=1),
-        _check_int("cols", cols, minimum=1),
-        _check_int("spares", spares, minimum=0),
+        check_int("rows", rows, minimum=1),
+        check_int("cols", cols, minimum=1),
+        check_int("spares", spares, minimum=0),
     )
 
 
 def _check_seed(seed: object) -> SeedLike:
     if seed is None or isinstance(seed, np.random.SeedSequence | np.random.Generator):
         return seed
-    return _check_int("seed", seed, minimum=0)
+    return check_int("seed", seed, minimum=0)
 
 
 # --- Closed forms -------------------------------------------------------------------------------
@@ -215,8 +195,8 @@ def tile_defect_probability(defect_density: float, tile_area_mm2: float) -> floa
     float
         ``p`` in [0, 1].
     """
-    d0 = _check_real("defect_density", defect_density, positive=False, unit="defects/mm²")
-    area = _check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
+    d0 = check_real("defect_density", defect_density, positive=False, unit="defects/mm²")
+    area = check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
     return -math.expm1(-d0 * area)
 
 
@@ -263,10 +243,8 @@ def analytic_repair_probability(
     ----------
     rows, cols, spares : int
         ``R`` (>= 1), ``C`` logical columns (>= 1) and ``S`` spare columns (>= 0).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
 
     Returns
     -------
@@ -294,18 +272,16 @@ def pooled_repair_probability(
         ``N``, all tiles including spares (>= 1).
     spare_tiles : int
         ``K``, the number of spares (0 <= K < N).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
 
     Returns
     -------
     float
         Probability in [0, 1].
     """
-    n = _check_int("physical_tiles", physical_tiles, minimum=1)
-    k = _check_int("spare_tiles", spare_tiles, minimum=0)
+    n = check_int("physical_tiles", physical_tiles, minimum=1)
+    k = check_int("spare_tiles", spare_tiles, minimum=0)
     if k >= n:
         raise ValueError(f"spare_tiles ({k}) must be smaller than physical_tiles ({n})")
     p = tile_defect_probability(defect_density, tile_area_mm2)
@@ -327,10 +303,8 @@ def spares_needed(
     ----------
     rows, cols : int
         ``R`` and ``C`` (>= 1).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
     target : float
         Required probability that the wafer is repairable, in (0, 1].
     max_spares : int, optional
@@ -347,12 +321,12 @@ def spares_needed(
     ValueError
         If no ``S <= max_spares`` reaches the target.
     """
-    rows = _check_int("rows", rows, minimum=1)
-    cols = _check_int("cols", cols, minimum=1)
+    rows = check_int("rows", rows, minimum=1)
+    cols = check_int("cols", cols, minimum=1)
     target = _check_probability("target", target)
     if target == 0:
         return 0
-    max_spares = cols if max_spares is None else _check_int("max_spares", max_spares, minimum=0)
+    max_spares = cols if max_spares is None else check_int("max_spares", max_spares, minimum=0)
     p = tile_defect_probability(defect_density, tile_area_mm2)
     for spares in range(max_spares + 1):
         if _analytic(rows, cols, spares, p) >= target:
@@ -383,7 +357,7 @@ def max_defect_density(
         ``D0``, defects/mm² (bisection on a log scale, relative precision about 1e-9).
     """
     rows, cols, spares = _check_array(rows, cols, spares)
-    area = _check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
+    area = check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
     target = _check_probability("target", target)
     if not 0 < target < 1:
         raise ValueError(f"target must be strictly between 0 and 1, not {target}")
@@ -424,11 +398,11 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
         ``(low, high)``, both in [0, 1]. Unlike the normal approximation it does not collapse
         to a point when the estimate is 0 or 1.
     """
-    trials = _check_int("trials", trials, minimum=1)
-    successes = _check_int("successes", successes, minimum=0)
+    trials = check_int("trials", trials, minimum=1)
+    successes = check_int("successes", successes, minimum=0)
     if successes > trials:
         raise ValueError(f"successes ({successes}) cannot exceed trials ({trials})")
-    z = _check_real("z", z, positive=True, unit="(a normal quantile)")
+    z = check_real("z", z, positive=True, unit="(a normal quantile)")
     phat = successes / trials
     z2n = z * z / trials
     centre = (phat + z2n / 2) / (1 + z2n)
@@ -457,10 +431,8 @@ def sample_defect_map(
         ``R`` (>= 1).
     cols_physical : int
         Physical columns ``C + S`` (>= 1).
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
     rng : numpy.random.Generator or int or numpy.random.SeedSequence or None
         Random source; an int or seed sequence seeds a fresh ``default_rng``.
 
@@ -470,10 +442,10 @@ def sample_defect_map(
         Boolean array of shape ``(rows, cols_physical)``; ``True`` marks a defective tile. This
         is the defect map of DESIGN.md that the repair solver and the fabric tests consume.
     """
-    rows = _check_int("rows", rows, minimum=1)
-    cols_physical = _check_int("cols_physical", cols_physical, minimum=1)
-    d0 = _check_real("defect_density", defect_density, positive=False, unit="defects/mm²")
-    area = _check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
+    rows = check_int("rows", rows, minimum=1)
+    cols_physical = check_int("cols_physical", cols_physical, minimum=1)
+    d0 = check_real("defect_density", defect_density, positive=False, unit="defects/mm²")
+    area = check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
     generator = np.random.default_rng(_check_seed(rng))
     return generator.poisson(d0 * area, size=(rows, cols_physical)) > 0
 
@@ -486,10 +458,8 @@ class YieldEstimate:
     ----------
     rows, cols, spares : int
         ``R``, ``C``, ``S``; the physical array is ``R × (C + S)`` tiles.
-    defect_density : float
-        ``D0``, defects/mm².
-    tile_area_mm2 : float
-        Tile area ``A``, mm².
+    defect_density, tile_area_mm2 : float
+        Defect density ``D0`` (defects/mm²) and tile area ``A`` (mm²).
     samples : int
         Number of simulated wafers.
     seed : int or None
@@ -618,7 +588,7 @@ def repair_probability(
         If a count is out of range or a density/area negative or not finite.
     """
     rows, cols, spares = _check_array(rows, cols, spares)
-    samples = _check_int("samples", samples, minimum=1)
+    samples = check_int("samples", samples, minimum=1)
     p = tile_defect_probability(defect_density, tile_area_mm2)
     seed = _check_seed(seed)
     rng = np.random.default_rng(seed)
@@ -771,11 +741,11 @@ def yield_sweep(
     YieldSweep
         The table, spare-major.
     """
-    rows = _check_int("rows", rows, minimum=1)
-    cols = _check_int("cols", cols, minimum=1)
-    spares_t = tuple(_check_int("spares", s, minimum=0) for s in spares_list)
+    rows = check_int("rows", rows, minimum=1)
+    cols = check_int("cols", cols, minimum=1)
+    spares_t = tuple(check_int("spares", s, minimum=0) for s in spares_list)
     densities_t = tuple(
-        _check_real("density", d, positive=False, unit="defects/mm²") for d in densities
+        check_real("density", d, positive=False, unit="defects/mm²") for d in densities
     )
     if not spares_t:
         raise ValueError("spares_list must hold at least one spare count")
@@ -785,10 +755,10 @@ def yield_sweep(
         raise ValueError(f"spares_list has duplicates: {list(spares_t)}")
     if len(set(densities_t)) != len(densities_t):
         raise ValueError(f"densities has duplicates: {list(densities_t)}")
-    _check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
-    samples = _check_int("samples", samples, minimum=1)
+    check_real("tile_area_mm2", tile_area_mm2, positive=True, unit="mm²")
+    samples = check_int("samples", samples, minimum=1)
     if seed is not None:
-        seed = _check_int("seed", seed, minimum=0)
+        seed = check_int("seed", seed, minimum=0)
     if progress is not None and not callable(progress):
         raise TypeError("progress must be a callable progress(done, total) or None")
 

@@ -1,0 +1,1 @@
+"""Analysis beyond simulation: the wafer yield model of the spare-column redundancy."""

@@ -1,0 +1,48 @@
+"""Running mapped layers on a fabric: one input through every layer, host-orchestrated, and the
+per-PE counters a report needs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pe.isa import AddressMap
+from sim.host.driver import FabricDriver
+from sim.toolchain.mapper import GemvMapping
+
+__all__ = ["run_layers", "read_counters"]
+
+
+def run_layers(driver: FabricDriver, mappings: list[GemvMapping], x: np.ndarray,
+               max_cycles: int = 1_000_000) -> tuple[list[np.ndarray], list[int | None]]:
+    """Run one input through every layer (host-orchestrated: each layer's east-edge outputs are
+    sent into the next layer's north edge).
+
+    Returns
+    -------
+    raw : list of np.ndarray[uint32]
+        Raw outputs of every layer.
+    cycles : list of int or None
+        Cycles of each layer's run (None on the golden backend).
+    """
+    raw, cycles = [], []
+    value = np.asarray(x, dtype=np.float32)
+    for m in mappings:
+        for (edge, index), wavelets in m.inputs(value).items():
+            driver.send(edge, index, wavelets)
+        result = driver.run(expect=m.expect(), max_cycles=max_cycles, counters=False)
+        out = m.gather(result.received)
+        raw.append(out)
+        cycles.append(result.cycles)
+        value = m.values(out, value)
+    return raw, cycles
+
+
+def read_counters(driver: FabricDriver) -> tuple[np.ndarray, np.ndarray]:
+    """(macs, busy cycles) of every logical PE since the last load, each an np.ndarray of int64
+    and shape (rows, cols)."""
+    R, C = driver.params.rows, driver.params.cols
+    macs = np.zeros((R, C), dtype=np.int64)
+    busy = np.zeros((R, C), dtype=np.int64)
+    for (r, c), words in driver.read_many(AddressMap.BUSY_CYCLES, 2).items():
+        busy[r, c], macs[r, c] = words
+    return macs, busy

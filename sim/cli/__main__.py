@@ -1,0 +1,5 @@
+"""``python -m sim.cli``: the ``wafer`` command."""
+
+from sim.cli.wafer import main
+
+main()

@@ -1,0 +1,1 @@
+"""Golden models in numpy: number formats, wavelets, router, PE instruction set, fabric."""

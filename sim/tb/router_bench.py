@@ -1,0 +1,180 @@
+"""cocotb bench of the 5-port colour router: drivers, scoreboard and the router's figures.
+
+:class:`RouterTB` drives a :class:`router.Router` through its five links and its configuration
+bus and checks what comes out against the golden model (:mod:`sim.model.router`): per
+(input port, colour) flow, exactly the expected wavelets in order (:func:`check_output`). The
+router's tests (tests/tb_router.py) are built on it. The ``figures`` test here measures the
+latency and throughput that bench/router_figures.py prints; its environment:
+``ROUTER_NUM_COLORS`` and ``ROUTER_FIGURES`` (a JSON file to write).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+from cocotb.triggers import ClockCycles
+
+from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
+from sim.model.router import route_streams
+from sim.model.wavelet import Wavelet
+from sim.tb.config_bus import ConfigBusDriver
+from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from sim.toolchain.routes import RouteTable
+
+__all__ = ["RouterTB", "flow_of", "check_output", "tagged"]
+
+
+class RouterTB:
+    """A router under test: a source and a sink on each of its five links, its configuration bus,
+    one :class:`~sim.tb.links.LinkBench` for all of them and a scoreboard.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        A :class:`router.Router` (ports ``in_<port>``, ``out_<port>``, ``cfg``).
+    num_colors : int
+        The router's colours.
+    source_pause, sink_pause : callable(port) -> iterator of bool, optional
+        Pause patterns of the sources (idle cycles) and sinks (backpressure), per port.
+    colour_aware : bool
+        Sources use ``color_ready`` (default) or behave as plain streams.
+    """
+
+    def __init__(self, dut, num_colors: int, *, source_pause=None, sink_pause=None,
+                 colour_aware=True):
+        self.dut = dut
+        self.num_colors = num_colors
+        self.cfg = ConfigBusDriver(dut)
+        self.sources = [
+            LinkSource(dut, f"in_{n}", num_colors,
+                       pause=source_pause(p) if source_pause else None,
+                       colour_aware=colour_aware)
+            for p, n in enumerate(PORT_NAMES)
+        ]
+        self.sinks = [
+            LinkSink(dut, f"out_{n}", num_colors, pause=sink_pause(p) if sink_pause else None)
+            for p, n in enumerate(PORT_NAMES)
+        ]
+        self.bench = LinkBench(dut, self.sources, self.sinks)
+
+    async def start(self):
+        """Start the clock, reset the router and start the bench."""
+        start_clock(self.dut)
+        self.dut.cfg__addr.value = 0
+        self.dut.cfg__wdata.value = 0
+        await reset(self.dut)
+        self.bench.start()
+
+    async def load(self, table: RouteTable):
+        """Write a route table through the configuration bus."""
+        for c, word in enumerate(table.words()):
+            await self.cfg.write(c, word)
+
+    def expect(self, table, inputs):
+        """What the golden model says the router delivers for ``inputs``."""
+        return route_streams(table, inputs)
+
+    async def run(self, table, inputs, max_cycles=20000):
+        """Send ``inputs`` (port -> wavelets), wait for everything, check the scoreboard."""
+        expected = route_streams(table, inputs)
+        base = [len(k.received) for k in self.sinks]
+        for p, ws in inputs.items():
+            self.sources[p].send(ws)
+        total = {o: expected.count(o) for o in range(NUM_PORTS)}
+        await self.bench.wait_until(
+            lambda: all(s.pending == 0 for s in self.sources)
+            and all(len(k.received) - base[o] >= total[o] for o, k in enumerate(self.sinks)),
+            max_cycles, "all wavelets delivered")
+        # The router must drain and nothing extra may come out.
+        await self.bench.wait_until(lambda: not int(self.dut.busy.value), 100, "router idle")
+        await ClockCycles(self.dut.clk, 5)
+        for o, sink in enumerate(self.sinks):
+            got = [w for _, w in sink.received[base[o]:]]
+            check_output(o, got, expected.outputs.get(o, {}), inputs)
+        return expected
+
+
+def flow_of(w: Wavelet) -> tuple[int, int]:
+    """Random and directed traffic tags each wavelet's data with its input port (bits 31:28)."""
+    return (w.data >> 28, w.color)
+
+
+def check_output(o, got, expected_flows, inputs):
+    """Scoreboard: per (input, colour) flow, exactly the expected wavelets in order."""
+    flows: dict = {}
+    for w in got:
+        flows.setdefault(flow_of(w), []).append(w)
+    name = PORT_NAMES[o]
+    for flow, want in expected_flows.items():
+        have = flows.pop(flow, [])
+        if have != want:
+            lost = len(want) - len(have)
+            first = next((i for i, (a, b) in enumerate(zip(have, want)) if a != b),
+                         min(len(have), len(want)))
+            raise AssertionError(
+                f"output {name}, flow (in {PORT_NAMES[flow[0]]}, colour {flow[1]}): "
+                f"expected {len(want)} wavelets, got {len(have)} "
+                f"({'lost' if lost > 0 else 'extra'} {abs(lost)}); first mismatch at "
+                f"{first}"
+            )
+    if flows:
+        extra = {f"in {PORT_NAMES[p]} colour {c}": len(v) for (p, c), v in flows.items()}
+        raise AssertionError(f"output {name}: unexpected wavelets {extra}")
+
+
+def tagged(port: int, color: int, n: int, start: int = 0, ctrl_every: int = 0):
+    """``n`` wavelets of ``color`` whose data carry ``port`` in bits 31:28 (see :func:`flow_of`)
+    and a count from ``start``; every ``ctrl_every``-th one is a control wavelet."""
+    return [Wavelet((port << 28) | ((start + i) & 0x0FFF_FFFF), color,
+                    int(bool(ctrl_every) and (i % ctrl_every == ctrl_every - 1)))
+            for i in range(n)]
+
+
+@cocotb.test()
+async def figures(dut):
+    """Latency and throughput figures for bench/router_figures.py (checked loosely, printed
+    there)."""
+    path = os.environ.get("ROUTER_FIGURES")
+    num_colors = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
+    tb = RouterTB(dut, num_colors)
+    await tb.start()
+    table = RouteTable(num_colors)
+    table.set(0, ["w"], ["e"])                                   # unicast
+    table.set(1 % num_colors, ["n"], ["s", "ramp", "w"])          # 3-way multicast
+    table.set(2 % num_colors, ["e"], ["ramp"])
+    table.set(3 % num_colors, ["s"], ["ramp"])
+    await tb.load(table)
+    figures = {}
+
+    # Latency: one wavelet into an idle router.
+    src, sink = tb.sources[W], tb.sinks[E]
+    src.send([Wavelet(1, 0)])
+    await tb.bench.wait_until(lambda: len(sink.received) == 1, 100, "latency probe")
+    figures["latency_cycles_per_hop"] = sink.received[-1][0] - src.sent[-1][0]
+
+    async def stream_rate(sources_colours, sink_ports, n=2000):
+        starts = [len(tb.sinks[o].received) for o in sink_ports]
+        for port, colour in sources_colours:
+            tb.sources[port].send(tagged(port, colour, n))
+        need = n * len(sources_colours)
+        await tb.bench.wait_until(
+            lambda: all(len(tb.sinks[o].received) - s0 >= (need if len(sink_ports) == 1 else n)
+                        for o, s0 in zip(sink_ports, starts)), 10 * n, "stream")
+        rates = []
+        for o, s0 in zip(sink_ports, starts):
+            rec = tb.sinks[o].received[s0:]
+            span = rec[-1][0] - rec[0][0] + 1
+            rates.append(len(rec) / span)
+        return min(rates)
+
+    figures["throughput_unicast"] = await stream_rate([(W, 0)], [E])
+    figures["throughput_multicast"] = await stream_rate([(N, 1 % num_colors)], [S, RAMP, W])
+    figures["throughput_two_colours_one_output"] = await stream_rate(
+        [(E, 2 % num_colors), (S, 3 % num_colors)], [RAMP])
+    dut._log.info("router figures: %s", figures)
+    assert figures["latency_cycles_per_hop"] == 1, figures
+    if path:
+        with open(path, "w") as fh:
+            json.dump(figures, fh)

@@ -1,0 +1,1 @@
+"""Kernel toolchain: the PE assembler, route tables and the workload mapper."""
