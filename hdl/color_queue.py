@@ -209,7 +209,8 @@ class ColorQueues(wiring.Component):
         if bram:  # one memory per slot, addressed by colour, read through a register
             slots = []
             for k in range(D):
-                mem = memory.Memory(shape=QueueEntry, depth=C, init=[], attrs={"ram_style": "block"})
+                mem = memory.Memory(shape=QueueEntry, depth=C, init=[],
+                                    attrs={"ram_style": "block"})
                 m.submodules[f"slot{k}"] = mem
                 slots.append((mem.write_port(), [mem.read_port() for _ in range(R)]))
         else:  # one memory addressed {colour, slot}, read combinationally
@@ -310,7 +311,8 @@ class ColorQueues(wiring.Component):
         kept = arr_onehot.any()
         if bram:
             for k, (w, _) in enumerate(slots):
-                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry), w.en.eq(kept & (tail == k))]
+                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry),
+                             w.en.eq(kept & (tail == k))]
         else:
             m.d.comb += [wr.addr.eq(Cat(tail, arr_color)), wr.data.eq(arr_entry), wr.en.eq(kept)]
 

@@ -37,8 +37,8 @@ import numpy as np
 
 from fabric.array import FabricParams, chain_order
 from fabric.repair import RepairMap, repair
+from fabric.tile import TileMap
 from pe.isa import AddressMap, ErrorFlag
-from router.router import Router
 from sim.host.errors import DriverError, FabricError, RunTimeout
 from sim.host.golden import GoldenBackend
 from sim.host.packets import (
@@ -66,7 +66,7 @@ FAULT_MODES = {"none": 0, "random": 1, "stuck": 2}
 EDGES = ("n", "s", "w", "e")
 
 #: Tile configuration word of the router's sticky drop counter (read: count; write: clear).
-DROPPED_ADDR = ROUTER_BASE + Router.STATUS_ADDR
+DROPPED_ADDR = TileMap.ROUTER_STATUS
 
 
 @dataclass
