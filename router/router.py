@@ -149,6 +149,10 @@ class Router(wiring.Component):
         for c in range(C):
             tx = routes[c].tx
             m.d.comb += clear[c].eq(tx.any() & ~Cat(tx[o] & ~credit[o][c] for o in range(P)).any())
+        # The pickers use it a cycle late (a colour whose credit just vanished may be picked and
+        # then waits: the candidate's own check uses `clear`), off their long path.
+        clear_late = Signal(C)
+        m.d.sync += clear_late.eq(clear)
 
         # ---- inputs: queues, candidate, picker ------------------------------------------------
         m.submodules.allocator = alloc = AtomicAllocator(P, P)
@@ -194,7 +198,7 @@ class Router(wiring.Component):
             picker = RoundRobin(C, delayed=True)
             m.submodules[f"picker_{name}"] = picker
             m.d.comb += [
-                picker.requests.eq(clear & spare),
+                picker.requests.eq(clear_late & spare),
                 picker.advance.eq(1),
             ]
             index = Cat(Cat(picker.grant[c] for c in range(C) if c >> b & 1).any()
