@@ -15,12 +15,24 @@ table, DSD table, registers and SRAM image, loaded through the same configuratio
   bad task id) set a sticky error flag and halt the PE. Faults are precise: the faulting
   instruction has no effect and everything before it has completed.
 * Timing is not modelled; counters give elements and multiply-accumulates, not cycles.
+
+A vector instruction runs in one of two ways with the same results, bit for bit:
+
+* **whole-vector** (the fast path): every available element at once, as numpy array operations
+  (numpy float32 rounds each operation as the PE does; FMAC stays a separate multiply and add).
+  Chosen when the instruction starts, from its DSDs, if no element reads a memory byte that an
+  earlier element of the same instruction writes and no two elements write the same element,
+  and its destination is not a register accumulator (FMAC / IMAC into a register). Fabric inputs
+  are consumed as far as they have arrived; the rest waits, as in the element loop.
+* **element at a time**: the reference interpreter, for everything else (and for all
+  instructions with ``PEModel(element_loop=True)``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -95,6 +107,8 @@ class _VectorProgress:
     length: int
     done: int = 0
     acc: np.uint32 | None = None  # running register accumulator
+    whole: bool = False  # run as whole-vector array operations (see the module docstring)
+    fabin: list[int] = field(default_factory=list)  # fabric-input colours read per element
 
 
 class PEModel:
@@ -104,6 +118,9 @@ class PEModel:
     ----------
     params : PEParams
         Sizes.
+    element_loop : bool
+        Run every vector instruction element by element (the reference interpreter), never as
+        whole-vector array operations. The results are the same; the tests compare the two.
 
     Attributes
     ----------
@@ -121,8 +138,9 @@ class PEModel:
         Multiply-accumulates (FMAC/IMAC elements) and vector elements executed.
     """
 
-    def __init__(self, params: PEParams | None = None):
+    def __init__(self, params: PEParams | None = None, *, element_loop: bool = False):
         self.p = params or PEParams()
+        self.element_loop = element_loop
         self.sram = np.zeros(self.p.sram_words, dtype=np.uint32)
         self.imem = np.zeros(self.p.imem_words, dtype=np.uint32)
         self.task_words = [0] * self.p.num_tasks
@@ -368,11 +386,15 @@ class PEModel:
         v = _VectorProgress(op, dst, src0, src1, tuple(self.regs), length)
         if dst.kind == DsdKind.REG:
             v.acc = np.uint32(self.regs[dst.base & 7])
+        v.fabin = [s.base for s in fabric if s.kind == DsdKind.FABIN]
+        v.whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
         self.vector = v
         self._vector_run()
 
     def _vector_run(self) -> None:
         v = self.vector
+        if v.whole:
+            self._vector_whole(v)
         while v.done < v.length:
             i = v.done
             self._element(v, i)
@@ -385,6 +407,59 @@ class PEModel:
         self.vector = None
         if self.pc is not None:
             self.pc = (self.pc + 1) & 0xFFFF
+
+    def _vector_whole(self, v: _VectorProgress) -> None:
+        """Run the elements whose fabric inputs have arrived as array operations; raise
+        ``_Blocked`` if the vector is not finished then (it resumes here)."""
+        n = v.length - v.done
+        if n == 0:
+            return
+        for colour in v.fabin:  # the operand rules give each colour at most one source
+            n = min(n, len(self.inbox[colour]))
+        if n == 0:
+            raise _Blocked()
+        op, dst = v.op, v.dst
+        index = np.arange(v.done, v.done + n, dtype=np.int64)
+        x = self._read_whole(v.src0, index, v.regs)
+        y = self._read_whole(v.src1, index, v.regs) if op in isa.TWO_SOURCE_OPS else None
+        if op == Op.MOV:
+            result = x
+        elif op in _ACCUMULATE:
+            result = _ACCUMULATE[op](x, y, self._read_whole(dst, index, v.regs))
+        else:
+            result = _BINARY[op](x, y)
+        if dst.kind == DsdKind.REG:  # not accumulating (see whole_vector_safe): the last wins
+            v.acc = np.uint32(result[-1])
+        elif dst.kind == DsdKind.FABOUT:
+            self.outbox.extend(zip(repeat(dst.base), F.narrow(result, dst.fmt).tolist()))
+        else:
+            view, elems = self._elements(dst, index)
+            view[elems] = F.narrow(result, dst.fmt)
+        v.done += n
+        self.elements += n
+        if op in isa.MAC_OPS:
+            self.macs += n
+        if v.done < v.length:
+            raise _Blocked()
+
+    def _elements(self, dsd: Dsd, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SRAM seen as an array of ``dsd``'s elements (little-endian lanes: element ``e`` is
+        lane ``e % lanes`` of word ``e // lanes``, lowest first) and the elements at ``index``."""
+        bits = Format(dsd.fmt).bits
+        view = self.sram if bits == 32 else self.sram.view(_UINT[bits])
+        return view, dsd.base + index * dsd.stride
+
+    def _read_whole(self, dsd: Dsd, index: np.ndarray, regs: tuple) -> np.ndarray:
+        """Operand ``dsd`` of the elements at ``index``, widened (FABIN: popped from its queue)."""
+        if dsd.kind == DsdKind.REG:
+            raw = np.full(len(index), regs[dsd.base & 7], dtype=np.uint32)
+        elif dsd.kind == DsdKind.FABIN:
+            q = self.inbox[dsd.base]
+            raw = np.array([q.popleft() for _ in range(len(index))], dtype=np.uint32)
+        else:
+            view, elems = self._elements(dsd, index)
+            raw = view[elems]
+        return F.widen(raw, dsd.fmt)
 
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
@@ -448,6 +523,7 @@ class PEModel:
 _BINARY = {Op.FADD: F.fadd, Op.FMUL: F.fmul, Op.FMAX: F.fmax,
            Op.IADD: F.iadd, Op.IMUL: F.imul, Op.IMAX: F.imax}
 _ACCUMULATE = {Op.FMAC: F.fmac, Op.IMAC: F.imac}
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 
 
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
@@ -459,6 +535,56 @@ def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
     if op in _BINARY:
         return int(_BINARY[op](ax, ay)[0])
     raise AssertionError(op)
+
+
+def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bool:
+    """Whether a vector instruction (with legal, in-bounds operands) gives the same results run
+    as whole-vector array operations as element by element.
+
+    It does unless: the destination is a register accumulator (FMAC / IMAC into a register: a
+    sequential reduction); two elements write the same memory element (a stride-0
+    destination); an element reads a memory byte that an earlier element writes (overlapping
+    source and destination ranges in the wrong order or stride); or the host is big-endian
+    (the whole-vector path views SRAM words as little-endian lanes).
+    """
+    if dst.kind == DsdKind.REG and op in isa.ACCUMULATING_OPS:
+        return False
+    srcs = [src0, src1] if op in isa.TWO_SOURCE_OPS else [src0]
+    mem = [d for d in srcs + [dst] if d.kind == DsdKind.MEM]
+    if not np.little_endian and any(Format(d.fmt).bits < 32 for d in mem):
+        return False
+    if dst.kind != DsdKind.MEM or length <= 1:
+        return True
+    if dst.stride == 0:
+        return False
+    return not any(_reads_earlier_write(s, dst, length) for s in srcs if s.kind == DsdKind.MEM)
+
+
+def _byte_span(dsd: Dsd, length: int) -> tuple[int, int, int, int]:
+    """(first byte, step in bytes, element bytes, end byte) of a memory DSD's elements."""
+    size = Format(dsd.fmt).bits // 8
+    first, step = dsd.base * size, dsd.stride * size
+    last = first + (length - 1) * step
+    return first, step, size, max(first, last) + size
+
+
+def _reads_earlier_write(src: Dsd, dst: Dsd, length: int) -> bool:
+    """Whether some element ``i`` of ``src`` overlaps a byte that element ``j < i`` of ``dst``
+    writes (``dst`` has a non-zero stride, so its elements are distinct)."""
+    s0, s_step, s_size, s_end = _byte_span(src, length)
+    d0, d_step, d_size, d_end = _byte_span(dst, length)
+    s_lo, d_lo = min(s0, s0 + (length - 1) * s_step), min(d0, d0 + (length - 1) * d_step)
+    if s_end <= d_lo or d_end <= s_lo:
+        return False  # disjoint ranges
+    if (s0, s_step, s_size) == (d0, d_step, d_size):
+        return False  # element i reads exactly what element i writes, after nobody else
+    lo = min(s_lo, d_lo)
+    index = np.arange(length, dtype=np.int64)
+    writer = np.full(max(s_end, d_end) - lo, length, dtype=np.int64)  # which element writes
+    written = (d0 - lo + index * d_step)[:, None] + np.arange(d_size)
+    writer[written.ravel()] = np.repeat(index, d_size)
+    read = (s0 - lo + index * s_step)[:, None] + np.arange(s_size)
+    return bool((writer[read].min(axis=1) < index).any())
 
 
 def vector_length(dst: Dsd, src0: Dsd, src1: Dsd) -> int:
