@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_pe_fuzz import random_sram
 
 from hdl.formats import Format
 from pe.isa import AddressMap, DsdKind, Op, encode, pack_task
@@ -23,21 +24,20 @@ INT_OPS = [Op.MOV, Op.IADD, Op.IMUL, Op.IMAC, Op.IMAX]
 STORE = [Format.FP32, Format.BF16, Format.FP16, Format.INT32]
 FLOATS = [Format.FP32, Format.BF16, Format.FP16, Format.E4M3, Format.E5M2]
 INTS = [Format.INT8, Format.INT16, Format.INT32]
-SPECIALS = np.array([0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F812345,
-                     0x00000001, 0x807FFFFF, 0x00800000, 0x7F7FFFFF, 0x3F800000, 0x00010001,
-                     0x80018001, 0x7C007C00, 0x7F807F80, 0x01010101], dtype=np.uint32)
+#: Special values in the 16- and 8-bit lanes of a word (subnormals, infinities, NaNs).
+LANE_SPECIALS = np.array([0x00010001, 0x80018001, 0x7C007C00, 0x7F807F80, 0x7FC1FF81, 0x01010101,
+                          0x7F7F8080], dtype=np.uint32)
 BATCHES = 8
 PROGRAMS_PER_BATCH = 40
 
 
 def random_words(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Random SRAM / wavelet words: floats, special values (also in 16-bit lanes), integers."""
-    values = (rng.standard_normal(n) * 3).astype(np.float32).view(np.uint32)
-    pick = rng.random(n) < 0.15
-    values[pick] = rng.choice(SPECIALS, pick.sum())
-    ints = rng.random(n) < 0.25
-    values[ints] = rng.integers(0, 1 << 32, ints.sum(), dtype=np.uint64).astype(np.uint32)
-    halves = rng.random(n) < 0.15  # two bf16 / fp16 values in one word
+    """Random SRAM / wavelet words (those of the RTL fuzzer), some of them two 16-bit values or
+    special 16-bit lanes."""
+    values = random_sram(rng, n)
+    pick = rng.random(n) < 0.1
+    values[pick] = rng.choice(LANE_SPECIALS, pick.sum())
+    halves = rng.random(n) < 0.15
     lo = (rng.standard_normal(halves.sum()).astype(np.float32).view(np.uint32) >> 16)
     hi = (rng.standard_normal(halves.sum()).astype(np.float32).view(np.uint32) >> 16)
     values[halves] = lo | (hi << 16)
