@@ -70,8 +70,11 @@ class FTZError(RuntimeError):
 
 
 def _as_bits(bits, width: int) -> np.ndarray:
-    """``bits`` as an unsigned array of ``width`` bits (values reduced modulo ``2**width``)."""
+    """``bits`` as an unsigned array of ``width`` bits (values reduced modulo ``2**width``); a new
+    array, never ``bits`` itself."""
     arr = np.asarray(bits)
+    if arr.dtype == _UINT[width]:  # already reduced: a copy is all it takes
+        return arr.copy()
     if arr.dtype.kind not in "iub":
         raise TypeError(f"expected integer bit patterns, got an array of {arr.dtype}")
     return (arr.astype(np.int64) & ((1 << width) - 1)).astype(_UINT[width])
@@ -185,12 +188,20 @@ def fmul(a_bits, b_bits) -> np.ndarray:
 def fmac(a_bits, b_bits, c_bits) -> np.ndarray:
     """Binary32 ``round(round(a * b) + c)`` — multiply, round, add, round (not fused).
 
+    The same bits as ``fadd(fmul(a, b), c)``: two float32 array operations, each rounded; the
+    product's NaN is not made canonical before the add, which changes nothing, since a NaN
+    operand makes the sum NaN and the sum's NaN is.
+
     Returns
     -------
     np.ndarray of uint32
         NaN results are ``CANONICAL_NAN``.
     """
-    return fadd(fmul(a_bits, b_bits), c_bits)
+    _check_no_flush_to_zero()
+    a, b, c = from_bits(a_bits), from_bits(b_bits), from_bits(c_bits)
+    with np.errstate(all="ignore"):
+        product = a * b  # rounded to binary32
+        return _canonical(product + c)  # rounded again
 
 
 def fmax(a_bits, b_bits) -> np.ndarray:
@@ -300,11 +311,13 @@ def load_testfloat(path: str | PathLike) -> np.ndarray:
     return np.array([[int(x, 16) for x in r] for r in rows], dtype=np.uint32)
 
 
+_TINY = np.array([1.0e-38], dtype=np.float32)
+_SCALE = np.array([1.0e-3], dtype=np.float32)
+_SUBNORMAL = np.array([1], dtype=np.uint32).view(np.float32)
+
+
 def _check_no_flush_to_zero() -> None:
-    tiny = np.array([1.0e-38], dtype=np.float32)
-    scale = np.array([1.0e-3], dtype=np.float32)
-    subnormal = np.array([1], dtype=np.uint32).view(np.float32)
-    if (tiny * scale)[0] == 0 or (subnormal + subnormal)[0] == 0:
+    if (_TINY * _SCALE)[0] == 0 or (_SUBNORMAL + _SUBNORMAL)[0] == 0:
         raise FTZError(
             "numpy float32 arithmetic flushes subnormals to zero (FTZ/DAZ is set, e.g. by a "
             "library compiled with -ffast-math); the golden model would be wrong"
