@@ -191,9 +191,10 @@ def test_whole_vector_matches_element_loop(batch, monkeypatch):
     monkeypatch.setattr(pe_model, "whole_vector_safe", counted)  # only the fast model asks
     for i in range(PROGRAMS_PER_BATCH):
         run_pair(1000 * batch + i)
-    # Both paths must be exercised: most instructions run whole, some need the element loop.
+    # Both paths must be exercised: most instructions run whole, some need the element loop
+    # (counted once per distinct instruction and DSDs: the PE caches the decision).
     assert paths[True] > 2 * PROGRAMS_PER_BATCH, paths
-    assert paths[False] > PROGRAMS_PER_BATCH // 2, paths
+    assert paths[False] > PROGRAMS_PER_BATCH // 4, paths
 
 
 def mem(fmt, base, length, stride=1) -> Dsd:

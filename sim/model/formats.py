@@ -90,9 +90,17 @@ def from_bits(bits) -> np.ndarray:
     return _as_bits(bits, 32).view(np.float32)
 
 
+def _floats(bits) -> np.ndarray:
+    """``float32`` view of binary32 bit patterns, for arithmetic that makes a new array (unlike
+    :func:`from_bits`, it does not copy ``uint32`` input)."""
+    arr = np.asarray(bits)
+    return (arr if arr.dtype == np.uint32 else _as_bits(arr, 32)).view(np.float32)
+
+
 def _canonical(result: np.ndarray) -> np.ndarray:
-    """Binary32 bits of a float32 array with every NaN replaced by ``CANONICAL_NAN``."""
-    out = np.asarray(result, dtype=np.float32).view(np.uint32).copy()
+    """Binary32 bits of a new float32 array (modified in place) with every NaN replaced by
+    ``CANONICAL_NAN``."""
+    out = np.asarray(result, dtype=np.float32).view(np.uint32)
     out[np.isnan(result)] = CANONICAL_NAN
     return out
 
@@ -159,8 +167,8 @@ def narrow(bits32, fmt: Format | str) -> np.ndarray:
 
 def _binary(op, a_bits, b_bits) -> np.ndarray:
     _check_no_flush_to_zero()  # a library loaded after this module may have set FTZ/DAZ
-    a = from_bits(a_bits)
-    b = from_bits(b_bits)
+    a = _floats(a_bits)
+    b = _floats(b_bits)
     with np.errstate(all="ignore"):
         return _canonical(op(a, b))
 
@@ -198,7 +206,7 @@ def fmac(a_bits, b_bits, c_bits) -> np.ndarray:
         NaN results are ``CANONICAL_NAN``.
     """
     _check_no_flush_to_zero()
-    a, b, c = from_bits(a_bits), from_bits(b_bits), from_bits(c_bits)
+    a, b, c = _floats(a_bits), _floats(b_bits), _floats(c_bits)
     with np.errstate(all="ignore"):
         product = a * b  # rounded to binary32
         return _canonical(product + c)  # rounded again
@@ -284,8 +292,14 @@ def imac(a_bits, b_bits, c_bits, fmt: Format | str = Format.INT32) -> np.ndarray
     return iadd(imul(a_bits, b_bits, fmt), c_bits)
 
 
+_FORMATS = {int(f): f for f in Format}
+
+
 def _format(fmt: Format | str) -> Format:
-    return Format.from_name(fmt) if isinstance(fmt, str) else Format(fmt)
+    if isinstance(fmt, str):
+        return Format.from_name(fmt)
+    found = _FORMATS.get(fmt)
+    return found if found is not None else Format(fmt)  # Format() raises for a bad code
 
 
 def load_testfloat(path: str | PathLike) -> np.ndarray:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import repeat
 
 import numpy as np
@@ -111,6 +112,34 @@ class _VectorProgress:
     fabin: list[int] = field(default_factory=list)  # fabric-input colours read per element
 
 
+@dataclass(frozen=True)
+class _VectorPlan:
+    """A vector instruction's decoded, checked operands (see :meth:`PEModel._vector_plan`)."""
+
+    dst: Dsd
+    src0: Dsd
+    src1: Dsd
+    length: int
+    whole: bool
+    fabin: list[int]
+
+
+#: Plans a PE keeps (it forgets them all when it has this many).
+_MAX_PLANS = 4096
+
+
+@lru_cache(maxsize=1 << 14)
+def _decode(word: int) -> tuple[Op | None, bool, int, int, int, int, int]:
+    """An instruction word's (opcode or None if unknown, is-vector, a, b, c, signed imm,
+    unsigned imm)."""
+    try:
+        op = Op(word >> 26)
+    except ValueError:
+        return None, False, 0, 0, 0, 0, 0
+    return (op, op in isa.VECTOR_OPS, isa.field_a(word), isa.field_b(word), isa.field_c(word),
+            isa.field_imm(word), isa.field_imm(word, signed=False))
+
+
 class PEModel:
     """Instruction-set interpreter of one PE.
 
@@ -141,6 +170,7 @@ class PEModel:
     def __init__(self, params: PEParams | None = None, *, element_loop: bool = False):
         self.p = params or PEParams()
         self.element_loop = element_loop
+        self._plans: dict[tuple, _VectorPlan | ErrorFlag] = {}  # see _vector_plan
         self.sram = np.zeros(self.p.sram_words, dtype=np.uint32)
         self.imem = np.zeros(self.p.imem_words, dtype=np.uint32)
         self.task_words = [0] * self.p.num_tasks
@@ -276,11 +306,11 @@ class PEModel:
     def _pick(self) -> int | None:
         if self.halted or not self.running:
             return None
+        active, blocked, inbox, colors = self.active, self.blocked, self.inbox, self.p.num_colors
         for t, word in enumerate(self.task_words):
-            entry, valid, _ = isa.unpack_task(word)
-            if not valid or self.blocked[t]:
+            if not (active[t] or (t < colors and inbox[t])) or blocked[t]:
                 continue
-            if self.active[t] or (t < self.p.num_colors and self.inbox[t]):
+            if word >> 16 & 1:  # valid (pe.isa.unpack_task)
                 return t
         return None
 
@@ -311,21 +341,17 @@ class PEModel:
         pc = self.pc
         if not 0 <= pc < self.p.imem_words:
             raise _Fault(ErrorFlag.OPCODE)
-        word = int(self.imem[pc])
-        try:
-            op = Op(word >> 26)
-        except ValueError:
-            raise _Fault(ErrorFlag.OPCODE) from None
-        a, b, c = isa.field_a(word), isa.field_b(word), isa.field_c(word)
-        imm = isa.field_imm(word)
+        op, vector, a, b, c, imm, uimm = _decode(int(self.imem[pc]))
+        if op is None:
+            raise _Fault(ErrorFlag.OPCODE)
         r = self.regs
         nxt = pc + 1
-        if op in isa.VECTOR_OPS:
+        if vector:
             self._vector_start(op, a, b, c)
         elif op == Op.LI:
             r[a & 7] = imm & 0xFFFF_FFFF
         elif op == Op.LIH:
-            r[a & 7] = (r[a & 7] & 0xFFFF) | (isa.field_imm(word, signed=False) << 16)
+            r[a & 7] = (r[a & 7] & 0xFFFF) | (uimm << 16)
         elif op == Op.ADDI:
             r[a & 7] = (r[b & 7] + imm) & 0xFFFF_FFFF
         elif op == Op.ADD:
@@ -354,11 +380,11 @@ class PEModel:
                 dsd.length = r[b & 7] & 0xFFFF
             self._set_dsd(a, dsd)
         elif op == Op.ACT:
-            self.active[self._task_id(isa.field_imm(word, signed=False))] = True
+            self.active[self._task_id(uimm)] = True
         elif op == Op.BLK:
-            self.blocked[self._task_id(isa.field_imm(word, signed=False))] = True
+            self.blocked[self._task_id(uimm)] = True
         elif op == Op.UNBLK:
-            self.blocked[self._task_id(isa.field_imm(word, signed=False))] = False
+            self.blocked[self._task_id(uimm)] = False
         elif op == Op.END:
             self.pc = None
             return
@@ -370,26 +396,48 @@ class PEModel:
 
     # ---- vector instructions -------------------------------------------------------------------
     def _vector_start(self, op: Op, a: int, b: int, c: int) -> None:
-        dst, src0 = self._dsd(a), self._dsd(b)
-        src1 = self._dsd(c) if op in isa.TWO_SOURCE_OPS else Dsd(DsdKind.REG)
-        check_operands(op, dst, src0, src1)
-        fabric = [s for s in ((src0, src1) if op in isa.TWO_SOURCE_OPS else (src0,))
-                  if s.kind == DsdKind.FABIN] + ([dst] if dst.kind == DsdKind.FABOUT else [])
-        if any(s.base >= self.p.num_colors for s in fabric):
-            raise _Fault(ErrorFlag.OPERANDS)
-        length = vector_length(dst, src0, src1)
-        if length:  # precise bounds fault: before any element (addresses are affine in i)
-            for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
-                if dsd.kind == DsdKind.MEM:
-                    self._mem_index(dsd, 0)
-                    self._mem_index(dsd, length - 1)
-        v = _VectorProgress(op, dst, src0, src1, tuple(self.regs), length)
-        if dst.kind == DsdKind.REG:
-            v.acc = np.uint32(self.regs[dst.base & 7])
-        v.fabin = [s.base for s in fabric if s.kind == DsdKind.FABIN]
-        v.whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
+        two = op in isa.TWO_SOURCE_OPS
+        n = self.p.num_dsds
+        words = self.dsd_words
+        key = (op, words[a] if a < n else None, words[b] if b < n else None,
+               (words[c] if c < n else None) if two else 0)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._vector_plan(op, a, b, c)
+        if isinstance(plan, ErrorFlag):
+            raise _Fault(plan)
+        v = _VectorProgress(op, plan.dst, plan.src0, plan.src1, tuple(self.regs), plan.length,
+                            whole=plan.whole, fabin=plan.fabin)
+        if plan.dst.kind == DsdKind.REG:
+            v.acc = np.uint32(self.regs[plan.dst.base & 7])
         self.vector = v
         self._vector_run()
+
+    def _vector_plan(self, op: Op, a: int, b: int, c: int) -> _VectorPlan | ErrorFlag:
+        """Decode and check a vector instruction's operands (a pure function of the opcode,
+        the DSD words and the PE's sizes, so :meth:`_vector_start` caches it): its plan, or the
+        flag of the fault it raises before any element."""
+        try:
+            dst, src0 = self._dsd(a), self._dsd(b)
+            src1 = self._dsd(c) if op in isa.TWO_SOURCE_OPS else Dsd(DsdKind.REG)
+            check_operands(op, dst, src0, src1)
+            fabric = [s for s in ((src0, src1) if op in isa.TWO_SOURCE_OPS else (src0,))
+                      if s.kind == DsdKind.FABIN] + ([dst] if dst.kind == DsdKind.FABOUT else [])
+            if any(s.base >= self.p.num_colors for s in fabric):
+                raise _Fault(ErrorFlag.OPERANDS)
+            length = vector_length(dst, src0, src1)
+            if length:  # precise bounds fault: before any element (addresses are affine in i)
+                for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
+                    if dsd.kind == DsdKind.MEM:
+                        self._mem_index(dsd, 0)
+                        self._mem_index(dsd, length - 1)
+        except _Fault as fault:
+            return fault.flag
+        whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
+        return _VectorPlan(dst, src0, src1, length, whole,
+                           [s.base for s in fabric if s.kind == DsdKind.FABIN])
 
     def _vector_run(self) -> None:
         v = self.vector
@@ -419,22 +467,23 @@ class PEModel:
         if n == 0:
             raise _Blocked()
         op, dst = v.op, v.dst
-        index = np.arange(v.done, v.done + n, dtype=np.int64)
-        x = self._read_whole(v.src0, index, v.regs)
-        y = self._read_whole(v.src1, index, v.regs) if op in isa.TWO_SOURCE_OPS else None
+        x = self._read_whole(v.src0, v.done, n, v.regs)
+        y = self._read_whole(v.src1, v.done, n, v.regs) if op in isa.TWO_SOURCE_OPS else None
         if op == Op.MOV:
             result = x
         elif op in _ACCUMULATE:
-            result = _ACCUMULATE[op](x, y, self._read_whole(dst, index, v.regs))
+            result = _ACCUMULATE[op](x, y, self._read_whole(dst, v.done, n, v.regs))
         else:
             result = _BINARY[op](x, y)
+        if len(result) != n:  # register operands only: one value for every element
+            result = np.broadcast_to(result, (n,))
         if dst.kind == DsdKind.REG:  # not accumulating (see whole_vector_safe): the last wins
             v.acc = np.uint32(result[-1])
         elif dst.kind == DsdKind.FABOUT:
             self.outbox.extend(zip(repeat(dst.base), F.narrow(result, dst.fmt).tolist()))
         else:
-            view, elems = self._elements(dst, index)
-            view[elems] = F.narrow(result, dst.fmt)
+            view, where = self._elements(dst, v.done, n)
+            view[where] = F.narrow(result, dst.fmt)
         v.done += n
         self.elements += n
         if op in isa.MAC_OPS:
@@ -442,23 +491,29 @@ class PEModel:
         if v.done < v.length:
             raise _Blocked()
 
-    def _elements(self, dsd: Dsd, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _elements(self, dsd: Dsd, first: int, n: int) -> tuple[np.ndarray, slice | np.ndarray]:
         """SRAM seen as an array of ``dsd``'s elements (little-endian lanes: element ``e`` is
-        lane ``e % lanes`` of word ``e // lanes``, lowest first) and the elements at ``index``."""
-        bits = Format(dsd.fmt).bits
+        lane ``e % lanes`` of word ``e // lanes``, lowest first) and where elements ``first``
+        to ``first + n - 1`` are in it (a slice, or an index array for stride 0)."""
+        bits = _BITS[dsd.fmt]
         view = self.sram if bits == 32 else self.sram.view(_UINT[bits])
-        return view, dsd.base + index * dsd.stride
+        start, stride = dsd.base + first * dsd.stride, dsd.stride
+        if stride == 0:
+            return view, np.full(n, start, dtype=np.int64)
+        stop = start + n * stride
+        return view, slice(start, stop if stop >= 0 else None, stride)
 
-    def _read_whole(self, dsd: Dsd, index: np.ndarray, regs: tuple) -> np.ndarray:
-        """Operand ``dsd`` of the elements at ``index``, widened (FABIN: popped from its queue)."""
+    def _read_whole(self, dsd: Dsd, first: int, n: int, regs: tuple) -> np.ndarray:
+        """Operand ``dsd`` of elements ``first`` to ``first + n - 1``, widened (a register: one
+        value; a fabric input: popped from its queue)."""
         if dsd.kind == DsdKind.REG:
-            raw = np.full(len(index), regs[dsd.base & 7], dtype=np.uint32)
+            raw = np.array([regs[dsd.base & 7]], dtype=np.uint32)
         elif dsd.kind == DsdKind.FABIN:
             q = self.inbox[dsd.base]
-            raw = np.array([q.popleft() for _ in range(len(index))], dtype=np.uint32)
+            raw = np.array([q.popleft() for _ in range(n)], dtype=np.uint32)
         else:
-            view, elems = self._elements(dsd, index)
-            raw = view[elems]
+            view, where = self._elements(dsd, first, n)
+            raw = view[where]
         return F.widen(raw, dsd.fmt)
 
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
@@ -524,6 +579,7 @@ _BINARY = {Op.FADD: F.fadd, Op.FMUL: F.fmul, Op.FMAX: F.fmax,
            Op.IADD: F.iadd, Op.IMUL: F.imul, Op.IMAX: F.imax}
 _ACCUMULATE = {Op.FMAC: F.fmac, Op.IMAC: F.imac}
 _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
+_BITS = tuple(Format(code).bits for code in range(len(Format)))  # element bits by format code
 
 
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
