@@ -31,7 +31,7 @@ A vector instruction runs in one of two ways with the same results, bit for bit:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
 
@@ -98,7 +98,7 @@ class _Blocked(Exception):
     """A fabric-input operand has no wavelet yet."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _VectorProgress:
     op: Op
     dst: Dsd
@@ -109,7 +109,7 @@ class _VectorProgress:
     done: int = 0
     acc: np.uint32 | None = None  # running register accumulator
     whole: bool = False  # run as whole-vector array operations (see the module docstring)
-    fabin: list[int] = field(default_factory=list)  # fabric-input colours read per element
+    fabin: tuple[int, ...] = ()  # fabric-input colours read per element
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class _VectorPlan:
     src1: Dsd
     length: int
     whole: bool
-    fabin: list[int]
+    fabin: tuple[int, ...]
 
 
 #: Plans a PE keeps (it forgets them all when it has this many).
@@ -408,8 +408,8 @@ class PEModel:
             plan = self._plans[key] = self._vector_plan(op, a, b, c)
         if isinstance(plan, ErrorFlag):
             raise _Fault(plan)
-        v = _VectorProgress(op, plan.dst, plan.src0, plan.src1, tuple(self.regs), plan.length,
-                            whole=plan.whole, fabin=plan.fabin)
+        v = _VectorProgress(op, plan.dst, plan.src0, plan.src1, tuple(self.regs), plan.length, 0,
+                            None, plan.whole, plan.fabin)
         if plan.dst.kind == DsdKind.REG:
             v.acc = np.uint32(self.regs[plan.dst.base & 7])
         self.vector = v
@@ -437,7 +437,7 @@ class PEModel:
             return fault.flag
         whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
         return _VectorPlan(dst, src0, src1, length, whole,
-                           [s.base for s in fabric if s.kind == DsdKind.FABIN])
+                           tuple(s.base for s in fabric if s.kind == DsdKind.FABIN))
 
     def _vector_run(self) -> None:
         v = self.vector
@@ -479,11 +479,13 @@ class PEModel:
             result = np.broadcast_to(result, (n,))
         if dst.kind == DsdKind.REG:  # not accumulating (see whole_vector_safe): the last wins
             v.acc = np.uint32(result[-1])
-        elif dst.kind == DsdKind.FABOUT:
-            self.outbox.extend(zip(repeat(dst.base), F.narrow(result, dst.fmt).tolist()))
         else:
-            view, where = self._elements(dst, v.done, n)
-            view[where] = F.narrow(result, dst.fmt)
+            out = result if _BITS[dst.fmt] == 32 else F.narrow(result, dst.fmt)  # 32: unchanged
+            if dst.kind == DsdKind.FABOUT:
+                self.outbox.extend(zip(repeat(dst.base), out.tolist()))
+            else:
+                view, where = self._elements(dst, v.done, n)
+                view[where] = out
         v.done += n
         self.elements += n
         if op in isa.MAC_OPS:
@@ -514,7 +516,8 @@ class PEModel:
         else:
             view, where = self._elements(dsd, first, n)
             raw = view[where]
-        return F.widen(raw, dsd.fmt)
+        # FP32 and INT32 widen to themselves (a copy, so the SRAM is never aliased)
+        return raw.copy() if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
 
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
