@@ -307,6 +307,8 @@ class PEModel:
         if self.halted or not self.running:
             return None
         active, blocked, inbox, colors = self.active, self.blocked, self.inbox, self.p.num_colors
+        if not any(active) and not any(inbox.values()):
+            return None  # no activation and no wavelet: nothing can be ready
         for t, word in enumerate(self.task_words):
             if not (active[t] or (t < colors and inbox[t])) or blocked[t]:
                 continue
@@ -459,7 +461,8 @@ class PEModel:
     def _vector_whole(self, v: _VectorProgress) -> None:
         """Run the elements whose fabric inputs have arrived as array operations; raise
         ``_Blocked`` if the vector is not finished then (it resumes here)."""
-        n = v.length - v.done
+        first = v.done
+        n = v.length - first
         if n == 0:
             return
         for colour in v.fabin:  # the operand rules give each colour at most one source
@@ -467,26 +470,27 @@ class PEModel:
         if n == 0:
             raise _Blocked()
         op, dst = v.op, v.dst
-        x = self._read_whole(v.src0, v.done, n, v.regs)
-        y = self._read_whole(v.src1, v.done, n, v.regs) if op in isa.TWO_SOURCE_OPS else None
+        x = self._read_whole(v.src0, first, n, v.regs)
         if op == Op.MOV:
             result = x
         elif op in _ACCUMULATE:
-            result = _ACCUMULATE[op](x, y, self._read_whole(dst, v.done, n, v.regs))
+            y = self._read_whole(v.src1, first, n, v.regs)
+            result = _ACCUMULATE[op](x, y, self._read_whole(dst, first, n, v.regs))
         else:
-            result = _BINARY[op](x, y)
+            result = _BINARY[op](x, self._read_whole(v.src1, first, n, v.regs))
         if len(result) != n:  # register operands only: one value for every element
             result = np.broadcast_to(result, (n,))
-        if dst.kind == DsdKind.REG:  # not accumulating (see whole_vector_safe): the last wins
+        kind = dst.kind
+        if kind == _REG:  # not accumulating (see whole_vector_safe): the last one wins
             v.acc = np.uint32(result[-1])
         else:
             out = result if _BITS[dst.fmt] == 32 else F.narrow(result, dst.fmt)  # 32: unchanged
-            if dst.kind == DsdKind.FABOUT:
+            if kind == _FABOUT:
                 self.outbox.extend(zip(repeat(dst.base), out.tolist()))
             else:
-                view, where = self._elements(dst, v.done, n)
+                view, where = self._elements(dst, first, n)
                 view[where] = out
-        v.done += n
+        v.done = first + n
         self.elements += n
         if op in isa.MAC_OPS:
             self.macs += n
@@ -499,7 +503,8 @@ class PEModel:
         to ``first + n - 1`` are in it (a slice, or an index array for stride 0)."""
         bits = _BITS[dsd.fmt]
         view = self.sram if bits == 32 else self.sram.view(_UINT[bits])
-        start, stride = dsd.base + first * dsd.stride, dsd.stride
+        stride = dsd.stride
+        start = dsd.base + first * stride
         if stride == 0:
             return view, np.full(n, start, dtype=np.int64)
         stop = start + n * stride
@@ -507,17 +512,19 @@ class PEModel:
 
     def _read_whole(self, dsd: Dsd, first: int, n: int, regs: tuple) -> np.ndarray:
         """Operand ``dsd`` of elements ``first`` to ``first + n - 1``, widened (a register: one
-        value; a fabric input: popped from its queue)."""
-        if dsd.kind == DsdKind.REG:
-            raw = np.array([regs[dsd.base & 7]], dtype=np.uint32)
-        elif dsd.kind == DsdKind.FABIN:
-            q = self.inbox[dsd.base]
-            raw = np.array([q.popleft() for _ in range(n)], dtype=np.uint32)
-        else:
+        value; a fabric input: popped from its queue). FP32 and INT32 widen to themselves: the
+        array is a copy, so the SRAM is never aliased."""
+        kind = dsd.kind
+        if kind == _MEM:
             view, where = self._elements(dsd, first, n)
             raw = view[where]
-        # FP32 and INT32 widen to themselves (a copy, so the SRAM is never aliased)
-        return raw.copy() if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
+            return raw.copy() if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
+        if kind == _REG:
+            raw = np.array([regs[dsd.base & 7]], dtype=np.uint32)
+        else:
+            q = self.inbox[dsd.base]
+            raw = np.array([q.popleft() for _ in range(n)], dtype=np.uint32)
+        return raw if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
 
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
@@ -583,6 +590,7 @@ _BINARY = {Op.FADD: F.fadd, Op.FMUL: F.fmul, Op.FMAX: F.fmax,
 _ACCUMULATE = {Op.FMAC: F.fmac, Op.IMAC: F.imac}
 _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 _BITS = tuple(Format(code).bits for code in range(len(Format)))  # element bits by format code
+_MEM, _FABOUT, _REG = int(DsdKind.MEM), int(DsdKind.FABOUT), int(DsdKind.REG)
 
 
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
