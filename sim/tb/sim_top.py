@@ -174,6 +174,8 @@ class SimTop(wiring.Component):
                  fabric: wiring.Component | None = None):
         self.params = params
         self._fabric = fabric
+        #: The engines' memories by name (``src_n0_mem``, ...), once elaborated.
+        self.memories: dict[str, memory.Memory] = {}
         self.engines = engines or EngineParams()
         self.ports = host_ports(params)
         R, P = params.rows, params.physical_cols
@@ -248,6 +250,7 @@ class SimTop(wiring.Component):
             link = {f: fab[f"{p}_in__{f}"] for f in ("payload", "valid", "ready", "color_ready")}
             mem = memory.Memory(shape=WAVELET_BITS, depth=eng.queue_words, init=[])
             m.submodules[f"src_{p}_mem"] = mem
+            self.memories[f"src_{p}_mem"] = mem
             rp = mem.read_port(domain="comb")
             rd = Signal(32, name=f"src_{p}_rd_q")
             wr = getattr(self, f"src_{p}_wr")
@@ -274,6 +277,7 @@ class SimTop(wiring.Component):
             link = {f: fab[f"{p}_out__{f}"] for f in ("payload", "valid", "ready", "color_ready")}
             mem = memory.Memory(shape=WAVELET_BITS, depth=eng.capture_words, init=[])
             m.submodules[f"snk_{p}_mem"] = mem
+            self.memories[f"snk_{p}_mem"] = mem
             wp = mem.write_port()
             wr = Signal(32, name=f"snk_{p}_wr_q")
             rd, target = getattr(self, f"snk_{p}_rd"), getattr(self, f"snk_{p}_target")
@@ -306,7 +310,7 @@ class SimTop(wiring.Component):
 
         # ---- chain feeder and chain sink ---------------------------------------------------
         chq = memory.Memory(shape=32, depth=eng.chain_words, init=[])
-        m.submodules.chq_mem = chq
+        m.submodules.chq_mem = self.memories["chq_mem"] = chq
         chq_rp = chq.read_port(domain="comb")
         chq_rd = Signal(32)
         chq_nonempty = chq_rd != self.chq_wr
@@ -319,7 +323,7 @@ class SimTop(wiring.Component):
         done_terms.append(~chq_nonempty)
 
         chc = memory.Memory(shape=32, depth=eng.chain_capture_words, init=[])
-        m.submodules.chc_mem = chc
+        m.submodules.chc_mem = self.memories["chc_mem"] = chc
         chc_wp = chc.write_port()
         chc_wr = Signal(32)
         chc_full = (chc_wr - self.chc_rd)[:32] == eng.chain_capture_words
