@@ -93,6 +93,29 @@ class Bench:
         mem = self.top.memories[name]
         return [self.ctx.get(mem.data[(start + k) % depth]) for k in range(n)]
 
+    async def stream(self, ring: str, words: list[int], capture: str, more, **go) -> list[int]:
+        """Queue ``words`` into ``ring`` chunk by chunk as room appears (``more(flag)`` sets the
+        ring's more bit) and run until done; everything captured in ``capture``."""
+        ctx, top = self.ctx, self.top
+        rd_port = "chq_rd" if ring == "chq_mem" else ring.replace("_mem", "_rd")
+        cap_wr, cap_rd = ("chc_wr", "chc_rd") if capture == "chc_mem" else (
+            capture.replace("_mem", "_wr"), capture.replace("_mem", "_rd"))
+        depth, cap_depth = top.memories[ring].depth, top.memories[capture].depth
+        got, pending, rd = [], list(words), 0
+        while True:
+            room = depth - (self.written[ring] - ctx.get(getattr(top, rd_port)))
+            chunk, pending = pending[:room], pending[room:]
+            self.queue(ring, chunk, depth)
+            more(int(bool(pending)))
+            reason = await self.go(**go)
+            wr = ctx.get(getattr(top, cap_wr))
+            got += self.read(capture, rd, wr - rd, cap_depth)
+            rd = wr
+            ctx.set(getattr(top, cap_rd), rd)
+            if reason & STOP_DONE:
+                return got
+            assert reason & (STOP_FULL | STOP_REFILL), reason
+
     async def go(self, *, mode: int, settle: int = 3, limit: int = 1000) -> int:
         ctx, top = self.ctx, self.top
         ctx.set(top.mode, mode)
@@ -126,20 +149,9 @@ def test_wavelets_pass_in_order_with_backpressure_and_ring_refills():
         ctx = b.ctx
         ctx.set(top.pause, 8)  # the sink refuses half the cycles
         ctx.set(top.snk_e0_target, len(sent))
-        got, pending, rd = [], list(sent), 0
-        while True:
-            room = SMALL.queue_words - (b.written["src_w0_mem"] - ctx.get(top.src_w0_rd))
-            chunk, pending = pending[:room], pending[room:]
-            b.queue("src_w0_mem", chunk, SMALL.queue_words)
-            ctx.set(top.src_more, int(bool(pending)) << top.ports.index("w0"))
-            reason = await b.go(mode=1)
-            wr = ctx.get(top.snk_e0_wr)
-            got += b.read("snk_e0_mem", rd, wr - rd, SMALL.capture_words)
-            rd = wr
-            ctx.set(top.snk_e0_rd, rd)
-            if reason & STOP_DONE:
-                break
-            assert reason & (STOP_FULL | STOP_REFILL), reason
+        bit = top.ports.index("w0")
+        got = await b.stream("src_w0_mem", sent, "snk_e0_mem",
+                             lambda more: ctx.set(top.src_more, more << bit), mode=1)
         assert got == sent
         assert ctx.get(top.checks) == 0
 
@@ -192,20 +204,9 @@ def test_chain_feeder_counts_complete_read_answers():
 
     async def bench(b):
         ctx = b.ctx
-        out, rd, pending = [], 0, list(words)
         ctx.set(top.answers_target, 2)
-        while True:
-            room = SMALL.chain_words - (b.written["chq_mem"] - ctx.get(top.chq_rd))
-            chunk, pending = pending[:room], pending[room:]
-            b.queue("chq_mem", chunk, SMALL.chain_words)
-            ctx.set(top.chq_more, int(bool(pending)))
-            reason = await b.go(mode=0, settle=4)
-            wr = ctx.get(top.chc_wr)
-            out += b.read("chc_mem", rd, wr - rd, SMALL.chain_capture_words)
-            rd = wr
-            ctx.set(top.chc_rd, rd)
-            if reason & STOP_DONE:
-                break
+        out = await b.stream("chq_mem", words, "chc_mem",
+                             lambda more: ctx.set(top.chq_more, more), mode=0, settle=4)
         assert out == words
         assert ctx.get(top.answers) == 2
 
