@@ -1,11 +1,12 @@
 """The golden fabric model's worklist scheduler against the round loop it replaced.
 
 ``ReferenceFabric`` is the loop as first written: every round visits every router in row-major
-order and then runs every PE. The model visits only routers with waiting wavelets and runs only
-PEs given wavelets; on the fabric test programs, mapped GEMVs and random traffic (multicast,
-dropped wavelets, several inputs of one colour meeting at a router, PEs forwarding on other
-colours) both must deliver the same wavelets in the same order, leave every PE and drop counter
-in the same state and take the same number of rounds.
+order and then runs every PE, and configuration is applied word by word. The model visits only
+routers with waiting wavelets, runs only PEs given wavelets and is configured in blocks; on the
+fabric test programs, mapped GEMVs and random traffic (multicast, dropped wavelets, several
+inputs of one colour meeting at a router, PEs forwarding on other colours) both must deliver the
+same wavelets in the same order, leave every PE and drop counter in the same state and take the
+same number of rounds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ _EDGE = {N: "n", S: "s", W: "w", E: "e"}
 
 
 class ReferenceFabric(FabricModel):
-    """Every router and every PE, every round (the original scheduler)."""
+    """Every router and every PE, every round (the original scheduler); configuration word by
+    word."""
+
+    def cfg_write_block(self, row, col, addr, values):
+        for k, value in enumerate(values):
+            self.cfg_write(row, col, addr + k, int(value))
 
     def _deliver(self, r, c, port, w):
         if port == RAMP:

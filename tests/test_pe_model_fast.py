@@ -262,3 +262,25 @@ def test_fabric_input_suspends_mid_vector():
     assert [d for _, d in fast.outbox] == list(
         (np.arange(11, 21, dtype=np.float32) + np.arange(1, 11, dtype=np.float32) * 1.5)
         .view(np.uint32))
+
+
+def test_block_configuration_writes_match_word_writes():
+    """cfg_write_block (SRAM and program as arrays) leaves the state of cfg_write word by word,
+    across region boundaries, while stopped and while running (CONFIG_BUSY)."""
+    A = AddressMap
+    rng = np.random.default_rng(5)
+    starts = [A.SRAM, A.SRAM + PARAMS.sram_words - 3, A.IMEM + 5, A.IMEM + PARAMS.imem_words - 2,
+              A.TASKS, A.DSDS + 30, A.REGS + 6, A.CTRL - 1, A.REGS - 4]
+    for start in starts:
+        for running in (False, True):
+            values = [int(v) for v in rng.integers(0, 1 << 32, 9, dtype=np.uint64)]
+            values[0] |= 1 << 40  # reduced to 32 bits, as by cfg_write
+            block, words = PEModel(PARAMS), PEModel(PARAMS)
+            for pe in (block, words):
+                pe.cfg_write(A.CTRL, int(running))
+            block.cfg_write_block(start, [v & ((1 << 63) - 1) for v in values])
+            for k, v in enumerate(values):
+                words.cfg_write(start + k, v & ((1 << 63) - 1))
+            assert state(block) == state(words), (start, running)
+            assert (block.imem == words.imem).all() and block.task_words == words.task_words
+            assert block.running == words.running and block.errors == words.errors

@@ -88,6 +88,15 @@ class FabricModel:
         else:
             self.pes[row][col].cfg_write(addr, value)
 
+    def cfg_write_block(self, row: int, col: int, addr: int, values) -> None:
+        """Write consecutive tile configuration words from ``addr`` (as :meth:`cfg_write` of
+        each; a PE's SRAM and program runs as arrays)."""
+        if addr >= ROUTER_BASE or addr + len(values) > ROUTER_BASE:
+            for k, value in enumerate(values):
+                self.cfg_write(row, col, addr + k, int(value))
+        else:
+            self.pes[row][col].cfg_write_block(addr, values)
+
     def cfg_read(self, row: int, col: int, addr: int) -> int:
         """Read one tile configuration word."""
         if addr >= ROUTER_BASE:

@@ -222,6 +222,33 @@ class PEModel:
                 self.reset_run_state()
             self.running = bool(value & 1)
 
+    def cfg_write_block(self, addr: int, values) -> None:
+        """Write consecutive configuration words from ``addr``: the same as :meth:`cfg_write`
+        of each in turn, with SRAM and program runs copied as arrays.
+
+        Parameters
+        ----------
+        addr : int
+            Address of the first word.
+        values : sequence of int or np.ndarray
+            The words (reduced to 32 bits).
+        """
+        A = AddressMap
+        values = np.asarray(values)
+        i, n = 0, len(values)
+        while i < n:
+            a = addr + i
+            for base, size, array in ((A.SRAM, self.p.sram_words, self.sram),
+                                      (A.IMEM, self.p.imem_words, self.imem)):
+                if base <= a < base + size and not self.running:
+                    k = min(n - i, base + size - a)
+                    array[a - base:a - base + k] = values[i:i + k].astype(np.int64) & 0xFFFF_FFFF
+                    i += k
+                    break
+            else:  # tables, registers, CTRL, or refused while running: word by word
+                self.cfg_write(a, int(values[i]))
+                i += 1
+
     def cfg_read(self, addr: int) -> int:
         """Read one configuration word (SRAM and tables read 0 while RUN is set)."""
         A = AddressMap
