@@ -555,7 +555,7 @@ class PEModel:
 
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
-        bits = Format(dsd.fmt).bits
+        bits = _BITS[dsd.fmt]
         elem = dsd.base + i * dsd.stride
         word = elem * bits // 32
         if elem < 0 or word >= self.p.sram_words:
@@ -645,7 +645,7 @@ def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bo
         return False
     srcs = [src0, src1] if op in isa.TWO_SOURCE_OPS else [src0]
     mem = [d for d in srcs + [dst] if d.kind == DsdKind.MEM]
-    if not np.little_endian and any(Format(d.fmt).bits < 32 for d in mem):
+    if not np.little_endian and any(_BITS[d.fmt] < 32 for d in mem):
         return False
     if dst.kind != DsdKind.MEM or length <= 1:
         return True
@@ -656,7 +656,7 @@ def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bo
 
 def _byte_span(dsd: Dsd, length: int) -> tuple[int, int, int, int]:
     """(first byte, step in bytes, element bytes, end byte) of a memory DSD's elements."""
-    size = Format(dsd.fmt).bits // 8
+    size = _BITS[dsd.fmt] // 8
     first, step = dsd.base * size, dsd.stride * size
     last = first + (length - 1) * step
     return first, step, size, max(first, last) + size
