@@ -14,6 +14,7 @@ import pytest
 from test_pe_fuzz import random_sram
 
 from hdl.formats import Format
+from pe import isa
 from pe.isa import AddressMap, DsdKind, Op, encode, pack_task
 from sim.model import pe as pe_model
 from sim.model.pe import Dsd, PEModel, PEParams, operand_problem, whole_vector_safe
@@ -284,3 +285,30 @@ def test_block_configuration_writes_match_word_writes():
             assert state(block) == state(words), (start, running)
             assert (block.imem == words.imem).all() and block.task_words == words.task_words
             assert block.running == words.running and block.errors == words.errors
+
+
+def test_dsd_base_and_length_updates_repack_as_the_table_does():
+    """DSETB / DADDB / DADDBI / DSETL leave the words of decoding the DSD, changing the field
+    and packing it again (word 1's unused bits are dropped)."""
+    A = AddressMap
+    rng = np.random.default_rng(9)
+    updates = [(Op.DSETB, lambda d, r, imm: setattr(d, "base", r & 0xFFFF)),
+               (Op.DADDB, lambda d, r, imm: setattr(d, "base", (d.base + r) & 0xFFFF)),
+               (Op.DADDBI, lambda d, r, imm: setattr(d, "base", (d.base + imm) & 0xFFFF)),
+               (Op.DSETL, lambda d, r, imm: setattr(d, "length", r & 0xFFFF))]
+    for _ in range(300):
+        op, update = updates[int(rng.integers(len(updates)))]
+        w0, w1, reg = (int(v) for v in rng.integers(0, 1 << 32, 3, dtype=np.uint64))
+        imm = int(rng.integers(-(1 << 15), 1 << 15)) if op == Op.DADDBI else 0
+        pe = PEModel(PARAMS)
+        load(pe, [], [encode(op, 5, 3, imm=imm), encode(Op.END)],
+             np.zeros(PARAMS.sram_words, np.uint32), [0, 0, 0, reg, 0, 0, 0, 0])
+        pe.cfg_write(A.CTRL, 0)
+        pe.cfg_write(A.DSDS + 10, w0)
+        pe.cfg_write(A.DSDS + 11, w1)
+        pe.cfg_write(A.CTRL, 1)
+        pe.push_wavelet(0, 0)
+        pe.run()
+        expected = Dsd(*isa.unpack_dsd(w0, w1))
+        update(expected, reg, imm)
+        assert pe.dsd_words[5] == expected.words(), (op, hex(w0), hex(w1))

@@ -356,11 +356,6 @@ class PEModel:
             raise _Fault(ErrorFlag.OPERANDS)
         return Dsd(*isa.unpack_dsd(*self.dsd_words[d]))
 
-    def _set_dsd(self, d: int, dsd: Dsd) -> None:
-        if d >= self.p.num_dsds:
-            raise _Fault(ErrorFlag.OPERANDS)
-        self.dsd_words[d] = dsd.words()
-
     def _task_id(self, t: int) -> int:
         if not 0 <= t < self.p.num_tasks:
             raise _Fault(ErrorFlag.TASK)
@@ -375,49 +370,53 @@ class PEModel:
             raise _Fault(ErrorFlag.OPCODE)
         r = self.regs
         nxt = pc + 1
+        # Opcodes compared as plain ints (_LI is int(Op.LI)): an Op member costs a lookup.
         if vector:
             self._vector_start(op, a, b, c)
-        elif op == Op.LI:
+        elif op == _LI:
             r[a & 7] = imm & 0xFFFF_FFFF
-        elif op == Op.LIH:
+        elif op == _LIH:
             r[a & 7] = (r[a & 7] & 0xFFFF) | (uimm << 16)
-        elif op == Op.ADDI:
+        elif op == _ADDI:
             r[a & 7] = (r[b & 7] + imm) & 0xFFFF_FFFF
-        elif op == Op.ADD:
+        elif op == _ADD:
             r[a & 7] = (r[b & 7] + r[c & 7]) & 0xFFFF_FFFF
-        elif op == Op.SUB:
+        elif op == _SUB:
             r[a & 7] = (r[b & 7] - r[c & 7]) & 0xFFFF_FFFF
-        elif op == Op.NOP:
+        elif op == _NOP:
             pass
-        elif op == Op.BNZ:
+        elif op == _BNZ:
             if r[b & 7] != 0:
                 nxt = pc + imm
-        elif op == Op.BZ:
+        elif op == _BZ:
             if r[b & 7] == 0:
                 nxt = pc + imm
-        elif op == Op.JMP:
+        elif op == _JMP:
             nxt = pc + imm
-        elif op in (Op.DSETB, Op.DADDB, Op.DADDBI, Op.DSETL):
-            dsd = self._dsd(a)
-            if op == Op.DSETB:
-                dsd.base = r[b & 7] & 0xFFFF
-            elif op == Op.DADDB:
-                dsd.base = (dsd.base + r[b & 7]) & 0xFFFF
-            elif op == Op.DADDBI:
-                dsd.base = (dsd.base + imm) & 0xFFFF
+        elif op in _DSD_OPS:
+            if a >= self.p.num_dsds:
+                raise _Fault(ErrorFlag.OPERANDS)
+            w0, w1 = self.dsd_words[a]
+            base, length = w0 & 0xFFFF, w0 >> 16 & 0xFFFF
+            if op == _DSETB:
+                base = r[b & 7] & 0xFFFF
+            elif op == _DADDB:
+                base = (base + r[b & 7]) & 0xFFFF
+            elif op == _DADDBI:
+                base = (base + imm) & 0xFFFF
             else:
-                dsd.length = r[b & 7] & 0xFFFF
-            self._set_dsd(a, dsd)
-        elif op == Op.ACT:
+                length = r[b & 7] & 0xFFFF
+            self.dsd_words[a] = _repack_dsd(base, length, w1)
+        elif op == _ACT:
             self.active[self._task_id(uimm)] = True
-        elif op == Op.BLK:
+        elif op == _BLK:
             self.blocked[self._task_id(uimm)] = True
-        elif op == Op.UNBLK:
+        elif op == _UNBLK:
             self.blocked[self._task_id(uimm)] = False
-        elif op == Op.END:
+        elif op == _END:
             self.pc = None
             return
-        elif op == Op.HALT:
+        elif op == _HALT:
             self.pc = None
             self.halted = True
             return
@@ -439,7 +438,7 @@ class PEModel:
             raise _Fault(plan)
         v = _VectorProgress(op, plan.dst, plan.src0, plan.src1, tuple(self.regs), plan.length, 0,
                             None, plan.whole, plan.fabin)
-        if plan.dst.kind == DsdKind.REG:
+        if plan.dst.kind == _REG:
             v.acc = np.uint32(self.regs[plan.dst.base & 7])
         self.vector = v
         self._vector_run()
@@ -479,7 +478,7 @@ class PEModel:
             self.elements += 1
             if v.op in isa.MAC_OPS:
                 self.macs += 1
-        if v.dst.kind == DsdKind.REG:
+        if v.dst.kind == _REG:
             self.regs[v.dst.base & 7] = int(v.acc)
         self.vector = None
         if self.pc is not None:
@@ -498,7 +497,7 @@ class PEModel:
             raise _Blocked()
         op, dst = v.op, v.dst
         x = self._read_whole(v.src0, first, n, v.regs)
-        if op == Op.MOV:
+        if op == _MOV:
             result = x
         elif op in _ACCUMULATE:
             y = self._read_whole(v.src1, first, n, v.regs)
@@ -618,6 +617,18 @@ _ACCUMULATE = {Op.FMAC: F.fmac, Op.IMAC: F.imac}
 _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 _BITS = tuple(Format(code).bits for code in range(len(Format)))  # element bits by format code
 _MEM, _FABOUT, _REG = int(DsdKind.MEM), int(DsdKind.FABOUT), int(DsdKind.REG)
+(_LI, _LIH, _ADDI, _ADD, _SUB, _NOP, _BNZ, _BZ, _JMP, _DSETB, _DADDB, _DADDBI, _DSETL, _ACT, _BLK,
+ _UNBLK, _END, _HALT, _MOV) = (int(o) for o in (
+    Op.LI, Op.LIH, Op.ADDI, Op.ADD, Op.SUB, Op.NOP, Op.BNZ, Op.BZ, Op.JMP, Op.DSETB, Op.DADDB,
+    Op.DADDBI, Op.DSETL, Op.ACT, Op.BLK, Op.UNBLK, Op.END, Op.HALT, Op.MOV))
+_DSD_OPS = frozenset({_DSETB, _DADDB, _DADDBI, _DSETL})
+
+
+def _repack_dsd(base: int, length: int, w1: int) -> tuple[int, int]:
+    """A DSD's table words with a new base and length (16-bit): what :meth:`Dsd.words` gives
+    for the DSD decoded from ``(w0, w1)`` with those fields changed (word 1 keeps stride,
+    format and kind, the bits :func:`pe.isa.unpack_dsd` reads)."""
+    return base | length << 16, w1 & 0x37_FFFF
 
 
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
