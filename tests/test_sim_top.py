@@ -123,7 +123,8 @@ class Bench:
         ctx.set(top.limit, limit)
         self.seq += 1
         ctx.set(top.start_seq, self.seq)
-        await ctx.tick()
+        for _ in range(2):  # the start is registered, then seen
+            await ctx.tick()
         assert ctx.get(top.running)
         while ctx.get(top.running):
             await ctx.tick()

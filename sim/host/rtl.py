@@ -167,6 +167,11 @@ class RTLBackend:
             raise ValueError(f"pause level must be 0..15, not {level}")
         self._call("pause", level)
 
+    def stats(self) -> dict:
+        """Wall seconds the simulator spent in commands (``command_s``) and, of those, running
+        free (``simulating_s``), and how often the engines stopped (``stops``)."""
+        return self._call("stats")
+
     def vpi_cost(self, n: int = 2000) -> dict[str, float]:
         """Microseconds per cocotb access to the engines (ring words and ports, written and
         read), measured in the simulator."""

@@ -25,6 +25,8 @@ Commands:
     set the fault-injection modes (one per physical tile).
 ``pause(level)``
     make every sink engine refuse ``level`` sixteenths of the cycles (LFSR backpressure).
+``stats``
+    wall seconds spent in commands and, of those, in the free-running simulator; stops.
 ``vpi_cost(n)``
     time ``n`` writes and ``n`` reads of ring words and of a top-level port through cocotb
     (microseconds per access; for ``bench/sim_speed.py``).
@@ -44,6 +46,7 @@ from collections import deque
 
 import cocotb
 from cocotb.clock import Clock
+from cocotb.handle import Immediate
 from cocotb.triggers import RisingEdge
 
 from fabric.array import FabricParams
@@ -109,6 +112,8 @@ class HostEngines:
         self.chain_out: list[int] = []
         self.seq = 0
         self.cycles = 0  # running cycles of the last command
+        #: Wall seconds in commands and in the free-running simulator, and the number of stops.
+        self.stats = {"command_s": 0.0, "simulating_s": 0.0, "stops": 0}
         for name in ("src_more", "chq_more", "pause", "chq_wr", "chc_rd", "answers_target",
                      "mode", "limit", "start_seq"):
             self.set(name, 0)
@@ -222,7 +227,10 @@ class HostEngines:
             self.set("start_seq", self.seq)
             if self.trace is not None:
                 self.trace.write(f"G {tag}\n")
+            t0 = time.perf_counter()
             await RisingEdge(dut.stopped)
+            self.stats["simulating_s"] += time.perf_counter() - t0
+            self.stats["stops"] += 1
             reason = int(dut.reason.value)
             self.cycles += int(dut.run_cycles.value)
             self._drain()
@@ -305,15 +313,13 @@ async def serve(dut):
     """Serve driver commands until ``quit``."""
     params = FabricParams(**json.loads(os.environ["WAFER_FABRIC"]))
     engines = EngineParams(**json.loads(os.environ.get("WAFER_ENGINES", "{}")))
-    Clock(dut.clk, 10, unit="ns", impl="gpi").start()
+    Clock(dut.clk, 10, unit="ns", impl="gpi", set_action=Immediate).start()
     trace_path = os.environ.get("WAFER_SIM_TRACE")
     trace = open(trace_path, "w") if trace_path else None  # closed at the end
     host = HostEngines(dut, params, engines, trace)
     if params.fault_injection:
         host.set("fault_modes", 0)
     await reset(dut)
-    stats_path = os.environ.get("WAFER_SIM_STATS")
-    busy_s = 0.0
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(os.environ["WAFER_DRIVER_SOCKET"])
@@ -328,6 +334,8 @@ async def serve(dut):
                 value = await host.chain(*args)
             elif command == "run":
                 value = await host.run(*args)
+            elif command == "stats":
+                value = dict(host.stats)
             elif command == "pause":
                 host.set("pause", int(args) & 0xF)
                 value = None
@@ -341,13 +349,10 @@ async def serve(dut):
                 value = None
             else:
                 raise ValueError(f"unknown command {command!r}")
-            busy_s += time.perf_counter() - t0
+            host.stats["command_s"] += time.perf_counter() - t0
             send_message(sock, ("ok", value))
         except Exception as exc:  # report to the driver, keep serving
             send_message(sock, ("error", f"{type(exc).__name__}: {exc}"))
-    if stats_path:
-        with open(stats_path, "w") as fh:
-            json.dump({"command_seconds": busy_s}, fh)
     if trace is not None:
         trace.close()
     sock.close()

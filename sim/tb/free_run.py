@@ -53,13 +53,14 @@ def build_replayer(build_dir: Path) -> Path:
     if (build_dir / "library").exists():
         lib_dir = Path((build_dir / "library").read_text().strip())
         libs = sorted(str(p) for p in lib_dir.glob("lib*.a"))
+    # The runtime first: the tile library carries its own copy, which then stays unused.
     runtime = [str(build_dir / f"{name}.o") for name in
                ("verilated", "verilated_vpi", "verilated_dpi", "verilated_threads")
                if (build_dir / f"{name}.o").exists()]
     defines = [f"-D{d}=0" for d in ("VM_COVERAGE", "VM_SC", "VM_TIMING", "VM_TRACE",
                                     "VM_TRACE_FST", "VM_TRACE_VCD", "VM_TRACE_SAIF")]
     cmd = ["g++", "-O2", "-std=c++17", f"-I{build_dir}", f"-I{inc}", f"-I{inc / 'vltstd'}",
-           "-DVERILATOR=1", *defines, str(_SOURCE), str(model), *libs, *runtime, "-lpthread",
+           "-DVERILATOR=1", *defines, str(_SOURCE), *runtime, str(model), *libs, "-lpthread",
            "-o", str(exe)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:

@@ -105,9 +105,12 @@ int main(int argc, char** argv) {
             top->eval();
             auto t0 = std::chrono::steady_clock::now();
             unsigned long long n = 0;
-            // The start takes effect at the next edge; then run until the top stops itself.
-            tick();
-            n++;
+            // The start takes effect a few edges later (the top registers its inputs); then run
+            // until the top stops itself.
+            while (get_bit(stopped) && n < 16) {
+                tick();
+                n++;
+            }
             while (!get_bit(stopped) && n < limit) {
                 tick();
                 n++;

@@ -24,9 +24,9 @@ Counters are 32-bit and free-running; a ring of depth ``D`` holds the word with 
 ``n`` at index ``n mod D``; "reached" compares wrap-safely (the sign of the 32-bit difference).
 
 Run control. The host writes the counters, ``mode``, ``settle`` and ``limit``, then changes
-``start_seq``: from the next cycle the engines run (``running``), and ``run_cycles`` counts from
-zero. The top stops itself (``running`` falls, ``stopped`` rises, ``reason`` says why, as
-``STOP_*`` bits) when
+``start_seq``: the engines run (``running``) from the second cycle on (every host input is
+registered once), and ``run_cycles`` counts from zero. The top stops itself (``running``
+falls, ``stopped`` rises, ``reason`` says why, as ``STOP_*`` bits) when
 
 * ``STOP_DONE``: for ``settle`` consecutive cycles the chain feeder was empty, ``answers``
   reached ``answers_target``, every sink reached its ``snk_{p}_target`` and, in run mode
@@ -210,6 +210,15 @@ class SimTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         prm, eng = self.params, self.engines
+        # Every host input is registered: no combinational path from the top's ports, so a
+        # simulator evaluation without a clock edge costs nothing (Verilator re-evaluates the
+        # logic fed by top-level inputs on every evaluation). The host writes only while the
+        # engines are stopped, and the start (``start_seq``) is delayed like everything else.
+        host: dict[str, Signal] = {}
+        for name, member in self.signature.members.items():
+            if member.flow == In:
+                host[name] = Signal(member.shape, name=f"{name}_q")
+                m.d.sync += host[name].eq(getattr(self, name))
         fab: dict[str, Value] = {}
         if self._fabric is not None:
             m.submodules.fabric = self._fabric
@@ -229,14 +238,14 @@ class SimTop(wiring.Component):
         m.d.comb += [self.idle.eq(fab["idle"]), self.error.eq(fab["error"]),
                      self.tile_idle.eq(fab["tile_idle"])]
         if prm.fault_injection:
-            m.d.comb += fab["fault_modes"].eq(self.fault_modes)
+            m.d.comb += fab["fault_modes"].eq(host["fault_modes"])
 
         # ---- run control -----------------------------------------------------------------
         running = Signal()
         seq_seen = Signal(8)
         hold = Signal(16)
         start = Signal()
-        m.d.comb += [start.eq(self.start_seq != seq_seen), self.running.eq(running),
+        m.d.comb += [start.eq(host["start_seq"] != seq_seen), self.running.eq(running),
                      self.stopped.eq(~running)]
         checks = []  # sticky check bits
         done_terms, src_empty, stop_terms = [], [], {}
@@ -253,7 +262,7 @@ class SimTop(wiring.Component):
             self.memories[f"src_{p}_mem"] = mem
             rp = mem.read_port(domain="comb")
             rd = Signal(32, name=f"src_{p}_rd_q")
-            wr = getattr(self, f"src_{p}_wr")
+            wr = host[f"src_{p}_wr"]
             m.d.comb += [rp.addr.eq(rd), getattr(self, f"src_{p}_rd").eq(rd)]
             color = rp.data[DATA_BITS:DATA_BITS + COLOR_BITS]
             nonempty = rd != wr
@@ -270,7 +279,7 @@ class SimTop(wiring.Component):
                 m.d.sync += bad.eq(1)
             checks.append(bad)
             src_empty.append(~nonempty)
-            stop_when(STOP_REFILL, ~nonempty & self.src_more[k])
+            stop_when(STOP_REFILL, ~nonempty & host["src_more"][k])
         # ---- sinks -----------------------------------------------------------------------
         sink_bad = []
         for k, p in enumerate(self.ports):
@@ -280,13 +289,13 @@ class SimTop(wiring.Component):
             self.memories[f"snk_{p}_mem"] = mem
             wp = mem.write_port()
             wr = Signal(32, name=f"snk_{p}_wr_q")
-            rd, target = getattr(self, f"snk_{p}_rd"), getattr(self, f"snk_{p}_target")
+            rd, target = host[f"snk_{p}_rd"], host[f"snk_{p}_target"]
             full = Signal(name=f"snk_{p}_full")
             m.d.comb += [full.eq((wr - rd)[:32] == eng.capture_words),
                          getattr(self, f"snk_{p}_wr").eq(wr)]
             lfsr = Signal(16, init=(0xACE1 + 0x1D3 * k) & 0xFFFF or 1, name=f"snk_{p}_lfsr")
             m.d.sync += lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ 0xB400, lfsr >> 1))  # Galois LFSR
-            paused = lfsr[:4] < self.pause
+            paused = lfsr[:4] < host["pause"]
             accepting = Signal(name=f"snk_{p}_accepting")
             m.d.comb += [accepting.eq(running & ~full & ~paused), link["ready"].eq(accepting),
                          link["color_ready"].eq(accepting.replicate(prm.num_colors))]
@@ -313,20 +322,20 @@ class SimTop(wiring.Component):
         m.submodules.chq_mem = self.memories["chq_mem"] = chq
         chq_rp = chq.read_port(domain="comb")
         chq_rd = Signal(32)
-        chq_nonempty = chq_rd != self.chq_wr
+        chq_nonempty = chq_rd != host["chq_wr"]
         m.d.comb += [chq_rp.addr.eq(chq_rd), self.chq_rd.eq(chq_rd),
                      fab["chain_in__payload"].eq(chq_rp.data),
                      fab["chain_in__valid"].eq(running & chq_nonempty)]
         with m.If(running & chq_nonempty & fab["chain_in__ready"]):
             m.d.sync += chq_rd.eq(chq_rd + 1)
-        stop_when(STOP_REFILL, ~chq_nonempty & self.chq_more)
+        stop_when(STOP_REFILL, ~chq_nonempty & host["chq_more"])
         done_terms.append(~chq_nonempty)
 
         chc = memory.Memory(shape=32, depth=eng.chain_capture_words, init=[])
         m.submodules.chc_mem = self.memories["chc_mem"] = chc
         chc_wp = chc.write_port()
         chc_wr = Signal(32)
-        chc_full = (chc_wr - self.chc_rd)[:32] == eng.chain_capture_words
+        chc_full = (chc_wr - host["chc_rd"])[:32] == eng.chain_capture_words
         out_valid, out_word = fab["chain_out__valid"], fab["chain_out__payload"]
         chc_ready = Signal()
         m.d.comb += [chc_ready.eq(running & ~chc_full), fab["chain_out__ready"].eq(chc_ready),
@@ -359,7 +368,7 @@ class SimTop(wiring.Component):
                 m.d.sync += [left.eq(body), in_answer.eq(is_rdata & (body != 0))]
                 with m.If(is_rdata & (body == 0)):
                     m.d.sync += answers.eq(answers + 1)
-        done_terms.append(_reached(answers, self.answers_target))
+        done_terms.append(_reached(answers, host["answers_target"]))
         chain_stalled = Signal()
         chain_last = Signal(32)
         chain_bad = Signal()
@@ -387,18 +396,18 @@ class SimTop(wiring.Component):
         # ---- done, stop, counters ------------------------------------------------------------
         done = Signal()
         m.d.comb += done.eq(Cat(*done_terms).all()
-                            & (~self.mode | (Cat(*src_empty).all() & fab["idle"])))
-        stop_when(STOP_DONE, done & (hold + 1 >= self.settle))
-        stop_when(STOP_ERROR, self.mode & fab["error"])
+                            & (~host["mode"] | (Cat(*src_empty).all() & fab["idle"])))
+        stop_when(STOP_DONE, done & (hold + 1 >= host["settle"]))
+        stop_when(STOP_ERROR, host["mode"] & fab["error"])
         run_cycles = Signal(32)
         m.d.comb += self.run_cycles.eq(run_cycles)
-        stop_when(STOP_LIMIT, run_cycles + 1 >= self.limit)
+        stop_when(STOP_LIMIT, run_cycles + 1 >= host["limit"])
         reason = Signal(8)
         m.d.comb += self.reason.eq(reason)
         now = Cat(*(Cat(*stop_terms.get(bit, [Const(0)])).any()
                     for bit in sorted(STOP_NAMES)))
         with m.If(start):
-            m.d.sync += [seq_seen.eq(self.start_seq), running.eq(1), hold.eq(0), reason.eq(0),
+            m.d.sync += [seq_seen.eq(host["start_seq"]), running.eq(1), hold.eq(0), reason.eq(0),
                          run_cycles.eq(0)]
         with m.Elif(running):
             m.d.sync += [run_cycles.eq(run_cycles + 1),
