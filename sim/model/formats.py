@@ -101,7 +101,7 @@ def _canonical(result: np.ndarray) -> np.ndarray:
     """Binary32 bits of a new float32 array (modified in place) with every NaN replaced by
     ``CANONICAL_NAN``."""
     out = np.asarray(result, dtype=np.float32).view(np.uint32)
-    out[np.isnan(result)] = CANONICAL_NAN
+    np.putmask(out, np.isnan(result), CANONICAL_NAN)
     return out
 
 
@@ -325,13 +325,16 @@ def load_testfloat(path: str | PathLike) -> np.ndarray:
     return np.array([[int(x, 16) for x in r] for r in rows], dtype=np.uint32)
 
 
-_TINY = np.array([1.0e-38], dtype=np.float32)
-_SCALE = np.array([1.0e-3], dtype=np.float32)
-_SUBNORMAL = np.array([1], dtype=np.uint32).view(np.float32)
+# tiny * 1e-3 is a subnormal result (flushed to zero under FTZ); the smallest subnormal
+# operand reads as zero under DAZ, so its product with 1 is zero.
+_FTZ_A = np.array([1.0e-38, 0.0], dtype=np.float32)
+_FTZ_A.view(np.uint32)[1] = 1
+_FTZ_B = np.array([1.0e-3, 1.0], dtype=np.float32)
 
 
 def _check_no_flush_to_zero() -> None:
-    if (_TINY * _SCALE)[0] == 0 or (_SUBNORMAL + _SUBNORMAL)[0] == 0:
+    product = _FTZ_A * _FTZ_B
+    if product[0] == 0 or product[1] == 0:
         raise FTZError(
             "numpy float32 arithmetic flushes subnormals to zero (FTZ/DAZ is set, e.g. by a "
             "library compiled with -ffast-math); the golden model would be wrong"

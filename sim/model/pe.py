@@ -373,26 +373,14 @@ class PEModel:
         # Opcodes compared as plain ints (_LI is int(Op.LI)): an Op member costs a lookup.
         if vector:
             self._vector_start(op, a, b, c)
-        elif op == _LI:
-            r[a & 7] = imm & 0xFFFF_FFFF
-        elif op == _LIH:
-            r[a & 7] = (r[a & 7] & 0xFFFF) | (uimm << 16)
+        elif op == _END:  # the most frequent scalar instructions first
+            self.pc = None
+            return
         elif op == _ADDI:
             r[a & 7] = (r[b & 7] + imm) & 0xFFFF_FFFF
-        elif op == _ADD:
-            r[a & 7] = (r[b & 7] + r[c & 7]) & 0xFFFF_FFFF
-        elif op == _SUB:
-            r[a & 7] = (r[b & 7] - r[c & 7]) & 0xFFFF_FFFF
-        elif op == _NOP:
-            pass
         elif op == _BNZ:
             if r[b & 7] != 0:
                 nxt = pc + imm
-        elif op == _BZ:
-            if r[b & 7] == 0:
-                nxt = pc + imm
-        elif op == _JMP:
-            nxt = pc + imm
         elif op in _DSD_OPS:
             if a >= self.p.num_dsds:
                 raise _Fault(ErrorFlag.OPERANDS)
@@ -407,15 +395,27 @@ class PEModel:
             else:
                 length = r[b & 7] & 0xFFFF
             self.dsd_words[a] = _repack_dsd(base, length, w1)
+        elif op == _LI:
+            r[a & 7] = imm & 0xFFFF_FFFF
+        elif op == _LIH:
+            r[a & 7] = (r[a & 7] & 0xFFFF) | (uimm << 16)
+        elif op == _ADD:
+            r[a & 7] = (r[b & 7] + r[c & 7]) & 0xFFFF_FFFF
+        elif op == _SUB:
+            r[a & 7] = (r[b & 7] - r[c & 7]) & 0xFFFF_FFFF
+        elif op == _NOP:
+            pass
+        elif op == _BZ:
+            if r[b & 7] == 0:
+                nxt = pc + imm
+        elif op == _JMP:
+            nxt = pc + imm
         elif op == _ACT:
             self.active[self._task_id(uimm)] = True
         elif op == _BLK:
             self.blocked[self._task_id(uimm)] = True
         elif op == _UNBLK:
             self.blocked[self._task_id(uimm)] = False
-        elif op == _END:
-            self.pc = None
-            return
         elif op == _HALT:
             self.pc = None
             self.halted = True
