@@ -151,11 +151,12 @@ class FabricModel:
         return tuple(out)
 
     def _check_targets(self) -> None:
-        """Forget the route decisions of routers whose table changed since they were made
-        (also by a direct edit of :attr:`routes`)."""
+        """Forget the route decisions of routers whose table (or PE) changed since they were
+        made (also by a direct edit of :attr:`routes` or :attr:`pes`)."""
         for t in range(self.rows * self.cols):
-            table = self.routes[t // self.cols][t % self.cols]
-            made_from = (table.num_colors, dict(table.routes))
+            r, c = divmod(t, self.cols)
+            table = self.routes[r][c]
+            made_from = (table.num_colors, dict(table.routes), id(self.pes[r][c]))
             if self._made_from[t] != made_from:
                 self._made_from[t] = made_from
                 self._targets_of[t] = {}
