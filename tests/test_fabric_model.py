@@ -216,3 +216,12 @@ def test_random_traffic(seed):
     assert outputs[:len(batches)] == outputs[len(batches):]
     a, b = (fabric_state(d._backend.model) for d in (ref, fast))
     assert a == b, [k for k in a if a[k] != b[k]]
+
+
+def test_write_packets_take_arrays_in_bulk():
+    """An SRAM image as a numpy array gives the packets of the same words as a list."""
+    from sim.host.packets import MAX_COUNT, write_packets
+
+    words = np.random.default_rng(4).integers(-(1 << 40), 1 << 40, 2 * MAX_COUNT + 7)
+    for array in (words, words.astype(np.uint32), words.reshape(-1, 1)):
+        assert write_packets(3, 1, 16, array) == write_packets(3, 1, 16, array.ravel().tolist())
