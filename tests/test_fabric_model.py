@@ -19,6 +19,7 @@ from fabric.array import FabricParams
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
 from pe.isa import AddressMap
 from sim.host.driver import FabricDriver, FabricImage, TileProgram
+from sim.host.packets import MAX_COUNT, write_packets
 from sim.model.fabric import FabricModel
 from sim.model.wavelet import Wavelet
 from sim.toolchain.asm import assemble
@@ -220,8 +221,6 @@ def test_random_traffic(seed):
 
 def test_write_packets_take_arrays_in_bulk():
     """An SRAM image as a numpy array gives the packets of the same words as a list."""
-    from sim.host.packets import MAX_COUNT, write_packets
-
     words = np.random.default_rng(4).integers(-(1 << 40), 1 << 40, 2 * MAX_COUNT + 7)
     for array in (words, words.astype(np.uint32), words.reshape(-1, 1)):
         assert write_packets(3, 1, 16, array) == write_packets(3, 1, 16, array.ravel().tolist())
