@@ -17,11 +17,12 @@ GEMV to them as one batch and reads back at the end. Figures:
 Also reported: cocotb's cost of one engine memory or port access on Verilator (microseconds).
 
 Usage: ``python bench/sim_speed.py [--json] [--sizes 2,4,8,16] [--repeats 5] [--threads 1]
-[--monolithic]``
+[--monolithic] [--fresh]``
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -37,7 +38,8 @@ from sim.tb.free_run import replay
 from sim.toolchain.mapper import map_layers, parse_dtype
 
 
-def measure(size: int, repeats: int, threads: int, reuse_tile: bool, vpi: bool) -> dict:
+def measure(size: int, repeats: int, threads: int, reuse_tile: bool, vpi: bool,
+            build_root: str | None) -> dict:
     params = FabricParams(rows=size, cols=size, spares=1, sram_words=256, imem_words=64,
                           num_tasks=16)
     rng = np.random.default_rng(1)
@@ -49,7 +51,7 @@ def measure(size: int, repeats: int, threads: int, reuse_tile: bool, vpi: bool) 
         t0 = time.perf_counter()
         driver = FabricDriver(params, backend="rtl", optimize=True,
                               rtl_options={"trace": trace, "threads": threads,
-                                           "reuse_tile": reuse_tile})
+                                           "reuse_tile": reuse_tile, "build_root": build_root})
         start_s = time.perf_counter() - t0
         backend = driver._backend
         try:
@@ -95,12 +97,16 @@ def main() -> None:
     ap.add_argument("--threads", default="1", help="Verilator --threads values, e.g. 1,2")
     ap.add_argument("--monolithic", action="store_true",
                     help="one build per size instead of the shared tile library")
+    ap.add_argument("--fresh", action="store_true",
+                    help="build in a new directory (first builds, tile library included)")
     args = parse(ap)
+    build_root = tempfile.mkdtemp(prefix="sim-speed-build-") if args.fresh else None
     rows = []
     first = True
     for size in (int(s) for s in args.sizes.split(",")):
         for threads in (int(t) for t in args.threads.split(",")):
-            rows.append(measure(size, args.repeats, threads, not args.monolithic, vpi=first))
+            rows.append(measure(size, args.repeats, threads, not args.monolithic, vpi=first,
+                                build_root=build_root))
             first = False
             print(f"{rows[-1]['fabric']} threads={threads}: {rows[-1]['driver_cps']} cycles/s",
                   file=sys.stderr)
@@ -115,6 +121,8 @@ def main() -> None:
         return out
 
     emit(args, {"sim_speed": rows}, text)
+    if build_root:
+        shutil.rmtree(build_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

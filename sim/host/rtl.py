@@ -57,6 +57,8 @@ class RTLBackend:
         Verilator ``--threads`` of the simulation top.
     trace : path, optional
         Record the session for :func:`sim.tb.free_run.replay` (the free-running limit).
+    build_root : path, optional
+        Where the builds go (default ``build/sim``; a new directory measures a first build).
 
     Attributes
     ----------
@@ -73,7 +75,7 @@ class RTLBackend:
 
     def __init__(self, params: FabricParams, *, sim: str | None, waves: bool, optimize: bool,
                  build_timeout_s: float = 1800, engines: EngineParams | None = None,
-                 reuse_tile: bool = True, threads: int = 1, trace=None):
+                 reuse_tile: bool = True, threads: int = 1, trace=None, build_root=None):
         self.params = params
         self.engines = engines or EngineParams()
         self._sends: dict[str, list] = {}
@@ -86,7 +88,8 @@ class RTLBackend:
         self._error: BaseException | None = None
         tile_v, fabric_v = emit_verilog(params)
         verilog = [fabric_v, sim_top_verilog(params, self.engines)]
-        options = {"public": memory_names(params, self.engines), "threads": threads}
+        options = {"public": memory_names(params, self.engines), "threads": threads,
+                   "build_root": Path(build_root) if build_root else None}
         if reuse_tile:
             options["library"] = (TILE_MODULE, tile_v)
         else:

