@@ -74,8 +74,9 @@ def replay(build_dir: Path, trace: Path, timeout_s: float = 3600) -> dict:
     Returns
     -------
     dict
-        ``run_cycles`` and ``run_seconds`` (the runs tagged ``run``), ``all_cycles`` (every
-        run, configuration included) and ``wall_seconds``.
+        ``run_cycles`` and ``run_seconds`` (the runs tagged ``run``), ``runs`` (each as
+        ``[cycles, seconds]``), ``all_cycles`` (every run, configuration included) and
+        ``wall_seconds``.
 
     Raises
     ------

@@ -7,8 +7,8 @@
 //   M <memory> <index> <hex>  write one word of an engine ring
 //   G <tag>                   clock until the top stops itself (`stopped` rises); runs tagged
 //                             "run" are timed
-// Usage: replay <trace>; prints one JSON object: cycles and seconds of the timed runs, all
-// cycles, and the wall time of the whole replay.
+// Usage: replay <trace>; prints one JSON object: cycles and seconds of the timed runs (in all,
+// and each as [cycles, seconds]), all cycles, and the wall time of the whole replay.
 #include "Vtop.h"
 #include "verilated.h"
 #include "verilated_vpi.h"
@@ -21,6 +21,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 static vluint64_t main_time = 0;
 double sc_time_stamp() { return (double)main_time; }
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
     std::ifstream in(argv[1]);
     std::string line;
     double run_s = 0;
+    std::vector<std::pair<unsigned long long, double>> runs;
     unsigned long long run_cycles = 0, all_cycles = 0, limit = 2000000000ULL;
     while (std::getline(in, line)) {
         std::istringstream ls(line);
@@ -121,13 +123,17 @@ int main(int argc, char** argv) {
             if (name == "run") {
                 run_s += s;
                 run_cycles += n;
+                runs.emplace_back(n, s);
             }
         }
     }
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     printf("{\"run_cycles\": %llu, \"run_seconds\": %.6f, \"all_cycles\": %llu, "
-           "\"wall_seconds\": %.6f}\n",
+           "\"wall_seconds\": %.6f, \"runs\": [",
            run_cycles, run_s, all_cycles, wall);
+    for (size_t i = 0; i < runs.size(); i++)
+        printf("%s[%llu, %.6f]", i ? ", " : "", runs[i].first, runs[i].second);
+    printf("]}\n");
     top->final();
     delete top;
     return 0;
