@@ -49,10 +49,12 @@ def sram_for(rows, cols, m, k, dtype) -> int:
 
 def measure(cases, dtype: str, sim: str | None, optimize: bool = True) -> list[dict]:
     rows_out = []
+    # One SRAM size for every fabric: the tile is then the same Verilog everywhere and is
+    # compiled once (the library the harness shares between fabric sizes).
+    sram = max(sram_for(r, c, m, k, dtype) for r, c, m, k in cases)
     by_fabric: dict[tuple[int, int, int], list] = {}
     for r, c, m, k in cases:
-        by_fabric.setdefault((r, c, max(sram_for(r, c, mm, kk, dtype) for rr, cc, mm, kk in cases
-                                        if (rr, cc) == (r, c))), []).append((m, k))
+        by_fabric.setdefault((r, c, sram), []).append((m, k))
     rng = np.random.default_rng(0)
     for (r, c, sram), shapes in by_fabric.items():
         params = FabricParams(rows=r, cols=c, spares=1, sram_words=sram)

@@ -13,6 +13,7 @@ from pe.isa import ErrorFlag
 from sim.host.driver import FabricDriver, FabricImage, TileProgram
 from sim.host.errors import FabricError
 from sim.model.wavelet import Wavelet
+from sim.tb.free_run import replay
 from sim.tb.sim_top import EngineParams
 from sim.toolchain.asm import assemble
 from sim.toolchain.routes import RouteCycleError, RouteTable, find_route_cycle
@@ -164,3 +165,25 @@ def test_chain_read_back_longer_than_the_capture_ring(small_ring_driver):
     pe.add_words(0, data)  # loading also streams several times the chain ring
     driver.load(image)
     assert driver.read_memory(0, 0, 0, PARAMS.sram_words).tolist() == data
+
+
+@pytest.mark.slow
+def test_a_recorded_session_replays_cycle_for_cycle_without_python(sim, tmp_path):
+    """The free-running limit of bench/sim_speed.py replays the same runs: same cycle counts."""
+    if sim != "verilator":
+        pytest.skip("the replayer links a Verilator model")
+    trace = tmp_path / "session.trace"
+    rtl = FabricDriver(PARAMS, backend="rtl", sim=sim, rtl_options={"trace": trace})
+    try:
+        rtl.load(echo_image())
+        cycles = []
+        for n in (5, 40):
+            rtl.send("w", 0, [Wavelet(i, TRIGGER) for i in range(n)])
+            cycles.append(rtl.run(max_cycles=1000, expect={("e", 0): n},
+                                  counters=False).cycles)
+        build_dir = rtl._backend.build_dir
+    finally:
+        rtl.close()
+    free = replay(build_dir, trace)
+    # Each replayed run also counts the 3 settle cycles and the 2 cycles the start takes.
+    assert [c for c, _ in free["runs"]] == [c + 5 for c in cycles]
