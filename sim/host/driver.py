@@ -4,9 +4,10 @@ One API, two backends that take the same configuration-chain packets:
 
 * ``backend="golden"``: the golden fabric model (:mod:`sim.model.fabric`), untimed
   (:mod:`sim.host.golden`);
-* ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default), served by
-  :mod:`sim.tb.fabric_server` in a simulator process the driver starts and talks to over a socket
-  (:mod:`sim.host.rtl`).
+* ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default) inside a
+  simulation top whose host engines stream every edge port and the configuration chain
+  (:mod:`sim.tb.sim_top`), served by :mod:`sim.tb.fabric_server` in a simulator process the
+  driver starts and talks to over a socket (:mod:`sim.host.rtl`).
 
 What a driver raises is in :mod:`sim.host.errors`.
 
@@ -159,6 +160,9 @@ class FabricDriver:
         Record a waveform (RTL).
     optimize : bool
         Build the simulator with C++ optimisation (slower build, faster run: long workloads).
+    rtl_options : dict, optional
+        More keyword arguments of :class:`sim.host.rtl.RTLBackend` (``engines``,
+        ``reuse_tile``, ``threads``, ``trace``).
 
     Raises
     ------
@@ -172,7 +176,7 @@ class FabricDriver:
 
     def __init__(self, params: FabricParams, *, backend: str = "golden", defects=None,
                  fault: str = "random", sim: str | None = None, waves: bool = False,
-                 optimize: bool = False):
+                 optimize: bool = False, rtl_options: dict | None = None):
         if backend not in ("golden", "rtl"):
             raise ValueError(f"backend must be 'golden' or 'rtl', not {backend!r}")
         if fault not in FAULT_MODES:
@@ -185,7 +189,8 @@ class FabricDriver:
         if backend == "golden":
             self._backend: Backend = GoldenBackend(params, self.repair_map)
         else:
-            self._backend = RTLBackend(params, sim=sim, waves=waves, optimize=optimize)
+            self._backend = RTLBackend(params, sim=sim, waves=waves, optimize=optimize,
+                                       **(rtl_options or {}))
         self._running = False
         self._apply_repair(d, fault)
 

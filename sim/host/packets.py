@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from hdl.config_chain import BROADCAST, Command
 
 __all__ = [
@@ -83,10 +85,17 @@ def decode_header(word: int) -> ChainHeader:
     return ChainHeader(word >> 28 & 0xF, word >> 20 & 0xFF, word >> 12 & 0xFF, word & 0xFFF)
 
 
-def write_packets(row: int, col: int, address: int, words: Sequence[int]) -> list[int]:
-    """WRITE packets (split every ``MAX_COUNT`` words) for consecutive tile addresses."""
+def write_packets(row: int, col: int, address: int,
+                  words: Sequence[int] | np.ndarray) -> list[int]:
+    """WRITE packets (split every ``MAX_COUNT`` words) for consecutive tile addresses.
+
+    ``words`` may be a numpy integer array (an SRAM image): it is reduced to 32 bits in bulk.
+    """
     out: list[int] = []
-    words = [int(w) & 0xFFFF_FFFF for w in words]
+    if isinstance(words, np.ndarray):
+        words = (words.astype(np.int64).ravel() & 0xFFFF_FFFF).tolist()
+    else:
+        words = [int(w) & 0xFFFF_FFFF for w in words]
     for start in range(0, max(len(words), 1), MAX_COUNT):
         chunk = words[start:start + MAX_COUNT]
         out += [header(Command.WRITE, row, col, len(chunk)), address + start, *chunk]

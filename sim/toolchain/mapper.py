@@ -415,14 +415,16 @@ class GemvMapping:
             if self.relu_on_fabric:
                 wrapped = F.imax(wrapped, np.zeros_like(wrapped))
             return wrapped[:self.M]
-        W = self.w_values.view(np.uint32)
-        xb = xw
+        # Column c's partial sums y[:, c] accumulate x[c·Kc + k] for k = 0, 1, ... in order;
+        # the columns are independent, so step k updates all of them at once.
+        W = self.w_values.view(np.uint32).reshape(R * Mr, C, Kc)
+        xb = xw.reshape(C, Kc)
+        y = np.zeros((R * Mr, C), dtype=np.uint32)
+        for k in range(Kc):
+            y = F.fmac(W[:, :, k], xb[None, :, k], y)
         s = None
         for c in range(C):
-            y = np.zeros(R * Mr, dtype=np.uint32)
-            for k in range(c * Kc, (c + 1) * Kc):
-                y = F.fmac(W[:, k], np.full(R * Mr, xb[k], dtype=np.uint32), y)
-            s = y if s is None else F.fadd(s, y)
+            s = y[:, c] if s is None else F.fadd(s, y[:, c])
         if self.bias is not None:
             s = F.fadd(s, self.b_bits)
         if self.relu:
