@@ -45,7 +45,6 @@ from sim.host.golden import GoldenBackend
 from sim.host.packets import (
     BROADCAST,
     MAX_COUNT,
-    ROUTER_BASE,
     Command,
     header,
     parse_answers,
@@ -289,7 +288,7 @@ class FabricDriver:
                     raise ValueError(f"tile ({r}, {c}): route table has "
                                      f"{prog.routes.num_colors} colours, the fabric "
                                      f"{self.params.num_colors}")
-                words += write_packets(pr, pc, ROUTER_BASE, routes)
+                words += write_packets(pr, pc, TileMap.ROUTER, routes)
                 if prog is not None and prog.pe is not None:
                     for addr, block in prog.pe.config_blocks():
                         words += write_packets(pr, pc, addr, block)

@@ -22,8 +22,9 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
+from fabric.tile import TileMap
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-from sim.host.packets import ROUTER_BASE
+from router.params import RouterMap
 from sim.model.pe import PEModel, PEParams
 from sim.model.wavelet import Wavelet
 from sim.toolchain.routes import Route, RouteTable
@@ -32,7 +33,6 @@ __all__ = ["FabricModel", "EDGE_PORT"]
 
 #: The router port of an edge tile that a host edge port connects to.
 EDGE_PORT = {"n": N, "s": S, "w": W, "e": E}
-_STATUS = 0x40
 _TO_PE, _TO_TILE, _TO_HOST = range(3)  # kinds of route target (see FabricModel._targets)
 
 
@@ -73,8 +73,8 @@ class FabricModel:
     # ---- configuration -----------------------------------------------------------------------
     def cfg_write(self, row: int, col: int, addr: int, value: int) -> None:
         """Write one tile configuration word (tile address map)."""
-        if addr >= ROUTER_BASE:
-            local = addr - ROUTER_BASE
+        if addr >= TileMap.ROUTER:
+            local = addr - TileMap.ROUTER
             if local < self.num_colors:
                 table = self.routes[row][col]
                 route = Route.from_word(value)
@@ -83,7 +83,7 @@ class FabricModel:
                 else:
                     table.routes[local] = route
                 self._targets_of[row * self.cols + col] = {}
-            elif local == _STATUS:
+            elif local == RouterMap.STATUS:
                 self.dropped[row][col] = 0
         else:
             self.pes[row][col].cfg_write(addr, value)
@@ -91,7 +91,7 @@ class FabricModel:
     def cfg_write_block(self, row: int, col: int, addr: int, values) -> None:
         """Write consecutive tile configuration words from ``addr`` (as :meth:`cfg_write` of
         each; a PE's SRAM and program runs as arrays)."""
-        if addr >= ROUTER_BASE or addr + len(values) > ROUTER_BASE:
+        if addr >= TileMap.ROUTER or addr + len(values) > TileMap.ROUTER:
             for k, value in enumerate(values):
                 self.cfg_write(row, col, addr + k, int(value))
         else:
@@ -99,11 +99,11 @@ class FabricModel:
 
     def cfg_read(self, row: int, col: int, addr: int) -> int:
         """Read one tile configuration word."""
-        if addr >= ROUTER_BASE:
-            local = addr - ROUTER_BASE
+        if addr >= TileMap.ROUTER:
+            local = addr - TileMap.ROUTER
             if local < self.num_colors:
                 return self.routes[row][col][local].word()
-            if local == _STATUS:
+            if local == RouterMap.STATUS:
                 return min(self.dropped[row][col], 0xFFFF)
             return 0
         return self.pes[row][col].cfg_read(addr)
