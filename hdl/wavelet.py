@@ -20,7 +20,7 @@ each other across a hop (the WSE's routers have per-colour flow control the same
 """
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
@@ -28,6 +28,10 @@ __all__ = [
     "COLOR_BITS",
     "MAX_COLORS",
     "Wavelet",
+    "SwitchCommand",
+    "CONTROL_HOPS",
+    "ControlWord",
+    "COMMANDS_LSB",
     "LinkSignature",
     "check_num_colors",
 ]
@@ -52,14 +56,66 @@ class Wavelet(data.Struct):
         Colour (the WSE's routing "virtual channel"); selects the route at every router and the
         task or input queue at the destination PE.
     ctrl : unsigned(1)
-        Control wavelet flag (the WSE uses it for control wavelets that switch routes or
-        trigger tasks). Routers carry it unchanged; this PE does not use it yet: its input
-        queues keep only ``data`` and the wavelets it sends have ``ctrl = 0``.
+        Control wavelet flag: ``data`` is then a :class:`ControlWord`, whose switch commands
+        the routers on the wavelet's path apply to its colour's switch.
     """
 
     data: unsigned(DATA_BITS)
     color: unsigned(COLOR_BITS)
     ctrl: unsigned(1)
+
+
+class SwitchCommand(enum.Enum, shape=2):
+    """A switch command of a control wavelet, as the Cerebras SDK's ``<control>`` library
+    defines them (``SWITCH_NOP``, ``SWITCH_ADV``, ``SWITCH_RST``, ``SWITCH_TD``)."""
+
+    #: Leave the colour's switch as it is.
+    NOP = 0
+    #: Move to the next switch position (from the last one: to position 0 in ring mode, else
+    #: stay).
+    ADVANCE = 1
+    #: Back to position 0, the default route.
+    RESET = 2
+    #: Tear the colour down: the router forwards no more wavelets of it until its switch word is
+    #: written again (the SDK's ``teardown.exit``).
+    TEARDOWN = 3
+
+
+#: Switch commands a control wavelet carries, one per router hop that pops one.
+CONTROL_HOPS = 5
+
+
+class ControlWord(data.Struct):
+    """The data word of a control wavelet (``ctrl = 1``), 32 bits.
+
+    After the Cerebras SDK's ``encode_single_payload`` / WSE-2 control wavelets: a list of
+    switch commands for the routers on the path, and a control task with a 16-bit argument for
+    the PEs that receive it. Every router a control wavelet passes applies ``commands[0]`` to
+    the wavelet's colour once the wavelet has left it, and, if the colour's pop mode says so,
+    *pops* it: the wavelet goes on with the list shifted by one (``NOP`` coming in at the end),
+    so the next router applies the next command. Simplified from the WSE-2, whose list of eight
+    commands overlaps the argument bits and has a per-hop task-enable bit.
+
+    Members
+    -------
+    payload : unsigned(16)
+        The control task's argument.
+    task : unsigned(5)
+        The control task the receiving PE starts (when ``no_task`` is clear).
+    no_task : unsigned(1)
+        Start no control task (the SDK's ``ce_ignore``).
+    commands : array of 5 :class:`SwitchCommand`
+        ``commands[0]`` is for the next router to apply.
+    """
+
+    payload: unsigned(16)
+    task: unsigned(5)
+    no_task: unsigned(1)
+    commands: data.ArrayLayout(SwitchCommand, CONTROL_HOPS)
+
+
+#: Bit of a control word where its switch commands start (``commands[0]``).
+COMMANDS_LSB = ControlWord.as_shape()["commands"].offset
 
 
 def check_num_colors(num_colors: int) -> int:

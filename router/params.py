@@ -1,20 +1,22 @@
-"""The router's parameters, configuration address map and route-table word: defined once.
+"""The router's parameters, configuration address map and configuration words: defined once.
 
 :class:`RouterParams` is used by the RTL (:class:`router.Router`), the fabric's parameters and
-the golden models; :class:`RouteWord` is the route-table word the RTL decodes and Python packs
+the golden models; :class:`RouteWord` (a route of one switch position) and :class:`SwitchWord`
+(a colour's switch) are the words the RTL decodes and Python packs
 (``RouteWord.const({...}).as_bits()``) and parses (``RouteWord.from_bits(word)``).
 """
 
 from dataclasses import dataclass
 
-from amaranth.lib import data
+from amaranth.lib import data, enum
 
 from hdl.color_queue import MAX_QUEUE_DEPTH
 from hdl.params import check_int
 from hdl.ports import NUM_PORTS
 from hdl.wavelet import check_num_colors
 
-__all__ = ["RouterParams", "RouteWord", "RouterMap", "DEFAULT_COLORS"]
+__all__ = ["RouterParams", "RouteWord", "PopMode", "SwitchWord", "RouterMap", "DEFAULT_COLORS",
+           "NUM_POSITIONS"]
 
 #: Routable colours by default: the WSE-2's 24.
 DEFAULT_COLORS = 24
@@ -46,20 +48,83 @@ class RouterParams:
                   "wavelets (2 is the least that sustains one wavelet per cycle, as "
                   "color_ready is registered)")
 
+#: Switch positions of a colour: the default route (position 0) and pos1..pos3, as the WSE.
+NUM_POSITIONS = 4
+
+
 class RouteWord(data.Struct):
-    """One colour's route-table word: accepted input ports and output ports (5-bit masks, bit
-    ``i`` = port ``i`` of :mod:`hdl.ports`); more than one ``tx`` bit is a multicast."""
+    """One colour's route at one switch position: accepted input ports and output ports (5-bit
+    masks, bit ``i`` = port ``i`` of :mod:`hdl.ports`); more than one ``tx`` bit is a
+    multicast."""
 
     rx: NUM_PORTS
     tx: NUM_PORTS
 
+
+class PopMode(enum.Enum, shape=2):
+    """When a router pops the switch command it applies from a control wavelet's list
+    (:class:`hdl.wavelet.ControlWord`), as the SDK's ``pop_mode``: a command that is not popped
+    is applied again by the next router."""
+
+    #: Never: every router on the path applies the same command.
+    NO_POP = 0
+    #: Always.
+    ALWAYS_POP = 1
+    #: Only an ``ADVANCE``.
+    POP_ON_ADVANCE = 2
+
+
+class SwitchWord(data.Struct):
+    """One colour's switch (configuration word ``RouterMap.SWITCHES + c``).
+
+    Positions ``0 .. last`` are in use (``last = 0``: a static route). Writing the word puts the
+    switch at ``start`` and ends a teardown; ``position`` and ``torn`` are read-only state.
+
+    Members
+    -------
+    last : 2 bits
+        The last position in use.
+    ring : 1 bit
+        Ring mode: ``ADVANCE`` from ``last`` wraps to position 0 (else it stays at ``last``).
+    start : 2 bits
+        The position the switch takes when this word is written (the SDK's
+        ``current_switch_pos``).
+    pop : :class:`PopMode`
+    position : 2 bits
+        Read only: the current position.
+    torn : 1 bit
+        Read only: the colour is torn down (a ``TEARDOWN`` command passed).
+    """
+
+    last: 2
+    ring: 1
+    start: 2
+    pop: PopMode
+    position: 2
+    torn: 1
+
+
 class RouterMap:
     """Word addresses of the router's configuration bus (``ADDR_WIDTH`` bits).
 
-    ``ROUTES + c`` is colour ``c``'s :class:`RouteWord`; ``STATUS`` reads the sticky,
-    saturating 16-bit count of dropped wavelets and clears it when written.
+    ``ROUTES + 32 * k + c`` is colour ``c``'s :class:`RouteWord` at switch position ``k``
+    (:meth:`route`; position 0, the default route, at ``ROUTES + c``); ``SWITCHES + c`` is its
+    :class:`SwitchWord`; ``STATUS`` reads the sticky, saturating 16-bit count of dropped
+    wavelets and clears it when written. Write a colour's position 0 before its other positions:
+    writing position 0 forgets the input ports the others accepted.
     """
 
-    ADDR_WIDTH = 7
+    ADDR_WIDTH = 8
     ROUTES = 0x00
-    STATUS = 0x40
+    SWITCHES = 0x80
+    STATUS = 0xC0
+
+    @staticmethod
+    def route(color: int, position: int = 0) -> int:
+        """The address of colour ``color``'s route at switch ``position``."""
+        return RouterMap.ROUTES + 32 * position + color
+
+    @staticmethod
+    def switch(color: int) -> int:
+        """The address of colour ``color``'s :class:`SwitchWord`."""
+        return RouterMap.SWITCHES + color

@@ -2,10 +2,24 @@
 
 Organisation (``docs/architecture.md``, "Router"):
 
-* **Route table.** One :class:`~router.params.RouteWord` per colour, ``rx`` (accepted input
-  ports) and ``tx`` (output ports), as the WSE's static colour routing. Flip-flops, for the
-  per-colour logic that needs every route at once, plus LUT-RAM copies for the lookups by colour
-  (one per input port, one for configuration read-back), all written together.
+* **Routes and switches.** Each colour has up to four switch positions, each a
+  :class:`~router.params.RouteWord` (``rx``: accepted input ports, ``tx``: output ports), and a
+  :class:`~router.params.SwitchWord` (last position, ring mode, start position, pop mode), as
+  the WSE's fabric switches. The positions live in one LUT RAM; the *current* route of every
+  colour is in flip-flops (for the per-colour credit logic), with LUT-RAM copies for the lookups
+  by colour (one per input port: ``tx``, that port's ``rx`` bit and the pop mode). A wavelet
+  arriving on a port that some position of its colour accepts is queued; it leaves only while
+  the current position accepts its port, so a switch chooses which input feeds a colour.
+* **Switch updates** go through a one-cycle *apply* stage that reads the positions and writes
+  the current route: a control wavelet's command (``ADVANCE``, ``RESET``, ``TEARDOWN``; see
+  :class:`hdl.wavelet.SwitchCommand`) once the wavelet has left, and every configuration write
+  of a route or switch word. While a colour's update is in the stage its wavelets wait, so the
+  wavelets behind a control wavelet follow the new position. One control wavelet leaves per
+  cycle at most: input ``p`` may send one only on its turn (a rotating one-hot turn, so a
+  control wavelet waits up to four cycles) and not while the configuration bus is busy. A
+  configuration read holds the stage for that cycle (they share the positions' read port).
+  The wavelet leaves with its command list popped (shifted by one) when the colour's pop mode
+  says so.
 * **Input ports.** Each input is a :class:`hdl.color_queue.ColorQueues`: an arrival register
   straight off the link, then per-colour queues of ``queue_depth`` wavelets in one LUT-RAM
   memory. A colour whose output is stalled fills only its own queue; the link's ``color_ready``
@@ -29,13 +43,15 @@ Organisation (``docs/architecture.md``, "Router"):
   combinational path goes across a link and back. Every output's ``valid``/``payload`` is
   combinational from the inputs' registered state (arbiter, credit check, 5:1 mux) and ends at
   the receiver's registers.
-* **Drops.** A wavelet whose colour does not accept the port it arrived on, has no output, or
-  is at or above ``num_colors``, is taken, dropped and counted in a sticky, saturating 16-bit
-  counter (``dropped``; configuration word ``RouterMap.STATUS``, cleared by writing it).
+* **Drops.** A wavelet whose colour accepts the port it arrived on at no switch position (with
+  an output), or whose colour is at or above ``num_colors``, is taken, dropped and counted in a
+  sticky, saturating 16-bit counter (``dropped``; configuration word ``RouterMap.STATUS``,
+  cleared by writing it).
 """
 
+
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, enum, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.arbiter import AtomicAllocator, RoundRobin
@@ -43,15 +59,54 @@ from hdl.color_queue import ColorQueues, onehot_select
 from hdl.config_bus import ConfigBusSignature
 from hdl.ports import NUM_PORTS, PORT_NAMES
 from hdl.refused import refusing
-from hdl.wavelet import COLOR_BITS, LinkSignature
+from hdl.wavelet import COLOR_BITS, COMMANDS_LSB, ControlWord, LinkSignature, SwitchCommand
 
-from .params import DEFAULT_COLORS, RouterMap, RouterParams, RouteWord
+from .params import (
+    DEFAULT_COLORS,
+    NUM_POSITIONS,
+    PopMode,
+    RouterMap,
+    RouterParams,
+    RouteWord,
+    SwitchWord,
+)
 
 __all__ = ["Router"]
 
+_POS_BITS = (NUM_POSITIONS - 1).bit_length()
+_CMD_WIDTH = SwitchCommand.as_shape().width
+
+
+class _Update(enum.Enum, shape=3):
+    """What the apply stage does to a colour's switch."""
+
+    ADVANCE = SwitchCommand.ADVANCE.value
+    RESET = SwitchCommand.RESET.value
+    TEARDOWN = SwitchCommand.TEARDOWN.value
+    RELOAD = 4  # a route word was written: reload the current position's route
+    START = 5   # the switch word was written: go to its start position, end a teardown
+
+
+class _SwitchConfig(data.Struct):
+    """The writable part of a :class:`~router.params.SwitchWord`."""
+
+    last: _POS_BITS
+    ring: 1
+    start: _POS_BITS
+    pop: PopMode
+
+
+class _Lookup(data.Struct):
+    """What an input port looks up by colour: the current route's outputs, whether it accepts
+    this port, the pop mode."""
+
+    tx: NUM_PORTS
+    rx: 1
+    pop: PopMode
+
 
 class Router(wiring.Component):
-    """A 5-port (N, E, S, W, RAMP) colour router with per-colour queues in LUT RAM.
+    """A 5-port (N, E, S, W, RAMP) colour router with per-colour queues and fabric switches.
 
     Parameters
     ----------
@@ -105,64 +160,156 @@ class Router(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        C, P = self.num_colors, NUM_PORTS
+        C, P, K = self.num_colors, NUM_PORTS, NUM_POSITIONS
         cfg = self.cfg
 
-        # ---- route table: flip-flops, and LUT-RAM copies for lookups by colour -----------------
-        routes = [Signal(RouteWord, name=f"route_{c}") for c in range(C)]
-        route_we = Signal()
-        m.d.comb += route_we.eq(cfg.we & (cfg.addr < RouterMap.ROUTES + C))
-        new_route = Signal(RouteWord)
-        m.d.comb += new_route.eq(cfg.wdata[:RouteWord.as_shape().size])
-        with m.If(route_we):
-            for c in range(C):
-                with m.If(cfg.addr[:COLOR_BITS] == c):
-                    m.d.sync += routes[c].eq(new_route)
+        # ---- configuration decode -------------------------------------------------------------
+        cfg_color = cfg.addr[:COLOR_BITS]
+        cfg_pos = cfg.addr[COLOR_BITS:COLOR_BITS + _POS_BITS]
+        in_routes = Signal()    # ROUTES + 32 k + c, c < C
+        in_switches = Signal()  # SWITCHES + c, c < C
+        m.d.comb += [
+            in_routes.eq((cfg.addr < RouterMap.ROUTES + 32 * K) & (cfg_color < C)),
+            in_switches.eq((cfg.addr >= RouterMap.SWITCHES)
+                           & (cfg.addr < RouterMap.SWITCHES + C)),
+        ]
+        new_route = RouteWord(cfg.wdata[:RouteWord.as_shape().size])
+        new_switch = SwitchWord(cfg.wdata[:SwitchWord.as_shape().size])
+        cfg_busy = Signal()  # a control wavelet must not leave: its update could collide
+        m.d.comb += cfg_busy.eq(cfg.we | cfg.re)
 
-        def route_copy(name, shape):
-            """A LUT-RAM copy of the route table (or of its ``tx`` masks); returns its read
-            port."""
-            table = memory.Memory(shape=shape, depth=C, init=[])
+        # ---- switch state ---------------------------------------------------------------------
+        # Every position's route, at {colour, position}; the switch words; current positions.
+        m.submodules.positions = positions = memory.Memory(shape=RouteWord, depth=C * K, init=[])
+        m.submodules.switches = switches = memory.Memory(shape=_SwitchConfig, depth=C, init=[])
+        m.submodules.current = current = memory.Memory(shape=_POS_BITS, depth=C, init=[])
+        pos_w, pos_r = positions.write_port(), positions.read_port(domain="comb")
+        sw_w, sw_r = switches.write_port(), switches.read_port(domain="comb")
+        cur_w, cur_r = current.write_port(), current.read_port(domain="comb")
+        routes = [Signal(RouteWord, name=f"route_{c}") for c in range(C)]  # current routes
+        accepts = [Signal(P, name=f"accepts_{c}") for c in range(C)]  # rx at some position
+        torn = Signal(C)
+
+        m.d.comb += [
+            pos_w.addr.eq(Cat(cfg_pos, cfg_color)), pos_w.data.eq(new_route),
+            pos_w.en.eq(cfg.we & in_routes),
+            sw_w.addr.eq(cfg_color), sw_w.en.eq(cfg.we & in_switches),
+            sw_w.data.last.eq(new_switch.last), sw_w.data.ring.eq(new_switch.ring),
+            sw_w.data.start.eq(new_switch.start), sw_w.data.pop.eq(new_switch.pop),
+        ]
+        with m.If(cfg.we & in_routes):
+            rx = Mux(new_route.tx.any(), new_route.rx, 0)
+            for c in range(C):
+                with m.If(cfg_color == c):
+                    m.d.sync += accepts[c].eq(Mux(cfg_pos == 0, rx, accepts[c] | rx))
+
+        # The apply stage: one colour's update per cycle, held while a configuration read uses
+        # the read ports.
+        ap_valid = Signal()
+        ap_color = Signal(COLOR_BITS)
+        ap_onehot = Signal(C)
+        ap_update = Signal(_Update, init=_Update.RELOAD)
+        ap_go = Signal()
+        m.d.comb += ap_go.eq(ap_valid & ~cfg.re)
+        index = Mux(cfg.re, cfg_color, ap_color)
+        m.d.comb += [sw_r.addr.eq(index), cur_r.addr.eq(index)]
+        sw, pos = sw_r.data, cur_r.data
+        new_pos = Signal(_POS_BITS)
+        with m.Switch(ap_update):
+            with m.Case(_Update.ADVANCE):
+                m.d.comb += new_pos.eq(Mux(pos == sw.last, Mux(sw.ring, 0, pos), pos + 1))
+            with m.Case(_Update.RESET):
+                m.d.comb += new_pos.eq(0)
+            with m.Case(_Update.START):
+                m.d.comb += new_pos.eq(sw.start)
+            with m.Default():
+                m.d.comb += new_pos.eq(pos)
+        m.d.comb += [
+            pos_r.addr.eq(Mux(cfg.re, Cat(cfg_pos, cfg_color), Cat(new_pos, ap_color))),
+            cur_w.addr.eq(ap_color), cur_w.data.eq(new_pos), cur_w.en.eq(ap_go),
+        ]
+        for c in range(C):
+            with m.If(ap_go & ap_onehot[c]):
+                m.d.sync += routes[c].eq(pos_r.data)
+                with m.If(ap_update == _Update.TEARDOWN):
+                    m.d.sync += torn[c].eq(1)
+                with m.If(ap_update == _Update.START):
+                    m.d.sync += torn[c].eq(0)
+        with m.If(ap_go):
+            m.d.sync += ap_valid.eq(0)
+
+        def lookup_copy(name, port):
+            """A LUT-RAM copy of the current routes, as input ``port`` looks them up by colour;
+            returns its read port."""
+            table = memory.Memory(shape=_Lookup, depth=C, init=[])
             m.submodules[name] = table
             w = table.write_port()
-            value = new_route if shape is RouteWord else new_route.tx
-            m.d.comb += [w.addr.eq(cfg.addr[:COLOR_BITS]), w.data.eq(value), w.en.eq(route_we)]
+            m.d.comb += [
+                w.addr.eq(ap_color), w.en.eq(ap_go),
+                w.data.tx.eq(pos_r.data.tx), w.data.rx.eq(pos_r.data.rx[port]),
+                w.data.pop.eq(sw.pop),
+            ]
             return table.read_port(domain="comb")
+
+        # Updates: configuration writes, or the command of a control wavelet that left.
+        event_valid = Signal()
+        event_color = Signal(COLOR_BITS)
+        event_onehot = Signal(C)
+        event_cmd = Signal(SwitchCommand)
+        with m.If(cfg.we & (in_routes | in_switches)):
+            m.d.sync += [
+                ap_valid.eq(1), ap_color.eq(cfg_color),
+                ap_onehot.eq(Cat(cfg_color == c for c in range(C))),
+                ap_update.eq(Mux(in_switches, _Update.START, _Update.RELOAD)),
+            ]
+        with m.Elif(event_valid):
+            m.d.sync += [ap_valid.eq(1), ap_color.eq(event_color), ap_onehot.eq(event_onehot),
+                         ap_update.eq(event_cmd)]
 
         # ---- configuration read-back ----------------------------------------------------------
         dropped = Signal(16)
         m.d.comb += self.dropped.eq(dropped)
-        readback = route_copy("routes_cfg", RouteWord)
-        m.d.comb += readback.addr.eq(cfg.addr[:COLOR_BITS])
         rdata = Signal(32)
         m.d.comb += cfg.rdata.eq(rdata)
         with m.If(cfg.re):
             m.d.sync += rdata.eq(0)
-            with m.If(cfg.addr < RouterMap.ROUTES + C):
-                m.d.sync += rdata.eq(readback.data)
+            with m.If(in_routes):
+                m.d.sync += rdata.eq(pos_r.data)
+            with m.If(in_switches):
+                m.d.sync += rdata.eq(Cat(sw.last, sw.ring, sw.start, sw.pop, pos,
+                                         torn.bit_select(cfg_color, 1)))
             with m.If(cfg.addr == RouterMap.STATUS):
                 m.d.sync += rdata.eq(dropped)
 
         # ---- credit: every output of colour c's route can take a wavelet of c ------------------
         credit = [self.port_out(o).color_ready for o in range(P)]  # registered at the receivers
+        # A colour moves while it is not torn down and not being updated.
+        held = Signal(C)
+        m.d.comb += held.eq(torn | Mux(ap_valid, ap_onehot, 0))
         clear = Signal(C)
         for c in range(C):
             tx = routes[c].tx
-            m.d.comb += clear[c].eq(tx.any() & ~Cat(tx[o] & ~credit[o][c] for o in range(P)).any())
+            m.d.comb += clear[c].eq(tx.any() & ~held[c]
+                                    & ~Cat(tx[o] & ~credit[o][c] for o in range(P)).any())
         # The pickers use it a cycle late (a colour whose credit just vanished may be picked and
         # then waits: the candidate's own check uses `clear`), off their long path.
         clear_late = Signal(C)
         m.d.sync += clear_late.eq(clear)
 
+        # Control wavelets: input p may send one on its turn, when no update can collide.
+        turn = Signal(P, init=1)
+        m.d.sync += turn.eq(turn.rotate_left(1))
+
         # ---- inputs: queues, candidate, picker ------------------------------------------------
         m.submodules.allocator = alloc = AtomicAllocator(P, P)
-        queues = []
+        queues, cand_data = [], []
+        ctrl_go, cand_colors, cand_onehots, cand_cmds = [], [], [], []
         for p in range(P):
             name = PORT_NAMES[p]
             q = ColorQueues(num_colors=C, depth=self.queue_depth, storage="bram")
             m.submodules[f"queues_{name}"] = q
             wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
-            m.d.comb += q.accept.eq(Cat(r.rx[p] & r.tx.any() for r in routes))
+            m.d.comb += q.accept.eq(Cat(a[p] for a in accepts))
             queues.append(q)
 
             # The candidate: the picked colour's head, or else the arrival if it is a head.
@@ -178,18 +325,39 @@ class Router(wiring.Component):
                 q.rd[0].onehot.eq(onehot),
                 q.rd[0].pop.eq(alloc.go[p]),
             ]
-            lookup = route_copy(f"tx_{name}", NUM_PORTS)
+            lookup = lookup_copy(f"lookup_{name}", p)
+            ctrl = q.rd[0].ctrl
             m.d.comb += [
                 lookup.addr.eq(colour),
-                alloc.requests[p].eq(Mux(sel_valid | q.arrival_is_head, lookup.data, 0)),
-                # Credit, for either kind of candidate (two AND-ORs side by side).
+                # Only a port the current position accepts feeds the colour.
+                alloc.requests[p].eq(Mux((sel_valid | q.arrival_is_head) & lookup.data.rx,
+                                         lookup.data.tx, 0)),
+                # Credit, for either kind of candidate (two AND-ORs side by side); a control
+                # wavelet only on its turn.
                 alloc.ready[p].eq(Mux(sel_valid, (sel_onehot & clear).any(),
-                                      (q.arrival_onehot & clear).any())),
+                                      (q.arrival_onehot & clear).any())
+                                  & (~ctrl | (turn[p] & ~cfg_busy))),
             ]
+
+            # A control wavelet leaves with its command list popped, if its colour pops.
+            word = ControlWord(q.rd[0].data)
+            cmd = word.commands[0]
+            pops = Signal(name=f"pops_{name}")
+            m.d.comb += pops.eq(ctrl & ((lookup.data.pop == PopMode.ALWAYS_POP)
+                                        | ((lookup.data.pop == PopMode.POP_ON_ADVANCE)
+                                           & (cmd == SwitchCommand.ADVANCE))))
+            commands = q.rd[0].data[COMMANDS_LSB:]
+            cand_data.append(Cat(q.rd[0].data[:COMMANDS_LSB],
+                                 Mux(pops, commands[_CMD_WIDTH:], commands)))
+            ctrl_go.append(alloc.go[p] & ctrl & (cmd != SwitchCommand.NOP))
+            cand_colors.append(colour)
+            cand_onehots.append(onehot)
+            cand_cmds.append(cmd.as_value())
 
             # Picker: the colour offered next cycle, among colours holding a wavelet besides
             # the candidate (expected to leave) and the arrival (being written to its queue
-            # memory this cycle, where a registered read could not see it yet).
+            # memory this cycle, where a registered read could not see it yet), that this port
+            # currently feeds.
             leaving = Signal(C, name=f"leaving_{name}")
             m.d.comb += leaving.eq(Mux(sel_valid, sel_onehot, 0))
             spare = Signal(C, name=f"spare_{name}")  # occupancy beyond those two
@@ -198,7 +366,7 @@ class Router(wiring.Component):
             picker = RoundRobin(C, delayed=True)
             m.submodules[f"picker_{name}"] = picker
             m.d.comb += [
-                picker.requests.eq(clear_late & spare),
+                picker.requests.eq(clear_late & spare & Cat(r.rx[p] for r in routes)),
                 picker.advance.eq(1),
             ]
             index = Cat(Cat(picker.grant[c] for c in range(C) if c >> b & 1).any()
@@ -206,12 +374,20 @@ class Router(wiring.Component):
             m.d.comb += q.rd[0].next_color.eq(index)
             m.d.sync += [sel.eq(index), sel_onehot.eq(picker.grant), sel_valid.eq(picker.valid)]
 
+        # The control wavelet that left (at most one: the one whose turn it is).
+        m.d.comb += [
+            event_valid.eq(Cat(ctrl_go).any()),
+            event_color.eq(onehot_select(turn, cand_colors)),
+            event_onehot.eq(onehot_select(turn, cand_onehots)),
+            event_cmd.eq(onehot_select(turn, cand_cmds)),
+        ]
+
         # ---- outputs ----------------------------------------------------------------------------
         for o in range(P):
             link, grant = self.port_out(o), alloc.grants[o]
             m.d.comb += [
                 link.valid.eq(grant.any()),
-                link.payload.data.eq(onehot_select(grant, [q.rd[0].data for q in queues])),
+                link.payload.data.eq(onehot_select(grant, cand_data)),
                 link.payload.color.eq(onehot_select(grant, [q.rd[0].color for q in queues])),
                 link.payload.ctrl.eq(onehot_select(grant, [q.rd[0].ctrl for q in queues])),
             ]
@@ -224,5 +400,5 @@ class Router(wiring.Component):
         with m.Elif(drops != 0):
             total = dropped + drops
             m.d.sync += dropped.eq(Mux(total > 0xFFFF, 0xFFFF, total))
-        m.d.comb += self.busy.eq(Cat(q.busy for q in queues).any())
+        m.d.comb += self.busy.eq(Cat(q.busy for q in queues).any() | ap_valid)
         return m

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hdl.wavelet import ControlWord, SwitchCommand
+from router.params import PopMode
 from sim.host.driver import FabricImage, TileProgram
 from sim.model.pe import PEParams
 from sim.model.wavelet import Wavelet
@@ -121,4 +123,42 @@ def starved(rows: int, cols: int, num_colors: int, pe: PEParams) -> Scenario:
         image.tiles[r, cc] = TileProgram(RouteTable(num_colors).set(1, ["w"], ["e"]))
     scenario = Scenario("starved", image)
     scenario.inputs["w", r] = [Wavelet(0, 1)]
+    return scenario
+
+
+def _control(payload: int, color: int, commands) -> Wavelet:
+    word = ControlWord.const({"payload": payload, "no_task": 1, "commands": list(commands)})
+    return Wavelet(word.as_bits(), color, 1)
+
+
+def switched_scatter(rows: int, cols: int, num_colors: int, pe: PEParams,
+                     seed: int = 2) -> Scenario:
+    """Host-driven switches, routers only: one colour enters row 0 from the west; in row 0 each
+    router passes it east (position 0) or turns it south (position 1), down its column to the
+    south edge. For each column k the host sends a control wavelet whose command list (popped
+    at every router) advances router k alone, a block of data that leaves at south port k, and a
+    control wavelet that resets router k. The golden expectation is written here: south port k
+    receives its block and the reset wavelet, the east port the advance wavelets."""
+    rng = np.random.default_rng(seed)
+    COLOR = num_colors - 1
+    NOP, ADV, RST = SwitchCommand.NOP, SwitchCommand.ADVANCE, SwitchCommand.RESET
+    image = FabricImage()
+    for r in range(rows):
+        for c in range(cols):
+            table = RouteTable(num_colors)
+            if r == 0:
+                table.set(COLOR, ["w"], ["e"])
+                table.set_switch(COLOR, [(["w"], ["s"])], pop=PopMode.ALWAYS_POP)
+            else:
+                table.set(COLOR, ["n"], ["s"])
+            image.tiles[r, c] = TileProgram(table)
+    scenario = Scenario("switched_scatter", image)
+    stream = []
+    for k in range(cols):
+        block = [Wavelet(v, COLOR) for v in _floats(rng, 3 + k)]
+        stream += [_control(k, COLOR, [NOP] * k + [ADV]), *block,
+                   _control(100 + k, COLOR, [NOP] * k + [RST])]
+        scenario.expect["s", k] = len(block) + 1
+    scenario.inputs["w", 0] = stream
+    scenario.expect["e", 0] = cols
     return scenario

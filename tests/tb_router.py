@@ -15,9 +15,11 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
-from router.params import RouterMap
+from hdl.wavelet import SwitchCommand
+from router.params import PopMode, RouterMap, SwitchWord
 from sim.model.wavelet import Wavelet
-from sim.tb.router_bench import RouterTB, tagged
+from sim.tb.links import reset
+from sim.tb.router_bench import RouterTB, control, tagged
 from sim.toolchain.routes import Route, RouteTable
 
 NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
@@ -110,8 +112,8 @@ async def random_traffic_with_backpressure(dut):
             stream = []
             for i in range(150):
                 c = rng.randrange(NUM_COLORS + (2 if NUM_COLORS < 32 else 0))
-                stream.append(Wavelet((p << 28) | (round_ << 20) | i, min(c, 31),
-                                      rng.randrange(2)))
+                stream.append(control(p, min(c, 31), round_ << 12 | i) if rng.randrange(2)
+                              else Wavelet((p << 28) | (round_ << 20) | i, min(c, 31)))
             inputs[p] = stream
         expected = await tb.run(table, inputs)
         dropped = await read_dropped(tb)
@@ -174,3 +176,154 @@ async def drops_are_counted(dut):
     assert dropped == expected.dropped, f"counted {dropped} drops, expected {expected.dropped}"
     await tb.cfg.write(RouterMap.STATUS, 0)
     assert await read_dropped(tb) == 0, "writing the status word did not clear the drop counter"
+
+
+# ---- fabric switches ---------------------------------------------------------------------------
+
+ADV, RST, TD, NOP = (SwitchCommand.ADVANCE, SwitchCommand.RESET, SwitchCommand.TEARDOWN,
+                     SwitchCommand.NOP)
+
+
+def burst(port, color, n, start, *commands):
+    """``n`` data wavelets of ``color`` tagged with ``port``, then (if ``commands``) a control
+    wavelet carrying them."""
+    out = tagged(port, color, n, start)
+    if commands:
+        out.append(control(port, color, start + n, commands))
+    return out
+
+
+async def read_switch(tb, color):
+    return SwitchWord.from_bits(await tb.cfg.read(RouterMap.switch(color)))
+
+
+@cocotb.test()
+async def switch_advances_around_a_ring(dut):
+    """A colour fed from W, then N, then RAMP (positions 0, 1, 2 in ring mode, the middle one a
+    multicast), each burst ending with an ADVANCE: three times around the ring with idle
+    sources and backpressure. Each position's wavelets arrive exactly once and in order, the
+    waiting ports' wavelets queue meanwhile, a static colour on the same ports is unaffected,
+    and the switch ends where the model says."""
+    if NUM_COLORS < 2:
+        return
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+                  source_pause=lambda p: pause_pattern(random.Random(SEED * 11 + p), 0.3),
+                  sink_pause=lambda p: pause_pattern(random.Random(SEED * 13 + p), 0.4))
+    await tb.start()
+    A, B = 0, NUM_COLORS - 1
+    table = RouteTable(NUM_COLORS).set(A, ["w"], ["e"]).set(B, ["w", "n"], ["s"])
+    table.set_switch(A, [(["n"], ["e", "s"]), (["ramp"], ["e"])], ring=True)
+    await tb.load(table)
+    inputs = {W: [], N: [], RAMP: []}
+    for k in range(3):
+        inputs[W] += burst(W, A, 5, 100 * k, ADV)
+        inputs[N] += burst(N, A, 4, 100 * k, ADV)
+        inputs[RAMP] += burst(RAMP, A, 3, 100 * k, ADV)
+    inputs[W] += burst(W, A, 2, 900)  # back at position 0
+    inputs[W] = [w for pair in itertools.zip_longest(inputs[W], tagged(W, B, 20, 500))
+                 for w in pair if w is not None]
+    inputs[N] += tagged(N, B, 10, 700)
+    expected = await tb.run(table, inputs)
+    assert expected.positions[A] == (0, False)
+    state = await read_switch(tb, A)
+    assert (state.position, state.torn) == expected.positions[A], (
+        f"switch of colour {A} reads back position {state.position}, torn {state.torn}; the "
+        f"model ends at {expected.positions[A]}")
+
+
+@cocotb.test()
+async def switch_start_reset_teardown_and_pop(dut):
+    """Start position 1, no ring, pop always: ADVANCE to the last position and one more (it
+    stays), RESET to position 0, then TEARDOWN: what follows waits until the switch word is
+    written again, then goes from the start position. Each control wavelet leaves with its
+    command popped; the switch word and position routes read back."""
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+                  sink_pause=lambda p: pause_pattern(random.Random(SEED * 17 + p), 0.3))
+    await tb.start()
+    A = NUM_COLORS // 2
+    table = RouteTable(NUM_COLORS).set(A, ["w"], ["e"])
+    table.set_switch(A, [(["w"], ["s"]), (["w"], ["ramp", "n"])], start=1,
+                     pop=PopMode.ALWAYS_POP)
+    await tb.load(table)
+    for k, route in enumerate(table.positions(A)):
+        back = await tb.cfg.read(RouterMap.route(A, k))
+        assert back == route.word(), f"position {k} of colour {A} reads back {back:#x}"
+    state = await read_switch(tb, A)
+    assert (state.last, state.ring, state.start, state.pop, state.position, state.torn) == (
+        2, 0, 1, PopMode.ALWAYS_POP, 1, 0), f"switch word reads back {state}"
+    held = tagged(W, A, 4, 600)
+    stream = (burst(W, A, 3, 0, ADV, RST) + burst(W, A, 3, 100, ADV) + burst(W, A, 2, 200, RST)
+              + burst(W, A, 3, 300, TD, ADV) + held)
+    expected = await tb.run(table, {W: stream})
+    assert expected.waiting == {(W, A): held}
+    assert expected.positions[A] == (0, True)
+    popped = [w for w in tb.sinks[S].wavelets() if w.ctrl]
+    assert popped == [control(W, A, 3, [RST])], f"control wavelet left as {popped}"
+    state = await read_switch(tb, A)
+    assert (state.position, state.torn) == (0, 1), f"after TEARDOWN the switch reads {state}"
+
+    # Writing the switch word ends the teardown: the held wavelets go from position 1 (S).
+    before = len(tb.sinks[S].received)
+    await tb.cfg.write(RouterMap.switch(A), table.switches[A].word())
+    await tb.bench.wait_until(lambda: len(tb.sinks[S].received) - before >= len(held)
+                              and not int(dut.busy.value), 500, "held wavelets after re-start")
+    assert [w for _, w in tb.sinks[S].received[before:]] == held
+
+
+@cocotb.test()
+async def random_switches_under_backpressure(dut):
+    """Random switches (2 to 4 positions, each fed from one random port, random ring, start and
+    pop modes) on several colours at once, random streams with control wavelets carrying
+    random ADVANCE / RESET / NOP lists, random static colours beside them, idle sources and
+    backpressure: every flow exactly once and in order, waiting wavelets kept, final positions
+    as the model says."""
+    rng = random.Random(SEED * 101)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+                  source_pause=lambda p: pause_pattern(random.Random(SEED * 23 + p), 0.25),
+                  sink_pause=lambda p: pause_pattern(random.Random(SEED * 29 + p), 0.3))
+    await tb.start()
+    for round_ in range(3):
+        table = RouteTable(NUM_COLORS)
+        switched = rng.sample(range(NUM_COLORS), min(NUM_COLORS, 4))
+        inputs = {p: [] for p in range(NUM_PORTS)}
+        for c in range(NUM_COLORS):
+            if c not in switched:
+                p = rng.randrange(NUM_PORTS)
+                table.routes[c] = Route(1 << p, rng.randrange(1, 1 << NUM_PORTS))
+                inputs[p] += tagged(p, c, rng.randrange(0, 12), 1000 * round_)
+                continue
+            ports = [rng.randrange(NUM_PORTS) for _ in range(rng.randrange(2, 5))]
+            routes = [Route(1 << p, rng.randrange(1, 1 << NUM_PORTS)) for p in ports]
+            table.routes[c] = routes[0]
+            table.set_switch(c, routes[1:], ring=rng.random() < 0.5,
+                             start=rng.randrange(len(routes)), pop=rng.choice(list(PopMode)))
+            # Per port, bursts that each end with a control wavelet.
+            for p in set(ports):
+                for b in range(rng.randrange(1, 4)):
+                    cmds = [rng.choice([ADV, ADV, ADV, RST, NOP]) for _ in range(2)]
+                    inputs[p] += burst(p, c, rng.randrange(0, 5), 1000 * round_ + 50 * b, *cmds)
+        for p in inputs:  # interleave the colours of each port at random, order per colour kept
+            by_colour = {}
+            for w in inputs[p]:
+                by_colour.setdefault(w.color, []).append(w)
+            mixed = []
+            while by_colour:
+                c = rng.choice(list(by_colour))
+                mixed.append(by_colour[c].pop(0))
+                if not by_colour[c]:
+                    del by_colour[c]
+            inputs[p] = mixed
+        await tb.load(table)
+        expected = await tb.run(table, inputs)
+        for c, (position, torn) in expected.positions.items():
+            state = await read_switch(tb, c)
+            assert (state.position, state.torn) == (position, torn), (
+                f"round {round_}: colour {c} ends at position {state.position} (torn "
+                f"{state.torn}), the model at {position} (torn {torn})")
+        if expected.waiting:  # start afresh: reset the router (drops what waits)
+            tb.bench.stop()
+            tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+                          source_pause=lambda p, k=round_: pause_pattern(
+                              random.Random(k + p), 0.25))
+            await reset(dut)
+            tb.bench.start()

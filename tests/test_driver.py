@@ -98,7 +98,8 @@ def loop_tables(num_colors: int = 4) -> dict:
 def test_route_cycle_found_with_its_hops():
     color, hops = find_route_cycle(loop_tables(), 2, 2)
     assert color == 1
-    assert hops == [(0, 0, "s", "e"), (0, 1, "w", "s"), (1, 1, "n", "w"), (1, 0, "e", "n")]
+    assert hops == [(0, 0, "s", "e", 0), (0, 1, "w", "s", 0), (1, 1, "n", "w", 0),
+                    (1, 0, "e", "n", 0)]
 
 
 def test_tree_and_broken_loop_are_not_cycles():
@@ -116,7 +117,7 @@ def test_tree_and_broken_loop_are_not_cycles():
 def test_two_routers_bouncing_a_colour_is_a_cycle():
     tables = {(0, 0): RouteTable(4).set(3, ["ramp", "e"], ["e"]),
               (0, 1): RouteTable(4).set(3, ["w"], ["w"])}
-    assert find_route_cycle(tables, 1, 2) == (3, [(0, 0, "e", "e"), (0, 1, "w", "w")])
+    assert find_route_cycle(tables, 1, 2) == (3, [(0, 0, "e", "e", 0), (0, 1, "w", "w", 0)])
 
 
 def test_load_refuses_a_routing_loop():

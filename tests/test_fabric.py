@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fabric_programs import multicast, reduction, starved
+from fabric_programs import multicast, reduction, starved, switched_scatter
 
 from fabric.array import FabricParams
 from fabric.repair import UnrepairableError, repair
@@ -73,13 +73,20 @@ def test_repair_maps_logical_columns_in_order():
     assert rmap.logical(0, 1) is None
 
 
-@pytest.mark.parametrize("scenario_fn", [multicast, reduction], ids=["multicast", "reduction"])
+@pytest.mark.parametrize("scenario_fn", [multicast, reduction, switched_scatter],
+                         ids=["multicast", "reduction", "switched_scatter"])
 def test_programs_match_golden_without_defects(fabric, scenario_fn):
     params, golden, rtl = fabric
     scenario = scenario_fn(params.rows, params.cols, params.num_colors, params.pe_params())
     g_out, g_mem, _ = run_scenario(golden, scenario)
     r_out, r_mem, result = run_scenario(rtl, scenario)
     assert sum(map(len, g_out.values())) == sum(scenario.expect.values())
+    if scenario.name == "switched_scatter":  # the golden model's answer, written out
+        stream = scenario.inputs["w", 0]
+        starts = [i for i, w in enumerate(stream) if w.ctrl][::2]
+        for k, start in enumerate(starts):
+            block = [tuple(w) for w in stream[start + 1:start + 4 + k]]
+            assert g_out["s", k][:-1] == block, f"south port {k} got {g_out['s', k]}"
     assert r_out == g_out, f"{scenario.name}: edge outputs differ from the golden model"
     assert r_mem == g_mem, f"{scenario.name}: memory differs from the golden model"
     assert result.cycles and result.cycles > 0
@@ -93,7 +100,8 @@ def test_defective_fabric_gives_identical_results(fabric, fault):
     # Seeded from the parameters only (not hash(), which varies with PYTHONHASHSEED).
     rng = np.random.default_rng([params.rows, ("random", "stuck").index(fault)])
     reference = {}
-    for scenario_fn in (multicast, reduction):
+    scenarios = (multicast, reduction, switched_scatter)
+    for scenario_fn in scenarios:
         scenario = scenario_fn(params.rows, params.cols, params.num_colors, params.pe_params())
         reference[scenario.name] = run_scenario(golden, scenario)[:2]
     for _ in range(2):
@@ -101,7 +109,7 @@ def test_defective_fabric_gives_identical_results(fabric, fault):
         count = int(rng.integers(1, params.rows * params.spares + 1))
         defects = random_defects(params.rows, params.physical_cols, params.spares, count, rng)
         rtl.repair(defects, fault=fault)
-        for scenario_fn in (multicast, reduction):
+        for scenario_fn in scenarios:
             scenario = scenario_fn(params.rows, params.cols, params.num_colors,
                                    params.pe_params())
             out, mem, _ = run_scenario(rtl, scenario)

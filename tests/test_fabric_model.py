@@ -182,7 +182,7 @@ def random_traffic(rng: np.random.Generator, params: FabricParams):
     while (loop := find_route_cycle({t: p.routes for t, p in image.tiles.items()},
                                     params.rows, params.cols)) is not None:
         color, hops = loop
-        r, c, _, _ = hops[0]
+        r, c, *_ = hops[0]
         image.tiles[r, c].routes.routes.pop(color)  # break the loop at its first router
     batches = []
     for _ in range(3):

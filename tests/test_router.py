@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 
 from hdl.ports import RAMP, E, N, S, W
+from hdl.wavelet import ControlWord, SwitchCommand
 from router import Router
+from router.params import PopMode, RouterMap, SwitchWord
 from sim.model.router import route_streams
 from sim.model.wavelet import Wavelet
 from sim.tb.harness import run_cocotb
-from sim.toolchain.routes import Route, RouteTable
+from sim.toolchain.routes import Route, RouteCycleError, RouteTable, check_acyclic
 
 HERE = Path(__file__).parent
 
@@ -54,6 +56,90 @@ def test_golden_model_multicast_order_and_drops():
     # colour 3 has no route, colour 2 does not accept N, and has no outputs for S
     assert result.dropped == 3
     assert result.count(E) == 4 and result.count(RAMP) == 0
+
+
+def ctrl(color, *commands, payload=0):
+    """A control wavelet written out by hand: commands from bit 22, two bits each."""
+    data = payload
+    for i, cmd in enumerate(commands):
+        data |= cmd.value << (22 + 2 * i)
+    return Wavelet(data, color, 1)
+
+
+def test_control_and_switch_words_layout():
+    """The packed words, against their bit positions written out by hand."""
+    word = ControlWord.const({"payload": 0x1234, "task": 7, "no_task": 1,
+                              "commands": [SwitchCommand.ADVANCE, SwitchCommand.TEARDOWN]})
+    assert word.as_bits() == 0x1234 | 7 << 16 | 1 << 21 | 1 << 22 | 3 << 24
+    assert ctrl(0, SwitchCommand.ADVANCE, SwitchCommand.TEARDOWN).data == 1 << 22 | 3 << 24
+    table = RouteTable(8).set(3, ["w"], ["e"])
+    table.set_switch(3, [(["n"], ["e"]), Route.of(["ramp"], ["s"])], ring=True, start=2,
+                     pop=PopMode.POP_ON_ADVANCE)
+    assert table.switches[3].word() == 2 | 1 << 2 | 2 << 3 | 2 << 5
+    assert SwitchWord.from_bits(table.switches[3].word()).start == 2
+    assert RouterMap.route(3, 2) == 0x43 and RouterMap.switch(3) == 0x83
+
+
+def test_switch_config_blocks_and_printing():
+    table = RouteTable(4).set(1, ["w"], ["e"]).set(2, ["n"], ["s"])
+    table.set_switch(1, [(["n"], ["e", "ramp"])], ring=True)
+    blocks = table.config_blocks()
+    # position 0 of every colour, then the other positions, then every switch word, in order
+    assert blocks == [(0x00, table.words()), (0x21, [Route.of(["n"], ["e", "ramp"]).word()]),
+                      (0x80, [0, table.switches[1].word(), 0, 0])]
+    text = str(table)
+    assert "colour  1: switch (start 0, ring, no_pop)" in text
+    assert "pos1: {N} -> {E,RAMP}" in text and "colour  2: {N} -> {S}" in text
+    assert table.accepts(N, 1) and table.accepts(W, 1) and not table.accepts(S, 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"positions": []}, "1 to 3 positions"),
+    ({"positions": [Route(1, 2)] * 4}, "1 to 3 positions"),
+    ({"positions": [Route(1, 2)], "start": 2}, r"start position must be 0\.\.1"),
+    ({"positions": [Route(1, 2)], "pop": 7}, "pop mode must be one of"),
+    ({"positions": ["w"]}, "a switch position must be a Route"),
+])
+def test_bad_switches_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RouteTable(4).set_switch(0, **kwargs)
+
+
+def test_cycle_check_covers_every_switch_position():
+    """Two routers whose static routes are fine but whose position 1 sends colour 0 back: a
+    loop, named with the position that makes it."""
+    tables = {(0, 0): RouteTable(4).set(0, ["ramp"], ["e"]),
+              (0, 1): RouteTable(4).set(0, ["w"], ["ramp"])}
+    check_acyclic(tables, 1, 2)
+    tables[0, 0].set(0, ["ramp", "e"], ["e"])
+    tables[0, 1].set_switch(0, [(["w"], ["w"])])
+    with pytest.raises(RouteCycleError, match=r"\(0, 1\) in W out W at pos1"):
+        check_acyclic(tables, 1, 2)
+
+
+def test_golden_switch_semantics():
+    """Written-out expectations: positions fed from W, N; ring; a popped command; a
+    teardown."""
+    adv, rst, td = SwitchCommand.ADVANCE, SwitchCommand.RESET, SwitchCommand.TEARDOWN
+    table = RouteTable(4).set(0, ["w"], ["e"])
+    table.set_switch(0, [(["n"], ["s"])], ring=True, pop=PopMode.ALWAYS_POP)
+    inputs = {W: [Wavelet(1, 0), ctrl(0, adv, rst), Wavelet(2, 0), ctrl(0, adv)],
+              N: [Wavelet(10, 0), ctrl(0, adv), Wavelet(11, 0)]}
+    result = route_streams(table, inputs)
+    # W: 1 and the control at position 0 (popped: RESET left); N: 10 and its ADVANCE (wraps to
+    # 0); W: 2, ADVANCE to 1; N: 11 at position 1.
+    assert result.outputs[E][(W, 0)] == [Wavelet(1, 0), ctrl(0, rst), Wavelet(2, 0), ctrl(0)]
+    assert result.outputs[S][(N, 0)] == [Wavelet(10, 0), ctrl(0), Wavelet(11, 0)]
+    assert result.positions[0] == (1, False) and not result.waiting
+    # No ring: ADVANCE at the last position stays; RESET goes to 0; TEARDOWN holds the rest.
+    table.set_switch(0, [(["w"], ["s"])])
+    result = route_streams(table, {W: [ctrl(0, adv), ctrl(0, adv), Wavelet(3, 0),
+                                       ctrl(0, rst), Wavelet(4, 0), ctrl(0, td),
+                                       Wavelet(5, 0)]})
+    assert result.outputs[E][(W, 0)] == [ctrl(0, adv), Wavelet(4, 0), ctrl(0, td)]
+    assert result.outputs[S][(W, 0)] == [ctrl(0, adv), Wavelet(3, 0), ctrl(0, rst)]
+    assert result.waiting == {(W, 0): [Wavelet(5, 0)]}
+    assert result.positions[0] == (0, True)
 
 
 @pytest.mark.parametrize("num_colors, queue_depth, seed", [

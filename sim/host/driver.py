@@ -278,17 +278,18 @@ class FabricDriver:
                             (AddressMap.TASKS, prm.num_tasks), (AddressMap.DSDS, 2 * prm.num_dsds),
                             (AddressMap.REGS, 8)):
             words += self._broadcast(addr, [0] * count)
-        empty = RouteTable(self.params.num_colors).words()
+        empty = RouteTable(self.params.num_colors)
         for r in range(R):
             for c in range(C):
                 pr, pc = self._physical(r, c)
                 prog = image.program(r, c)
-                routes = prog.routes.words() if prog else empty
+                routes = prog.routes if prog else empty
                 if prog is not None and prog.routes.num_colors != self.params.num_colors:
                     raise ValueError(f"tile ({r}, {c}): route table has "
                                      f"{prog.routes.num_colors} colours, the fabric "
                                      f"{self.params.num_colors}")
-                words += write_packets(pr, pc, TileMap.ROUTER, routes)
+                for addr, block in routes.config_blocks():
+                    words += write_packets(pr, pc, TileMap.ROUTER + addr, block)
                 if prog is not None and prog.pe is not None:
                     for addr, block in prog.pe.config_blocks():
                         words += write_packets(pr, pc, addr, block)

@@ -10,6 +10,11 @@ outputs, PEs run until they wait; repeated until nothing moves. For a program wh
 not depend on timing (no races between tasks), this gives the results of the RTL bit for bit.
 Configuration uses the tile address map of the RTL (:mod:`sim.host.packets`).
 
+Switches (:mod:`sim.model.switch`) are modelled per (tile, colour): a wavelet waits in its input
+queue while the current switch position does not accept its port, and a control wavelet moves
+the switch once it has left. Colours that have no switch and see no control wavelet take a fast
+path with cached route decisions.
+
 A round visits the routers in row-major order (a wavelet sent east or south may go on in the
 same round, one sent north or west waits for the next), then runs the PEs. Only routers with
 waiting wavelets are visited and only PEs that have been given wavelets (every PE in a run's
@@ -24,10 +29,11 @@ from collections import deque
 
 from fabric.tile import TileMap
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-from router.params import RouterMap
+from router.params import NUM_POSITIONS, RouterMap, SwitchWord
 from sim.model.pe import PEModel, PEParams
+from sim.model.switch import SwitchState
 from sim.model.wavelet import Wavelet
-from sim.toolchain.routes import Route, RouteTable
+from sim.toolchain.routes import Route, RouteTable, Switch
 
 __all__ = ["FabricModel", "EDGE_PORT"]
 
@@ -69,20 +75,42 @@ class FabricModel:
         # route table contents those decisions were made from.
         self._targets_of: list[dict] = [{} for _ in range(rows * cols)]
         self._made_from: list[tuple | None] = [None] * (rows * cols)
+        # Per tile: colour -> SwitchState, for colours with a switch or that saw a control
+        # wavelet; and the words written to switch positions 1.. ((colour, position) -> Route).
+        self._switch_of: list[dict[int, SwitchState]] = [{} for _ in range(rows * cols)]
+        self._table_of: list[int | None] = [None] * (rows * cols)
+        self._position_words: list[dict[tuple[int, int], Route]] = [{} for _ in range(rows * cols)]
 
     # ---- configuration -----------------------------------------------------------------------
     def cfg_write(self, row: int, col: int, addr: int, value: int) -> None:
         """Write one tile configuration word (tile address map)."""
         if addr >= TileMap.ROUTER:
             local = addr - TileMap.ROUTER
-            if local < self.num_colors:
-                table = self.routes[row][col]
+            t = row * self.cols + col
+            table = self.routes[row][col]
+            position, color = divmod(local - RouterMap.ROUTES, 32)
+            if local < RouterMap.SWITCHES and position < NUM_POSITIONS \
+                    and color < self.num_colors:
                 route = Route.from_word(value)
-                if route == Route():
-                    table.routes.pop(local, None)
+                if position:
+                    self._position_words[t][color, position] = route
+                elif route == Route():
+                    table.routes.pop(color, None)
                 else:
-                    table.routes[local] = route
-                self._targets_of[row * self.cols + col] = {}
+                    table.routes[color] = route
+                self._targets_of[t] = {}
+            elif RouterMap.SWITCHES <= local < RouterMap.SWITCHES + self.num_colors:
+                color = local - RouterMap.SWITCHES
+                word = SwitchWord.from_bits(value & ((1 << SwitchWord.as_shape().size) - 1))
+                if word.last:
+                    table.switches[color] = Switch(
+                        tuple(self._position_words[t].get((color, k), Route())
+                              for k in range(1, word.last + 1)),
+                        ring=bool(word.ring), start=word.start, pop=word.pop)
+                else:
+                    table.switches.pop(color, None)
+                self._switch_of[t].pop(color, None)  # back at the start, not torn down
+                self._targets_of[t] = {}
             elif local == RouterMap.STATUS:
                 self.dropped[row][col] = 0
         else:
@@ -101,8 +129,21 @@ class FabricModel:
         """Read one tile configuration word."""
         if addr >= TileMap.ROUTER:
             local = addr - TileMap.ROUTER
-            if local < self.num_colors:
-                return self.routes[row][col][local].word()
+            t = row * self.cols + col
+            table = self.routes[row][col]
+            position, color = divmod(local - RouterMap.ROUTES, 32)
+            if local < RouterMap.SWITCHES and position < NUM_POSITIONS \
+                    and color < self.num_colors:
+                if position:
+                    return self._position_words[t].get((color, position), Route()).word()
+                return table[color].word()
+            if RouterMap.SWITCHES <= local < RouterMap.SWITCHES + self.num_colors:
+                color = local - RouterMap.SWITCHES
+                switch = table.switches.get(color)
+                state = self._switch_of[t].get(color) or SwitchState(table, color)
+                word = switch.word() if switch else 0
+                return word | SwitchWord.const({"position": state.position,
+                                                "torn": int(state.torn)}).as_bits()
             if local == RouterMap.STATUS:
                 return min(self.dropped[row][col], 0xFFFF)
             return 0
@@ -127,13 +168,17 @@ class FabricModel:
 
     def _targets(self, t: int, port: int, color: int) -> tuple | None:
         """Where router ``t`` (row-major index) sends a wavelet of ``color`` arriving on
-        ``port``: ``None`` if it drops it, else per output port in order ``(_TO_PE, pe, t)``,
-        ``(_TO_TILE, input deque, tile)`` of a neighbour or ``(_TO_HOST, host port key, -1)``."""
+        ``port`` by its static route: ``None`` if it drops it, else :meth:`_targets_of_tx`."""
         r, c = divmod(t, self.cols)
         table = self.routes[r][c]
         if not table.accepts(port, color):
             return None
-        tx = table[color].tx
+        return self._targets_of_tx(t, table[color].tx)
+
+    def _targets_of_tx(self, t: int, tx: int) -> tuple:
+        """Per output port of ``tx`` in order, ``(_TO_PE, pe, t)``, ``(_TO_TILE, input deque,
+        tile)`` of a neighbour or ``(_TO_HOST, host port key, -1)``."""
+        r, c = divmod(t, self.cols)
         out = []
         for o in range(NUM_PORTS):
             if not tx >> o & 1:
@@ -152,55 +197,96 @@ class FabricModel:
 
     def _check_targets(self) -> None:
         """Forget the route decisions of routers whose table (or PE) changed since they were
-        made (also by a direct edit of :attr:`routes` or :attr:`pes`)."""
+        made (also by a direct edit of :attr:`routes` or :attr:`pes`), and the switch state of
+        routers given a new table object."""
         for t in range(self.rows * self.cols):
             r, c = divmod(t, self.cols)
             table = self.routes[r][c]
-            made_from = (table.num_colors, dict(table.routes), id(self.pes[r][c]))
+            made_from = (table.num_colors, dict(table.routes), dict(table.switches),
+                         id(self.pes[r][c]))
             if self._made_from[t] != made_from:
                 self._made_from[t] = made_from
                 self._targets_of[t] = {}
+            if self._table_of[t] != id(table):
+                self._table_of[t] = id(table)
+                self._switch_of[t] = {}
+
+    def _deliver(self, t: int, w: Wavelet, targets, later, queued, next_round, woken) -> None:
+        for kind, where, to in targets:
+            if kind == _TO_PE:
+                where.push_wavelet(w.color, w.data)
+                woken.add(t)
+            elif kind == _TO_TILE:
+                where.append(w)
+                if to < t:
+                    next_round.add(to)
+                elif to not in queued:
+                    queued.add(to)
+                    heapq.heappush(later, to)
+            else:
+                self.host_out.setdefault(where, []).append(w)
 
     def _route_tile(self, t: int, later: list[int], queued: set[int], next_round: set[int],
                     woken: set[int]) -> bool:
-        """Move every wavelet waiting at router ``t``; neighbours given wavelets are added to
-        this round's heap ``later`` (``queued`` holds its tiles) if they come after ``t``, else
-        to ``next_round``; PEs given wavelets to ``woken``. Returns whether anything moved."""
+        """Move every wavelet that can leave router ``t``; neighbours given wavelets are added
+        to this round's heap ``later`` (``queued`` holds its tiles) if they come after ``t``,
+        else to ``next_round``; PEs given wavelets to ``woken``. Returns whether anything
+        moved."""
         r, c = divmod(t, self.cols)
         pe = self.pes[r][c]
+        table = self.routes[r][c]
         inputs = self.inputs[r][c]
         sent = self.sent[r][c]
         if len(pe.outbox) > sent:
             inputs[RAMP].extend(Wavelet(d, col) for col, d in pe.outbox[sent:])
             self.sent[r][c] = len(pe.outbox)
         decisions = self._targets_of[t]
+        switches = self._switch_of[t]
+        args = (later, queued, next_round, woken)
         moved = False
-        for p in range(NUM_PORTS):
-            q = inputs[p]
-            while q:
-                w = q.popleft()
-                moved = True
-                key = (p, w.color)
-                if key in decisions:
-                    targets = decisions[key]
-                else:
-                    targets = decisions[key] = self._targets(t, p, w.color)
-                if targets is None:
-                    self.dropped[r][c] += 1
-                    continue
-                for kind, where, to in targets:
-                    if kind == _TO_PE:
-                        where.push_wavelet(w.color, w.data)
-                        woken.add(t)
-                    elif kind == _TO_TILE:
-                        where.append(w)
-                        if to < t:
-                            next_round.add(to)
-                        elif to not in queued:
-                            queued.add(to)
-                            heapq.heappush(later, to)
-                    else:
-                        self.host_out.setdefault(where, []).append(w)
+        switched = True
+        while switched:  # a switch that moved may let wavelets waiting on other ports go
+            switched = False
+            for p in range(NUM_PORTS):
+                q = inputs[p]
+                waiting, waiting_colors = [], set()
+                while q:
+                    w = q.popleft()
+                    color = w.color
+                    if color in waiting_colors:  # behind a wavelet of its colour that waits
+                        waiting.append(w)
+                        continue
+                    state = switches.get(color)
+                    if state is None and (w.ctrl or color in table.switches) \
+                            and 0 <= color < self.num_colors:
+                        state = switches[color] = SwitchState(table, color)
+                    if state is None:  # a static route: the cached decision
+                        moved = True
+                        key = (p, color)
+                        if key in decisions:
+                            targets = decisions[key]
+                        else:
+                            targets = decisions[key] = self._targets(t, p, color)
+                        if targets is None:
+                            self.dropped[r][c] += 1
+                        else:
+                            self._deliver(t, w, targets, *args)
+                        continue
+                    if not table.accepts(p, color):
+                        moved = True
+                        self.dropped[r][c] += 1
+                        continue
+                    route = state.route
+                    if not (route.rx >> p & 1 and route.tx):
+                        waiting.append(w)
+                        waiting_colors.add(color)
+                        continue
+                    moved = True
+                    before = (state.position, state.torn)
+                    w = state.forward(w)
+                    switched |= (state.position, state.torn) != before
+                    self._deliver(t, w, self._targets_of_tx(t, route.tx), *args)
+                q.extend(waiting)
         return moved
 
     def run(self, max_rounds: int = 1_000_000) -> int:

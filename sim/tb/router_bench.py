@@ -19,13 +19,14 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
+from hdl.wavelet import CONTROL_HOPS, ControlWord, SwitchCommand
 from sim.model.router import route_streams
 from sim.model.wavelet import Wavelet
 from sim.tb.config_bus import ConfigBusDriver
 from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.toolchain.routes import RouteTable
 
-__all__ = ["RouterTB", "flow_of", "check_output", "tagged", "ideal_output_queued"]
+__all__ = ["RouterTB", "flow_of", "check_output", "tagged", "control", "ideal_output_queued"]
 
 #: Offered loads of the uniform random traffic figure (wavelets per cycle per input).
 OFFERED_LOADS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0)
@@ -100,12 +101,15 @@ class RouterTB:
         Pause patterns of the sources (idle cycles) and sinks (backpressure), per port.
     colour_aware : bool
         Sources use ``color_ready`` (default) or behave as plain streams.
+    queue_depth : int
+        The router's queue depth (how many wavelets of a waiting flow it takes in).
     """
 
     def __init__(self, dut, num_colors: int, *, source_pause=None, sink_pause=None,
-                 colour_aware=True):
+                 colour_aware=True, queue_depth: int = 2):
         self.dut = dut
         self.num_colors = num_colors
+        self.queue_depth = queue_depth
         self.cfg = ConfigBusDriver(dut)
         self.sources = [
             LinkSource(dut, f"in_{n}", num_colors,
@@ -128,27 +132,41 @@ class RouterTB:
         self.bench.start()
 
     async def load(self, table: RouteTable):
-        """Write a route table through the configuration bus."""
-        for c, word in enumerate(table.words()):
-            await self.cfg.write(c, word)
+        """Write a route table (switches included) through the configuration bus."""
+        for addr, block in table.config_blocks():
+            for k, word in enumerate(block):
+                await self.cfg.write(addr + k, word)
 
     def expect(self, table, inputs):
         """What the golden model says the router delivers for ``inputs``."""
         return route_streams(table, inputs)
 
     async def run(self, table, inputs, max_cycles=20000):
-        """Send ``inputs`` (port -> wavelets), wait for everything, check the scoreboard."""
+        """Send ``inputs`` (port -> wavelets), wait for everything, check the scoreboard.
+
+        When the model says some wavelets wait for good (their switch never accepts their port
+        again, or their colour is torn down), the router must keep exactly those: it stays busy
+        and nothing more comes out. Returns the model's :class:`~sim.model.router.RouterResult`.
+        """
         expected = route_streams(table, inputs)
         base = [len(k.received) for k in self.sinks]
         for p, ws in inputs.items():
             self.sources[p].send(ws)
         total = {o: expected.count(o) for o in range(NUM_PORTS)}
+        waiting = sum(len(v) for v in expected.waiting.values())
+        # What cannot enter: per colour, whatever does not fit the queue behind a waiting one.
+        stuck = sum(max(0, len(v) - self.queue_depth) for v in expected.waiting.values())
         await self.bench.wait_until(
-            lambda: all(s.pending == 0 for s in self.sources)
+            lambda: sum(s.pending for s in self.sources) == stuck
             and all(len(k.received) - base[o] >= total[o] for o, k in enumerate(self.sinks)),
             max_cycles, "all wavelets delivered")
-        # The router must drain and nothing extra may come out.
-        await self.bench.wait_until(lambda: not int(self.dut.busy.value), 100, "router idle")
+        if waiting:
+            await ClockCycles(self.dut.clk, 50)
+            assert int(self.dut.busy.value), "the router lost the wavelets that must wait"
+        else:
+            # The router must drain and nothing extra may come out.
+            await self.bench.wait_until(lambda: not int(self.dut.busy.value), 100,
+                                        "router idle")
         await ClockCycles(self.dut.clk, 5)
         for o, sink in enumerate(self.sinks):
             got = [w for _, w in sink.received[base[o]:]]
@@ -157,8 +175,18 @@ class RouterTB:
 
 
 def flow_of(w: Wavelet) -> tuple[int, int]:
-    """Random and directed traffic tags each wavelet's data with its input port (bits 31:28)."""
-    return (w.data >> 28, w.color)
+    """Random and directed traffic tags each wavelet with its input port: bits 31:28 of a data
+    wavelet, the ``task`` field of a control wavelet (see :func:`control`)."""
+    return ((w.data >> 16) & 0x7 if w.ctrl else w.data >> 28, w.color)
+
+
+def control(port: int, color: int, count: int, commands=()) -> Wavelet:
+    """A control wavelet tagged with ``port`` (in its ``task`` field, with ``no_task`` set) and
+    ``count`` (its 16-bit payload), carrying switch ``commands`` (first first)."""
+    word = ControlWord.const({"payload": count & 0xFFFF, "task": port, "no_task": 1,
+                              "commands": list(commands) + [SwitchCommand.NOP] * (
+                                  CONTROL_HOPS - len(commands))})
+    return Wavelet(word.as_bits(), color, 1)
 
 
 def check_output(o, got, expected_flows, inputs):
@@ -185,10 +213,11 @@ def check_output(o, got, expected_flows, inputs):
 
 
 def tagged(port: int, color: int, n: int, start: int = 0, ctrl_every: int = 0):
-    """``n`` wavelets of ``color`` whose data carry ``port`` in bits 31:28 (see :func:`flow_of`)
-    and a count from ``start``; every ``ctrl_every``-th one is a control wavelet."""
-    return [Wavelet((port << 28) | ((start + i) & 0x0FFF_FFFF), color,
-                    int(bool(ctrl_every) and (i % ctrl_every == ctrl_every - 1)))
+    """``n`` wavelets of ``color`` tagged with ``port`` (see :func:`flow_of`) and a count from
+    ``start``; every ``ctrl_every``-th one is a control wavelet with no switch command."""
+    return [control(port, color, start + i)
+            if ctrl_every and i % ctrl_every == ctrl_every - 1
+            else Wavelet((port << 28) | ((start + i) & 0x0FFF_FFFF), color)
             for i in range(n)]
 
 

@@ -4,6 +4,10 @@ A route for colour ``c`` is a pair of 5-bit port masks: ``rx`` (the input ports 
 colour ``c`` are accepted) and ``tx`` (the output ports they are sent to; several bits =
 multicast). Port bits follow :mod:`hdl.ports` (N=0, E=1, S=2, W=3, RAMP=4). The configuration
 word of a route is :class:`router.params.RouteWord`.
+
+A colour may also have a :class:`Switch`: routes for switch positions 1 to 3 besides its route
+(position 0), a ring mode, a start position and a pop mode, as the WSE's fabric switches;
+control wavelets move it between positions (:class:`hdl.wavelet.SwitchCommand`).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hdl.ports import NUM_PORTS, OPPOSITE, PORT_NAMES, RAMP, E, N, S, W, mask_of
-from router.params import RouteWord
+from router.params import NUM_POSITIONS, PopMode, RouterMap, RouteWord, SwitchWord
 
-__all__ = ["Route", "RouteTable", "RouteCycleError", "find_route_cycle", "check_acyclic"]
+__all__ = ["Route", "Switch", "RouteTable", "RouteCycleError", "find_route_cycle",
+           "check_acyclic"]
 
 
 def _mask_names(mask: int) -> str:
@@ -53,6 +58,73 @@ class Route:
         return f"{_mask_names(self.rx)} -> {_mask_names(self.tx)}"
 
 
+def _as_route(value) -> Route:
+    if isinstance(value, Route):
+        return value
+    try:
+        rx, tx = value
+    except (TypeError, ValueError):
+        raise ValueError(f"a switch position must be a Route or an (rx, tx) pair of port "
+                         f"lists, not {value!r}") from None
+    return Route.of(rx, tx)
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A colour's fabric switch: the routes of positions 1 to ``len(positions)`` (position 0 is
+    the colour's route in the :class:`RouteTable`), as the Cerebras SDK's ``.switches`` of a
+    colour configuration.
+
+    Attributes
+    ----------
+    positions : tuple of Route
+        Routes of positions 1, 2, 3 (1 to ``NUM_POSITIONS - 1`` of them); a position routes the
+        whole ``rx``/``tx`` pair (where the SDK lets a position give only ``rx`` or ``tx``, copy
+        the other from position 0).
+    ring : bool
+        ``ADVANCE`` from the last position wraps to position 0 (else the switch stays there).
+    start : int
+        The position the switch takes when it is configured (the SDK's ``current_switch_pos``).
+    pop : PopMode
+        When a router pops the command it applies from a control wavelet.
+
+    Raises
+    ------
+    ValueError
+        For no positions or too many, a start position that is not in use, or a bad pop mode.
+    """
+
+    positions: tuple = ()
+    ring: bool = False
+    start: int = 0
+    pop: PopMode = PopMode.NO_POP
+
+    def __post_init__(self):
+        positions = tuple(_as_route(p) for p in self.positions)
+        object.__setattr__(self, "positions", positions)
+        if not 1 <= len(positions) < NUM_POSITIONS:
+            raise ValueError(f"a switch has 1 to {NUM_POSITIONS - 1} positions besides the "
+                             f"default route, not {len(positions)}")
+        if not isinstance(self.start, int) or not 0 <= self.start <= len(positions):
+            raise ValueError(f"switch start position must be 0..{len(positions)} (the positions "
+                             f"in use), not {self.start!r}")
+        try:
+            object.__setattr__(self, "pop", PopMode(self.pop))
+        except ValueError:
+            raise ValueError(f"pop mode must be one of {[m.name for m in PopMode]}, not "
+                             f"{self.pop!r}") from None
+
+    @property
+    def last(self) -> int:
+        """The last position in use."""
+        return len(self.positions)
+
+    def word(self) -> int:
+        """The router's switch word (:class:`router.params.SwitchWord`)."""
+        return SwitchWord.const({"last": self.last, "ring": int(self.ring), "start": self.start,
+                                 "pop": self.pop}).as_bits()
+
+
 @dataclass
 class RouteTable:
     """The route table of one router: a :class:`Route` per colour.
@@ -62,7 +134,10 @@ class RouteTable:
     num_colors : int
         Number of colours of the router (1 to 32).
     routes : dict[int, Route]
-        Routes by colour; missing colours have the empty route (every wavelet dropped).
+        Routes by colour (switch position 0); missing colours have the empty route (every
+        wavelet dropped).
+    switches : dict[int, Switch]
+        Switches by colour; a colour without one has a static route.
 
     Raises
     ------
@@ -72,11 +147,12 @@ class RouteTable:
 
     num_colors: int
     routes: dict[int, Route] = field(default_factory=dict)
+    switches: dict[int, Switch] = field(default_factory=dict)
 
     def __post_init__(self):
         if not 1 <= self.num_colors <= 32:
             raise ValueError(f"num_colors must be between 1 and 32, not {self.num_colors}")
-        for c in self.routes:
+        for c in (*self.routes, *self.switches):
             self._check_color(c)
 
     def _check_color(self, color: int) -> None:
@@ -92,28 +168,72 @@ class RouteTable:
         self.routes[color] = Route.of(rx, tx)
         return self
 
+    def set_switch(self, color: int, positions, *, ring: bool = False, start: int = 0,
+                   pop: PopMode = PopMode.NO_POP) -> RouteTable:
+        """Give ``color`` a :class:`Switch` (``positions``: Routes or ``(rx, tx)`` pairs of port
+        names for positions 1..); returns ``self`` for chaining."""
+        self._check_color(color)
+        self.switches[color] = Switch(tuple(positions), ring=ring, start=start, pop=pop)
+        return self
+
     def __getitem__(self, color: int) -> Route:
         self._check_color(color)
         return self.routes.get(color, Route())
 
+    def positions(self, color: int) -> list[Route]:
+        """The routes of every switch position of ``color`` in use (position 0 first)."""
+        switch = self.switches.get(color)
+        return [self[color], *(switch.positions if switch else ())]
+
+    def start(self, color: int) -> int:
+        """The switch position ``color`` starts in."""
+        switch = self.switches.get(color)
+        return switch.start if switch else 0
+
     def accepts(self, port: int, color: int) -> bool:
-        """Whether a wavelet of ``color`` arriving on ``port`` is routed (not dropped)."""
+        """Whether a wavelet of ``color`` arriving on ``port`` is kept (not dropped): some
+        switch position with an output accepts the port. It leaves when the current position
+        does."""
         if not 0 <= color < self.num_colors:
             return False
-        r = self[color]
-        return bool(r.rx >> port & 1) and r.tx != 0
+        return any(r.rx >> port & 1 and r.tx for r in self.positions(color))
 
     def words(self) -> list[int]:
-        """Configuration words for colours ``0 .. num_colors-1``."""
+        """Route words (switch position 0) for colours ``0 .. num_colors-1``."""
         return [self[c].word() for c in range(self.num_colors)]
+
+    def config_blocks(self) -> list[tuple[int, list[int]]]:
+        """The router configuration writes that load this table, as ``(router word address,
+        words)`` blocks (:class:`router.params.RouterMap`): every colour's position 0, then the
+        other positions in use, then every colour's switch word (a colour without a switch gets
+        the static one), in that order, as the RTL requires."""
+        blocks = [(RouterMap.route(0), self.words())]
+        for c, switch in sorted(self.switches.items()):
+            for k, route in enumerate(switch.positions, 1):
+                blocks.append((RouterMap.route(c, k), [route.word()]))
+        blocks.append((RouterMap.switch(0), [self.switches[c].word() if c in self.switches
+                                             else 0 for c in range(self.num_colors)]))
+        return blocks
 
     @classmethod
     def from_words(cls, words: list[int]) -> RouteTable:
-        """Decode a route table read back from a router."""
+        """Decode a route table (position 0 of each colour) read back from a router."""
         return cls(len(words), {c: Route.from_word(w) for c, w in enumerate(words) if w})
 
     def __str__(self):
-        lines = [f"colour {c:2d}: {self[c]}" for c in range(self.num_colors) if self[c] != Route()]
+        lines = []
+        for c in range(self.num_colors):
+            switch = self.switches.get(c)
+            if self[c] == Route() and switch is None:
+                continue
+            if switch is None:
+                lines.append(f"colour {c:2d}: {self[c]}")
+                continue
+            mode = ", ring" if switch.ring else ""
+            lines.append(f"colour {c:2d}: switch (start {switch.start}{mode}, "
+                         f"{switch.pop.name.lower()})")
+            for k, route in enumerate(self.positions(c)):
+                lines.append(f"    pos{k}: {route}")
         return "\n".join(lines) if lines else "(no routes)"
 
 
@@ -123,18 +243,20 @@ class RouteCycleError(ValueError):
     Attributes
     ----------
     color : int
-    hops : list of (row, col, in_port, out_port)
-        The loop, one entry per router on it, port names as in :mod:`hdl.ports`.
+    hops : list of (row, col, in_port, out_port, position)
+        The loop, one entry per router on it, port names as in :mod:`hdl.ports`, and the switch
+        position whose route takes the hop (0 for a static route).
     """
 
-    def __init__(self, color: int, hops: list[tuple[int, int, str, str]]):
+    def __init__(self, color: int, hops: list[tuple[int, int, str, str, int]]):
         self.color, self.hops = color, hops
-        path = " -> ".join(f"({r}, {c}) in {i.upper()} out {o.upper()}" for r, c, i, o in hops)
+        path = " -> ".join(f"({r}, {c}) in {i.upper()} out {o.upper()}"
+                           + (f" at pos{k}" if k else "") for r, c, i, o, k in hops)
         first = hops[0]
         super().__init__(
             f"colour {color} has a routing loop: {path} -> ({first[0]}, {first[1]}); a wavelet "
             f"of this colour would circulate forever. Remove one of these hops from the route "
-            f"tables.")
+            f"tables (every switch position counts: routers switch independently).")
 
 
 _STEP = {N: (-1, 0), S: (1, 0), W: (0, -1), E: (0, 1)}
@@ -145,7 +267,9 @@ def find_route_cycle(tables: Mapping[tuple[int, int], RouteTable], rows: int, co
 
     A wavelet of colour ``c`` arriving at router ``(r, c)`` on port ``p`` that the route accepts
     goes to every port of ``tx``; the neighbours' input ports are followed (the RAMP and the
-    array's edges end a path). Routers without a table drop everything.
+    array's edges end a path). Routers without a table drop everything. Every switch position
+    counts, since each router's switch moves on its own: a loop that goes through a position of
+    one router and another position of the next is a loop.
 
     Returns
     -------
@@ -160,14 +284,16 @@ def find_route_cycle(tables: Mapping[tuple[int, int], RouteTable], rows: int, co
 
         def successors(node, color=color):
             r, c, p = node
-            tx = tables[r, c][color].tx
-            for o in range(NUM_PORTS):
-                if o == RAMP or not tx >> o & 1:
+            for k, route in enumerate(tables[r, c].positions(color)):
+                if not route.rx >> p & 1:
                     continue
-                dr, dc = _STEP[o]
-                nr, nc = r + dr, c + dc
-                if 0 <= nr < rows and 0 <= nc < cols and accepts(nr, nc, OPPOSITE[o]):
-                    yield o, (nr, nc, OPPOSITE[o])
+                for o in range(NUM_PORTS):
+                    if o == RAMP or not route.tx >> o & 1:
+                        continue
+                    dr, dc = _STEP[o]
+                    nr, nc = r + dr, c + dc
+                    if 0 <= nr < rows and 0 <= nc < cols and accepts(nr, nc, OPPOSITE[o]):
+                        yield (o, k), (nr, nc, OPPOSITE[o])
 
         state: dict[tuple[int, int, int], int] = {}  # 1 on the DFS stack, 2 done
         for start in ((r, c, p) for (r, c) in sorted(tables) for p in range(NUM_PORTS)
@@ -187,8 +313,8 @@ def find_route_cycle(tables: Mapping[tuple[int, int], RouteTable], rows: int, co
                 stack[-1] = (node, out_port, it)
                 if state.get(nxt) == 1:
                     on_loop = stack[[s[0] for s in stack].index(nxt):]
-                    hops = [(n[0][0], n[0][1], PORT_NAMES[n[0][2]], PORT_NAMES[n[1]])
-                            for n in on_loop]
+                    hops = [(n[0][0], n[0][1], PORT_NAMES[n[0][2]], PORT_NAMES[n[1][0]],
+                             n[1][1]) for n in on_loop]
                     return color, hops
                 if nxt not in state:
                     state[nxt] = 1
