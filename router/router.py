@@ -235,8 +235,6 @@ class Router(wiring.Component):
                     m.d.sync += torn[c].eq(1)
                 with m.If(ap_update == _Update.START):
                     m.d.sync += torn[c].eq(0)
-        with m.If(ap_go):
-            m.d.sync += ap_valid.eq(0)
 
         def lookup_copy(name, port):
             """A LUT-RAM copy of the current routes, as input ``port`` looks them up by colour;
@@ -256,15 +254,20 @@ class Router(wiring.Component):
         event_color = Signal(COLOR_BITS)
         event_onehot = Signal(C)
         event_cmd = Signal(SwitchCommand)
-        with m.If(cfg.we & (in_routes | in_switches)):
+        # The stage's registers take the event's colour whether or not one left (only
+        # `ap_valid` depends on the allocation, which ends late in the cycle); a configuration
+        # write comes first (a control wavelet never leaves in its cycle).
+        cfg_update = Signal()
+        m.d.comb += cfg_update.eq(cfg.we & (in_routes | in_switches))
+        with m.If(~(ap_valid & cfg.re)):
             m.d.sync += [
-                ap_valid.eq(1), ap_color.eq(cfg_color),
-                ap_onehot.eq(Cat(cfg_color == c for c in range(C))),
-                ap_update.eq(Mux(in_switches, _Update.START, _Update.RELOAD)),
+                ap_valid.eq(cfg_update | event_valid),
+                ap_color.eq(Mux(cfg_update, cfg_color, event_color)),
+                ap_onehot.eq(Mux(cfg_update, Cat(cfg_color == c for c in range(C)),
+                                 event_onehot)),
+                ap_update.eq(Mux(cfg_update, Mux(in_switches, _Update.START, _Update.RELOAD),
+                                 event_cmd)),
             ]
-        with m.Elif(event_valid):
-            m.d.sync += [ap_valid.eq(1), ap_color.eq(event_color), ap_onehot.eq(event_onehot),
-                         ap_update.eq(event_cmd)]
 
         # ---- configuration read-back ----------------------------------------------------------
         dropped = Signal(16)

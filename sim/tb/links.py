@@ -12,6 +12,12 @@ Verilator and Icarus.
   plain stream source that offers wavelets in order and waits for ``ready``.
 * :class:`LinkSink` — takes wavelets from a DUT output link, with an optional pause pattern
   (whole-link backpressure) and a per-colour stall mask.
+* :class:`LinkMonitor` — passive protocol checks of one link, whichever side the DUT is on:
+  no X on ``valid``/``color_ready`` (nor on a valid ``payload``); a colour-aware transmitter
+  offers only a colour whose ``color_ready`` bit is set; ``ready`` equals
+  ``color_ready[payload.color]`` (high for colours the link does not have); an offer not taken
+  is held unchanged. :class:`LinkBench` puts one on every link it drives.
+* :func:`pauses` — idle/backpressure patterns (cocotbext-axi style).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from sim.model.wavelet import Wavelet, pack, unpack
 
-__all__ = ["LinkSource", "LinkSink", "LinkBench", "start_clock", "reset"]
+__all__ = ["LinkSource", "LinkSink", "LinkMonitor", "LinkBench", "pauses", "start_clock",
+           "reset"]
 
 
 def start_clock(dut, period_ns: int = 10) -> None:
@@ -45,6 +52,37 @@ async def reset(dut, cycles: int = 2) -> None:
 
 def _never() -> Iterator[bool]:
     return itertools.repeat(False)
+
+
+def pauses(kind: str, seed: int = 0) -> Iterator[bool]:
+    """An endless pause pattern (``True`` = pause this cycle), for idle insertion at a source or
+    backpressure at a sink.
+
+    ``kind`` is ``"none"``, ``"random"`` (a pause with probability 1/2), ``"bursty"`` (runs of 1
+    to 16 busy or paused cycles) or ``"every3"`` (one cycle in three).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+    """
+    import random
+
+    rng = random.Random(seed)
+    if kind == "none":
+        return _never()
+    if kind == "random":
+        return iter(lambda: rng.random() < 0.5, None)
+    if kind == "every3":
+        return itertools.cycle([False, False, True])
+    if kind == "bursty":
+        def bursts():
+            state = False
+            while True:
+                yield from itertools.repeat(state, rng.randint(1, 16))
+                state = not state
+        return bursts()
+    raise ValueError(f"unknown pause pattern {kind!r}; use none, random, bursty or every3")
 
 
 class _LinkEnd:
@@ -199,6 +237,77 @@ class LinkSink(_LinkEnd):
         return [w for _, w in self.received]
 
 
+def _resolvable(value) -> bool:
+    return getattr(value, "is_resolvable", True)
+
+
+class LinkMonitor:
+    """Passive protocol checks of one link ``<prefix>__payload/valid/ready/color_ready``.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+    prefix : str
+        Port name prefix, e.g. ``"in_w"`` or ``"out_e"``.
+    num_colors : int
+        Width of the link's ``color_ready``.
+    colour_aware : bool
+        The transmitter is colour-aware (the router, the PE, the benches' default sources): it
+        must offer only a colour whose ``color_ready`` bit is set. A plain stream transmitter
+        may offer any colour and must hold its offer until ``ready``.
+
+    Each cycle (after the logic settled, from :meth:`check`) it raises ``AssertionError``,
+    naming the link and cycle, if ``valid`` or ``color_ready`` is X, ``payload`` is X while
+    valid, a colour-aware transmitter offers a colour without ``color_ready``, ``ready`` is not
+    ``color_ready[payload.color]`` while valid (high for colours at or above ``num_colors``), or
+    an offer that was not taken changed or was withdrawn.
+    """
+
+    def __init__(self, dut, prefix: str, num_colors: int, *, colour_aware: bool = True):
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.color_ready = getattr(dut, f"{prefix}__color_ready")
+        self.name, self.num_colors, self.colour_aware = prefix, num_colors, colour_aware
+        self.held: int | None = None  # payload of an offer not taken last cycle
+        self.transfers = 0
+
+    def _fail(self, cycle: int, what: str):
+        raise AssertionError(f"link {self.name}, cycle {cycle}: {what}")
+
+    def check(self, cycle: int) -> None:
+        """Check this cycle's signals (call once the logic has settled)."""
+        valid, color_ready = self.valid.value, self.color_ready.value
+        if not _resolvable(valid):
+            self._fail(cycle, f"valid is {valid}")
+        if not _resolvable(color_ready):
+            self._fail(cycle, f"color_ready is {color_ready}")
+        if not int(valid):
+            if self.held is not None:
+                self._fail(cycle, "an offer that was not taken was withdrawn")
+            return
+        payload = self.payload.value
+        if not _resolvable(payload):
+            self._fail(cycle, f"payload is {payload} while valid")
+        bits = int(payload)
+        if self.held is not None and bits != self.held:
+            self._fail(cycle, f"an offer that was not taken changed from {self.held:#x} to "
+                              f"{bits:#x}")
+        color = unpack(bits).color
+        has_credit = color >= self.num_colors or bool(int(color_ready) >> color & 1)
+        if self.colour_aware and not has_credit:
+            self._fail(cycle, f"colour {color} offered while its color_ready bit is low")
+        ready = self.ready.value
+        if not _resolvable(ready) or int(ready) != int(has_credit):
+            self._fail(cycle, f"ready is {ready} for colour {color} with color_ready "
+                              f"{int(color_ready):#x}")
+        if has_credit:
+            self.transfers += 1
+            self.held = None
+        else:
+            self.held = bits
+
+
 class LinkBench:
     """Runs the per-cycle work of a set of sources and sinks on one clock.
 
@@ -208,6 +317,9 @@ class LinkBench:
     sources, sinks : iterables of :class:`LinkSource` / :class:`LinkSink`
     hooks : list of callables, optional
         Called each cycle after sampling with the cycle number (for extra monitors).
+
+    Every source's and sink's link gets a :class:`LinkMonitor` (:attr:`monitors`); a sink's
+    transmitter, the DUT, is taken to be colour-aware.
     """
 
     def __init__(self, dut, sources: Iterable[LinkSource] = (), sinks: Iterable[LinkSink] = (),
@@ -215,7 +327,11 @@ class LinkBench:
         self.dut = dut
         self.sources = list(sources)
         self.sinks = list(sinks)
-        self.hooks = list(hooks or [])
+        self.monitors = (
+            [LinkMonitor(dut, s.name, s.num_colors, colour_aware=s.colour_aware)
+             for s in self.sources]
+            + [LinkMonitor(dut, k.name, k.num_colors) for k in self.sinks])
+        self.hooks = [m.check for m in self.monitors] + list(hooks or [])
         self.cycle = 0
         self._task = None
 
