@@ -45,6 +45,8 @@ __all__ = [
     "Unpacked",
     "unpack",
     "leading_zeros",
+    "trailing_zeros",
+    "shift_right_sticky",
     "normalize",
     "round_pack",
     "denormalize",
@@ -317,6 +319,41 @@ def leading_zeros(value: Value) -> Value:
     if size > width:  # the padding guarantees a one: never all zero
         return count
     return Mux(all_zero, width, count)
+
+
+def trailing_zeros(value: Value) -> Value:
+    """:func:`leading_zeros` counted from the least significant end of ``value`` (``W``
+    bits; the count is ``W`` when it is zero)."""
+    value = Value.cast(value).as_unsigned()
+    return leading_zeros(Cat(*reversed([value[i] for i in range(len(value))])))
+
+
+def shift_right_sticky(m: Module, value: Value, amount: Value, *,
+                       name: str = "srs") -> tuple[Value, Value]:
+    """Shift right and say whether any set bit was shifted out.
+
+    Parameters
+    ----------
+    m : Module
+        Module the logic is added to.
+    value : Value
+        Unsigned, ``W`` bits.
+    amount : Value
+        Unsigned shift amount (any amount up to ``2 ** len(amount) - 1``).
+
+    Returns
+    -------
+    shifted : Value, ``W`` bits
+        ``value >> amount``.
+    lost : Value, 1 bit
+        The OR of the bits of ``value`` below position ``amount``.
+    """
+    value = Value.cast(value).as_unsigned()
+    width = len(value)
+    ones = Const((1 << width) - 1, width)
+    shifted = _comb(m, value >> amount, unsigned(width), f"{name}_shifted")
+    lost = _comb(m, (value & ~(ones << amount)[:width]).any(), 1, f"{name}_lost")
+    return shifted, lost
 
 
 def normalize(

@@ -15,6 +15,8 @@ from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import check_int
+
 __all__ = ["SRAMBank", "check_sram_words"]
 
 #: Largest SRAM: 16384 words (64 KiB) keeps byte element addresses within 16-bit DSD fields.
@@ -31,14 +33,7 @@ def check_sram_words(sram_words: int) -> int:
     ValueError
         If it is outside 16 .. 16384 words.
     """
-    if not isinstance(sram_words, int) or isinstance(sram_words, bool):
-        raise TypeError(f"sram_words must be an integer number of 32-bit words, not {sram_words!r}")
-    if not 16 <= sram_words <= MAX_SRAM_WORDS:
-        raise ValueError(
-            f"sram_words must be between 16 and {MAX_SRAM_WORDS} 32-bit words (64 KiB), "
-            f"not {sram_words}"
-        )
-    return sram_words
+    return check_int("sram_words", sram_words, 16, MAX_SRAM_WORDS, "32-bit words (64 KiB)")
 
 
 class SRAMBank(wiring.Component):
