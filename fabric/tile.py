@@ -32,6 +32,7 @@ from hdl.config_chain import ConfigStation
 from hdl.ports import PORT_NAMES, E, N, S, W
 from hdl.refused import refusing
 from hdl.wavelet import LinkSignature
+from pe.params import PEParams
 from pe.pe import PE
 from router import Router
 
@@ -99,9 +100,9 @@ class Tile(wiring.Component):
             # Constructing the blocks validates their parameters.
             self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
             with refusing(self.router):
-                self.pe = PE(sram_words=sram_words, imem_words=imem_words,
-                             num_colors=num_colors, num_tasks=num_tasks, num_dsds=num_dsds,
-                             in_depth=in_depth)
+                self.pe = PE(PEParams(sram_words=sram_words, imem_words=imem_words,
+                                      num_colors=num_colors, num_tasks=num_tasks,
+                                      num_dsds=num_dsds, in_depth=in_depth))
         self.spares = spares
         self.num_colors = num_colors
         self.fault_injection = fault_injection

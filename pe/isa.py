@@ -7,8 +7,9 @@ This module is the machine-readable half of ``docs/isa.md``; the RTL (:mod:`pe.p
 Every packed word is one :mod:`amaranth.lib.data` layout, used by the RTL as a signal shape and
 by Python to pack (``Layout.const({...}).as_bits()``) and parse (``Layout.from_bits(word)``):
 :class:`Instruction` (the union of :data:`IForm` and :data:`RForm`), :class:`DsdWord0`,
-:data:`DsdWord1`, :class:`TaskWord` and :data:`StatusWord`. The functions :func:`encode`,
-:func:`pack_dsd`, :func:`pack_task` (and their inverses) are range-checking wrappers of them.
+:data:`DsdWord1`, :class:`TaskWord`, :data:`StatusWord` and :data:`CtrlWord`. The functions
+:func:`encode`, :func:`pack_dsd`, :func:`pack_task` (and their inverses) are range-checking
+wrappers of them.
 
 Instruction word (32 bits)::
 
@@ -40,6 +41,7 @@ __all__ = [
     "DsdWord1",
     "TaskWord",
     "StatusWord",
+    "CtrlWord",
     "encode",
     "decode",
     "field_a",
@@ -167,6 +169,11 @@ DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), kind=(2, 20))
 
 #: The STATUS register (configuration address ``AddressMap.STATUS``).
 StatusWord = _word(running=(1, 0), halted=(1, 1), idle=(1, 2), errors=(8, 8))
+
+#: The CTRL register (configuration address ``AddressMap.CTRL``, write): ``run`` starts taking
+#: tasks (clear: stop taking them); ``clear`` clears errors, halted, activations, counters, the
+#: running task and the queues.
+CtrlWord = _word(run=(1, 0), clear=(1, 1))
 
 
 def _fits(name: str, value: int, lo: int, hi: int, what: str) -> int:
@@ -304,6 +311,9 @@ class AddressMap:
     RUN_CYCLES = 0x20304
     ELEMENTS = 0x20305
 
+    #: :data:`CtrlWord` values.
+    CTRL_RUN = CtrlWord.const({"run": 1}).as_bits()
+    CTRL_CLEAR = CtrlWord.const({"clear": 1}).as_bits()
     #: :data:`StatusWord` bits, as masks (and the position of its error flags).
     STATUS_RUNNING = StatusWord.const({"running": 1}).as_bits()
     STATUS_HALTED = StatusWord.const({"halted": 1}).as_bits()
