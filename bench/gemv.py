@@ -6,7 +6,12 @@ cycles run from the start of the GEMV (PEs started, ``x`` offered at the north e
 last result has left the east edge and the fabric is idle; loading the weights is not counted.
 Every result is checked bit for bit against the numpy reference with the fabric's rounding order.
 
-Usage: ``python bench/gemv.py [--json] [--cases 4x4:256x256,8x8:128x128] [--dtype fp32]``
+The simulator is Verilator at -O2 with the tile compiled once for every fabric size
+(``sim/tb/harness.py``); the host engines of the simulation top stream the weights through the
+configuration chain and the vectors through the edges with no Python per cycle.
+
+Usage: ``python bench/gemv.py [--json] [--cases 4x4:256x256,8x8:128x128] [--dtype fp32]
+[--no-optimize]``
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sim.apps.layers import run_layers
 from sim.host.driver import FabricDriver
 from sim.toolchain.mapper import map_layers, parse_dtype
 
-DEFAULT_CASES = "4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256"
+DEFAULT_CASES = "4x4:64x64,4x4:256x256,4x4:128x512,8x8:128x128,8x8:256x256,16x16:128x128"
 
 
 def parse_cases(text: str) -> list[tuple[int, int, int, int]]:
@@ -41,16 +46,20 @@ def sram_for(rows, cols, m, k, dtype) -> int:
     return max(256, 1 << math.ceil(math.log2(words)))
 
 
-def measure(cases, dtype: str, sim: str | None) -> list[dict]:
+def measure(cases, dtype: str, sim: str | None, optimize: bool = True) -> list[dict]:
     rows_out = []
+    # One SRAM size for every fabric: the tile is then the same Verilog everywhere and is
+    # compiled once (the library the harness shares between fabric sizes).
+    sram = max(sram_for(r, c, m, k, dtype) for r, c, m, k in cases)
     by_fabric: dict[tuple[int, int, int], list] = {}
     for r, c, m, k in cases:
-        by_fabric.setdefault((r, c, max(sram_for(r, c, mm, kk, dtype) for rr, cc, mm, kk in cases
-                                        if (rr, cc) == (r, c))), []).append((m, k))
+        by_fabric.setdefault((r, c, sram), []).append((m, k))
     rng = np.random.default_rng(0)
     for (r, c, sram), shapes in by_fabric.items():
         params = FabricParams(rows=r, cols=c, spares=1, sram_words=sram)
-        driver = FabricDriver(params, backend="rtl", sim=sim)
+        t0 = time.perf_counter()
+        driver = FabricDriver(params, backend="rtl", sim=sim, optimize=optimize)
+        start_s = time.perf_counter() - t0
         try:
             for m, k in shapes:
                 W = rng.standard_normal((m, k)).astype(np.float32)
@@ -71,15 +80,17 @@ def measure(cases, dtype: str, sim: str | None) -> list[dict]:
                     "macs_per_cycle": round(mp.macs / cyc, 2),
                     "utilisation": round(mp.macs / (r * c * cyc), 4),
                     "bit_exact": exact, "load_seconds": round(load_s, 1),
-                    "run_seconds": round(run_s, 1),
+                    "run_seconds": round(run_s, 1), "build_and_start_seconds": round(start_s, 1),
                 })
+                start_s = 0.0
         finally:
             driver.close()
     return rows_out
 
 
 COLUMNS = [("fabric", 6, ""), ("M x K", 10, ""), ("block", 7, ""), ("cycles", 8, ""),
-           ("MACs/cycle", 11, ".2f"), ("utilisation", 11, ".3f"), ("exact", 6, "")]
+           ("MACs/cycle", 11, ".2f"), ("utilisation", 11, ".3f"), ("exact", 6, ""),
+           ("build s", 8, ".1f"), ("load s", 7, ".1f"), ("run s", 6, ".1f")]
 
 
 def main() -> None:
@@ -87,11 +98,15 @@ def main() -> None:
     ap.add_argument("--cases", default=DEFAULT_CASES,
                     help=f"RxC:MxK list (default {DEFAULT_CASES})")
     ap.add_argument("--dtype", default="fp32", help="weight format (default fp32)")
+    ap.add_argument("--no-optimize", action="store_true", help="C++ at -O0 (faster builds)")
     args = parse(ap, sim=True)
-    results = measure(parse_cases(args.cases), args.dtype, args.sim)
-    emit(args, {"gemv": results}, lambda: table(COLUMNS, [
+    t0 = time.perf_counter()
+    results = measure(parse_cases(args.cases), args.dtype, args.sim, not args.no_optimize)
+    wall = round(time.perf_counter() - t0, 1)
+    emit(args, {"gemv": results, "wall_seconds": wall}, lambda: table(COLUMNS, [
         (r["fabric"], f"{r['M']:>4} x {r['K']:<4}", r["block"], r["cycles"], r["macs_per_cycle"],
-         r["utilisation"], "yes" if r["bit_exact"] else "NO") for r in results]))
+         r["utilisation"], "yes" if r["bit_exact"] else "NO", r["build_and_start_seconds"],
+         r["load_seconds"], r["run_seconds"]) for r in results]) + f"\nwall {wall} s")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ Runs the ``figures`` test of :mod:`sim.tb.router_bench` on the simulator and pri
 * ``throughput_unicast``: wavelets per cycle at the output of a 2000-wavelet W -> E stream;
 * ``throughput_multicast``: the lowest rate among the three outputs of a 3-way multicast stream;
 * ``throughput_two_colours_one_output``: wavelets per cycle at one output fed by two colours from
-  two inputs (the output's total rate; each colour gets half).
+  two inputs (the output's total rate; each colour gets half);
+* ``uniform_random``: accepted throughput under uniform random traffic (all five inputs, random
+  colours, each colour routed to a random output) as the offered load rises, beside the ideal
+  output-queued figure for the same traffic (wavelets per cycle per port), and
+  ``saturation_ratio``: accepted over ideal at full offered load (the NoC papers' figure).
 
 Usage: ``python bench/router_figures.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 from _common import emit, parse, parser
 
 from router import Router
+from router.params import DEFAULT_COLORS
 from sim.tb.harness import default_simulator, run_cocotb
 
 
@@ -40,7 +45,9 @@ def measure(num_colors: int, depth: int, sim: str) -> dict:
                        "ROUTER_FIGURES": str(out)},
         )
         figures = json.loads(out.read_text())
+    top = figures["uniform_random"][-1]
     figures.update(num_colors=num_colors, queue_depth=depth, simulator=sim,
+                   saturation_ratio=round(top["accepted"] / top["ideal"], 4),
                    wall_seconds=round(time.perf_counter() - t0, 2))
     return figures
 
@@ -54,14 +61,21 @@ def text(figures: dict) -> str:
         ("two colours -> one output", figures["throughput_two_colours_one_output"],
          "wavelets/cycle"),
     ]
-    return "\n".join([f"router, {figures['num_colors']} colours, queue depth "
-                      f"{figures['queue_depth']}, on {figures['simulator']}"]
-                     + [f"  {name:32s} {value:8.3f} {unit}" for name, value, unit in rows])
+    lines = [f"router, {figures['num_colors']} colours, queue depth {figures['queue_depth']}, "
+             f"on {figures['simulator']}"]
+    lines += [f"  {name:32s} {value:8.3f} {unit}" for name, value, unit in rows]
+    lines += ["  uniform random traffic (wavelets/cycle/port):",
+              "    offered  accepted  ideal (output-queued)"]
+    lines += [f"    {r['offered']:7.2f}  {r['accepted']:8.3f}  {r['ideal']:8.3f}"
+              for r in figures["uniform_random"]]
+    lines.append(f"  saturation: accepted / ideal = {figures['saturation_ratio']:.3f}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--colors", type=int, default=8, help="num_colors (default 8)")
+    ap.add_argument("--colors", type=int, default=DEFAULT_COLORS,
+                    help=f"num_colors (default {DEFAULT_COLORS})")
     ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
     args = parse(ap, sim=True)
     figures = measure(args.colors, args.depth, args.sim or default_simulator())

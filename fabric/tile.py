@@ -9,7 +9,8 @@
               in_s/out_s (sel_s)
 
 * **Core**: the 5-port router, its RAMP port joined to the PE, and the core configuration bus
-  (19-bit tile addresses: the PE's map below ``ROUTER_BASE``, the router's above).
+  (:class:`TileMap`: 19-bit tile addresses, the PE's map below ``TileMap.ROUTER``, the
+  router's above).
 * **Shell**: the configuration-chain station (:mod:`hdl.config_chain`), the shell register
   (enable, ``sel_n``, ``sel_s``) and the bypass. The shell is assumed defect-free, as the WSE's
   redundancy logic is; defects are modelled in the core.
@@ -29,20 +30,35 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.config_chain import ConfigStation
+from hdl.params import check_int
 from hdl.ports import PORT_NAMES, E, N, S, W
 from hdl.refused import refusing
 from hdl.wavelet import LinkSignature
+from pe.isa import AddressMap
 from pe.params import PEParams
 from pe.pe import PE
 from router import Router
+from router.params import DEFAULT_COLORS, RouterMap
 
 from .repair import MAX_SPARES
 
-__all__ = ["Tile", "TILE_ADDR_WIDTH", "ROUTER_BASE", "select_bits"]
+__all__ = ["Tile", "TileMap", "select_bits"]
 
-TILE_ADDR_WIDTH = 19
-ROUTER_BASE = 1 << 18
 _MESH = (N, E, S, W)
+
+
+class TileMap:
+    """Word addresses of a tile's configuration bus (what a chain WRITE or READ addresses).
+
+    The PE's map (:class:`pe.isa.AddressMap`) starts at ``PE``; the router's
+    (:class:`router.params.RouterMap`) at ``ROUTER``.
+    """
+
+    ADDR_WIDTH = 19
+    PE = 0
+    ROUTER = 1 << AddressMap.ADDR_WIDTH
+    #: The router's sticky drop counter (read: count; write: clear).
+    ROUTER_STATUS = ROUTER + RouterMap.STATUS
 
 
 def select_bits(spares: int) -> int:
@@ -66,7 +82,7 @@ class Tile(wiring.Component):
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         If ``spares`` is not an integer from 0 to ``MAX_SPARES`` (7; the shell register's
         select fields are sized for it), or a router or PE parameter is invalid.
 
@@ -89,14 +105,11 @@ class Tile(wiring.Component):
         Only with ``fault_injection``.
     """
 
-    def __init__(self, *, spares: int = 1, num_colors: int = 8, queue_depth: int = 2,
+    def __init__(self, *, spares: int = 1, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
                  sram_words: int = 1024, imem_words: int = 256, num_tasks: int = 16,
                  num_dsds: int = 16, in_depth: int = 4, fault_injection: bool = False):
         with refusing(self):
-            if isinstance(spares, bool) or not isinstance(spares, int) \
-                    or not 0 <= spares <= MAX_SPARES:
-                raise ValueError(f"spares must be an integer from 0 to {MAX_SPARES}, "
-                                 f"not {spares!r}")
+            check_int("spares", spares, 0, MAX_SPARES, "spare columns")
             # Constructing the blocks validates their parameters.
             self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
             with refusing(self.router):
@@ -132,22 +145,22 @@ class Tile(wiring.Component):
         C = self.num_colors
         m.submodules.router = router = self.router
         m.submodules.pe = pe = self.pe
-        m.submodules.station = station = ConfigStation(TILE_ADDR_WIDTH)
+        m.submodules.station = station = ConfigStation(TileMap.ADDR_WIDTH)
 
         # ---- core ----------------------------------------------------------------------------
         wiring.connect(m, router.out_ramp, pe.ramp_in)
         wiring.connect(m, pe.ramp_out, router.in_ramp)
         bus = station.bus
-        to_router = bus.addr[18]
+        to_router = bus.addr >= TileMap.ROUTER
         last_router = Signal()
         with m.If(bus.re):
             m.d.sync += last_router.eq(to_router)
         m.d.comb += [
-            router.cfg.addr.eq(bus.addr[:router.CFG_ADDR_WIDTH]),
+            router.cfg.addr.eq(bus.addr[:RouterMap.ADDR_WIDTH]),
             router.cfg.wdata.eq(bus.wdata),
             router.cfg.we.eq(bus.we & to_router),
             router.cfg.re.eq(bus.re & to_router),
-            pe.cfg.addr.eq(bus.addr[:18]),
+            pe.cfg.addr.eq(bus.addr[:AddressMap.ADDR_WIDTH]),
             pe.cfg.wdata.eq(bus.wdata),
             pe.cfg.we.eq(bus.we & ~to_router),
             pe.cfg.re.eq(bus.re & ~to_router),
@@ -192,14 +205,13 @@ class Tile(wiring.Component):
         wiring.connect(m, wiring.flipped(self.chain_in), station.chain_in)
         wiring.connect(m, station.chain_out, wiring.flipped(self.chain_out))
         shell = station.shell
-        enabled = shell[0]
-        sel = len(self.sel_n)
+        enabled = shell.enable
         m.d.comb += [
             station.row.eq(self.row),
             station.col.eq(self.col),
             self.enabled.eq(enabled),
-            self.sel_n.eq(shell[4:4 + sel]),
-            self.sel_s.eq(shell[8:8 + sel]),
+            self.sel_n.eq(shell.sel_n),
+            self.sel_s.eq(shell.sel_s),
             self.idle.eq(~enabled | status[0]),
             self.error.eq(enabled & status[1]),
         ]

@@ -10,12 +10,12 @@ __all__ = ["RoundRobin", "AtomicAllocator", "lowest_first"]
 def lowest_first(requests, upper):
     """One-hot grant of the first request at or above the ``upper`` mask, else the first request.
 
-    ``upper`` is a thermometer mask of the positions searched first (mask-and-isolate: the
-    lowest set bit of ``x`` is ``x & -x``).
+    ``upper`` is a thermometer mask of the positions searched first. Mask-and-isolate: the
+    lowest set bit of ``x`` is ``x & -x``; both candidates are isolated side by side (two carry
+    chains) and chosen at the end, which keeps the choice off the carry chains' path.
     """
     masked = requests & upper
-    pool = Mux(masked.any(), masked, requests)
-    return pool & -pool
+    return Mux(masked.any(), masked & -masked, requests & -requests)
 
 
 class RoundRobin(Elaboratable):

@@ -42,7 +42,7 @@ included, and drops a wavelet arriving in that cycle: it is the PE's CLEAR, whic
 issues while the fabric is quiet.
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,7 +73,10 @@ class QueueReadSignature(wiring.Signature):
     Members
     -------
     color : ``Out(5)``
-        The colour whose head is read (addresses the memory).
+        The colour whose head is read this cycle.
+    next_color : ``Out(5)``
+        The colour that will be read in the next cycle: only a queue with block-RAM storage
+        (``storage="bram"``, registered reads) uses it, to address its memories a cycle ahead.
     onehot : ``Out(num_colors)``
         The same colour, one-hot (selects the counter a pop decrements; consumers usually hold
         it already, so the queues do not decode it again).
@@ -87,6 +90,7 @@ class QueueReadSignature(wiring.Signature):
         self.num_colors = check_num_colors(num_colors)
         super().__init__({
             "color": Out(COLOR_BITS),
+            "next_color": Out(COLOR_BITS),
             "onehot": Out(num_colors),
             "pop": Out(1),
             "data": In(DATA_BITS),
@@ -123,6 +127,14 @@ class ColorQueues(wiring.Component):
         per cycle per colour).
     read_ports : int
         Number of read ports (1 to 4); each is one copy of the memory.
+    storage : ``"lutram"`` or ``"bram"``
+        ``"lutram"`` (default): one memory of ``num_colors x depth`` entries read
+        combinationally (LUT RAM on ECP5). ``"bram"``: one memory per slot, ``num_colors`` deep,
+        read through a register (block RAM on ECP5); a read port then names its colour a cycle
+        ahead (``next_color``), and must not name one whose head is being written in that
+        cycle (the memory does not forward a write to a read in the same cycle): the arrival
+        register's wavelet becomes readable from memory the cycle after it arrived. The
+        consumer's picker excludes it (see :class:`router.Router`).
 
     Members
     -------
@@ -136,6 +148,10 @@ class ColorQueues(wiring.Component):
         Read ports.
     nonempty, plural : ``Out(num_colors)``
         Colour ``c`` holds at least one / at least two wavelets (the arrival register included).
+    occupancy : ``Out(ArrayLayout(range(depth + 1), num_colors))``
+        Wavelets each colour holds (the arrival register included).
+    arrival_valid : ``Out(1)``
+        The arrival register holds a wavelet (kept or not: it may be one to drop).
     arrival_onehot : ``Out(num_colors)``
         One-hot colour of the kept wavelet in the arrival register (zero when there is none).
     arrival_color : ``Out(5)``
@@ -153,10 +169,14 @@ class ColorQueues(wiring.Component):
         For a parameter of the wrong type or out of range.
     """
 
-    def __init__(self, *, num_colors: int, depth: int, read_ports: int = 1):
+    def __init__(self, *, num_colors: int, depth: int, read_ports: int = 1,
+                 storage: str = "lutram"):
         self.num_colors = check_num_colors(num_colors)
         self.depth = check_int("depth", depth, 2, MAX_QUEUE_DEPTH, "wavelets per colour")
         self.read_ports = check_int("read_ports", read_ports, 1, 4)
+        if storage not in ("lutram", "bram"):
+            raise ValueError(f"storage must be 'lutram' or 'bram', not {storage!r}")
+        self.storage = storage
         super().__init__({
             "link": In(LinkSignature(num_colors)),
             "accept": In(num_colors, init=(1 << num_colors) - 1),
@@ -164,6 +184,8 @@ class ColorQueues(wiring.Component):
             "rd": In(QueueReadSignature(num_colors)).array(read_ports),
             "nonempty": Out(num_colors),
             "plural": Out(num_colors),
+            "occupancy": Out(data.ArrayLayout(range(depth + 1), num_colors)),
+            "arrival_valid": Out(1),
             "arrival_onehot": Out(num_colors),
             "arrival_color": Out(COLOR_BITS),
             "arrival_is_head": Out(1),
@@ -183,10 +205,19 @@ class ColorQueues(wiring.Component):
                 return value[:slot_bits]
             return Mux(value >= D, value - D, value)[:slot_bits]
 
-        mem = memory.Memory(shape=QueueEntry, depth=C << slot_bits, init=[])
-        m.submodules.mem = mem
-        wr = mem.write_port()
-        readers = [mem.read_port(domain="comb") for _ in range(R)]
+        bram = self.storage == "bram"
+        if bram:  # one memory per slot, addressed by colour, read through a register
+            slots = []
+            for k in range(D):
+                mem = memory.Memory(shape=QueueEntry, depth=C, init=[],
+                                    attrs={"ram_style": "block"})
+                m.submodules[f"slot{k}"] = mem
+                slots.append((mem.write_port(), [mem.read_port() for _ in range(R)]))
+        else:  # one memory addressed {colour, slot}, read combinationally
+            mem = memory.Memory(shape=QueueEntry, depth=C << slot_bits, init=[])
+            m.submodules.mem = mem
+            wr = mem.write_port()
+            readers = [mem.read_port(domain="comb") for _ in range(R)]
 
         # ---- arrival register (nothing between the link and its data inputs) -----------------
         link = self.link
@@ -211,6 +242,7 @@ class ColorQueues(wiring.Component):
         only = Signal(C)  # occupancy exactly one
         for c in range(C):
             m.d.comb += [
+                self.occupancy[c].eq(occ[c]),
                 self.nonempty[c].eq(occ[c] != 0),
                 self.plural[c].eq(occ[c] >= 2),
                 only[c].eq(occ[c] == 1),
@@ -218,6 +250,7 @@ class ColorQueues(wiring.Component):
         is_head = Signal()
         m.d.comb += is_head.eq((arr_onehot & only).any())
         m.d.comb += [
+            self.arrival_valid.eq(arr_raw),
             self.arrival_onehot.eq(arr_onehot),
             self.arrival_color.eq(arr_color),
             self.arrival_is_head.eq(is_head),
@@ -248,14 +281,22 @@ class ColorQueues(wiring.Component):
             arr_head = onehot_select(arr_onehot, head)
 
         # ---- read ports -----------------------------------------------------------------------
-        for port, rd, slot in zip(self.rd, readers, port_heads):
+        for i, (port, slot) in enumerate(zip(self.rd, port_heads)):
             k = port.color
-            from_arrival = Signal()
+            from_arrival = Signal(name=f"rd{i}_from_arrival")
             m.d.comb += from_arrival.eq(is_head & (arr_color == k))
-            m.d.comb += rd.addr.eq(Cat(slot, k))
-            entry = Signal(QueueEntry)
+            stored = Signal(QueueEntry, name=f"rd{i}_stored")
+            if bram:
+                outs = []
+                for _, rds in slots:
+                    m.d.comb += rds[i].addr.eq(port.next_color)
+                    outs.append(rds[i].data)
+                m.d.comb += stored.eq(Array(outs)[slot])
+            else:
+                m.d.comb += [readers[i].addr.eq(Cat(slot, k)), stored.eq(readers[i].data)]
+            entry = Signal(QueueEntry, name=f"rd{i}_entry")
             m.d.comb += [
-                entry.eq(Mux(from_arrival, arr_entry, rd.data)),
+                entry.eq(Mux(from_arrival, arr_entry, stored)),
                 port.data.eq(entry.data),
                 port.ctrl.eq(entry.ctrl),
             ]
@@ -265,11 +306,15 @@ class ColorQueues(wiring.Component):
         # ---- enqueue ----------------------------------------------------------------------------
         # Every kept arrival is written at its colour's tail, even when it is dequeued at once
         # (its head pointer then moves past it): the write does not wait for the consumers.
-        m.d.comb += [
-            wr.addr.eq(Cat(wrap(arr_head + arr_mem_count), arr_color)),
-            wr.data.eq(arr_entry),
-            wr.en.eq(arr_onehot.any()),
-        ]
+        tail = Signal(slot_bits)
+        m.d.comb += tail.eq(wrap(arr_head + arr_mem_count))
+        kept = arr_onehot.any()
+        if bram:
+            for k, (w, _) in enumerate(slots):
+                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry),
+                             w.en.eq(kept & (tail == k))]
+        else:
+            m.d.comb += [wr.addr.eq(Cat(tail, arr_color)), wr.data.eq(arr_entry), wr.en.eq(kept)]
 
         # ---- dequeue, counts, colour-ready ------------------------------------------------------
         # color_ready is a function of the occupancy registers only: room for one more now.

@@ -4,7 +4,8 @@ Every tile has a :class:`ConfigStation` in its (defect-free) shell. The stations
 from the host's ``chain_in`` through every physical tile back to the host's ``chain_out``; each
 station is a 4-word FIFO stage (one cycle of latency, one word per cycle, registered ready).
 
-Packet format (Python side: :mod:`sim.config_packets`)::
+Packet format (:class:`ChainHeader`; Python builds and parses packets in :mod:`sim.host.packets`
+with the same layout)::
 
     header   [31:28] command  [27:20] row  [19:12] column  [11:0] count
     WRITE  1   header, address, count data words  -> tile words address .. address+count-1
@@ -19,21 +20,25 @@ configuration path skips disabled tiles. SHELL reaches its station whatever the 
 tiles are enabled and the bypass multiplexers set). Unclaimed packets (a READ of a disabled tile,
 an unknown command) arrive unchanged at the host.
 
-The shell register: bit 0 enable, bits [7:4] ``sel_n``, bits [11:8] ``sel_s`` (the vertical
-neighbour selects; see :mod:`fabric.tile`). It resets to 0: every tile starts disabled.
+The shell register (:class:`ShellWord`: enable and the vertical neighbour selects of
+:mod:`fabric.tile`) resets to 0: every tile starts disabled.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+import enum
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config_bus import ConfigBusSignature
+from .params import check_int
 
-__all__ = ["ConfigStation", "Command", "BROADCAST"]
+__all__ = ["ConfigStation", "Command", "ChainHeader", "ShellWord", "BROADCAST", "MAX_COUNT",
+           "SHELL_BITS"]
 
 
-class Command:
-    """Packet commands (header bits [31:28])."""
+class Command(enum.IntEnum):
+    """Packet commands (the header's ``command`` field)."""
 
     WRITE = 1
     READ = 2
@@ -41,8 +46,36 @@ class Command:
     SHELL = 4
 
 
+class ChainHeader(data.Struct):
+    """The first word of every configuration packet."""
+
+    count: 12
+    col: 8
+    row: 8
+    command: 4
+
+
 #: Row and column value that addresses every enabled tile (WRITE only).
 BROADCAST = 0xFF
+#: Largest number of data words in one packet (the ``count`` field).
+MAX_COUNT = (1 << 12) - 1
+class ShellWord(data.Struct):
+    """The shell register a station keeps for its tile (the data word of a SHELL packet).
+
+    ``enable`` makes the tile part of the logical array (its station then takes WRITE and READ
+    packets); ``sel_n`` / ``sel_s`` choose its north / south neighbour among the ``2S+1`` tiles
+    around its column, as ``offset + spares`` (see :mod:`fabric.tile`).
+    """
+
+    enable: 1
+    _reserved: 3
+    sel_n: 4
+    sel_s: 4
+    _spare: 4
+
+
+#: Width of the shell register a station keeps for its tile.
+SHELL_BITS = ShellWord.as_shape().size
 
 
 class ConfigStation(wiring.Component):
@@ -63,24 +96,27 @@ class ConfigStation(wiring.Component):
         The tile's physical coordinates (tied to constants by the array).
     bus : ``Out(ConfigBusSignature(addr_width))``
         The tile core's configuration bus.
-    shell : ``Out(16)``
+    shell : ``Out(ShellWord)``
         The shell register.
     busy : ``Out(1)``
         A packet is in progress or words are buffered.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an ``addr_width`` outside 1 to 32 bits or a ``depth`` outside 2 to 64 words.
     """
 
     def __init__(self, addr_width: int, depth: int = 4):
-        if depth < 2:
-            raise ValueError(f"depth must be at least 2 words, not {depth}")
-        self.addr_width = addr_width
-        self.depth = depth
+        self.addr_width = check_int("addr_width", addr_width, 1, 32, "bits")
+        self.depth = check_int("depth", depth, 2, 64, "words")
         super().__init__({
             "chain_in": In(stream.Signature(32)),
             "chain_out": Out(stream.Signature(32)),
             "row": In(8),
             "col": In(8),
             "bus": Out(ConfigBusSignature(addr_width)),
-            "shell": Out(16),
+            "shell": Out(ShellWord),
             "busy": Out(1),
         })
 
@@ -92,12 +128,13 @@ class ConfigStation(wiring.Component):
             self.chain_out.valid.eq(buf.r_rdy),
             buf.r_en.eq(self.chain_out.ready),
         ]
-        shell = Signal(16)
+        shell = Signal(ShellWord)
         m.d.comb += self.shell.eq(shell)
-        enabled = shell[0]
+        enabled = shell.enable
 
         word = self.chain_in.payload
-        cmd, row, col, count = word[28:32], word[20:28], word[12:20], word[:12]
+        head = ChainHeader(word)
+        cmd, row, col, count = head.command, head.row, head.col, head.count
         me = (row == self.row) & (col == self.col)
         broadcast = (row == BROADCAST) & (col == BROADCAST)
 
@@ -176,7 +213,7 @@ class ConfigStation(wiring.Component):
             with m.State("SHELL"):
                 m.d.comb += self.chain_in.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [shell.eq(word[:16]), remaining.eq(0)]
+                    m.d.sync += [shell.eq(word[:SHELL_BITS]), remaining.eq(0)]
                     m.next = "HEADER"
             with m.State("READ_ADDR"):
                 m.d.comb += self.chain_in.ready.eq(1)
@@ -184,10 +221,12 @@ class ConfigStation(wiring.Component):
                     m.d.sync += addr.eq(word)
                     m.next = "ANSWER_HEADER"
             with m.State("ANSWER_HEADER"):
+                answer = Signal(ChainHeader)
+                m.d.comb += [answer.count.eq(remaining), answer.col.eq(self.col),
+                             answer.row.eq(self.row), answer.command.eq(Command.RDATA)]
                 with m.If(buf.w_rdy & ~inflight):
                     m.d.comb += [
-                        buf.w_data.eq(Cat(remaining[:12], self.col, self.row,
-                                          Const(Command.RDATA, 4))),
+                        buf.w_data.eq(answer),
                         buf.w_en.eq(1),
                     ]
                     with m.If(remaining == 0):

@@ -9,6 +9,8 @@ legal range and the value given.
 
 from __future__ import annotations
 
+import numbers
+
 __all__ = ["check_int", "check_bool"]
 
 
@@ -30,21 +32,22 @@ def check_int(name: str, value: object, minimum: int, maximum: int | None = None
     Returns
     -------
     int
-        ``value``.
+        ``value`` as a Python ``int``.
 
     Raises
     ------
     TypeError
-        If ``value`` is not an ``int`` (``bool`` is refused too).
+        If ``value`` is not an integer (numpy integers count; ``bool`` does not).
     ValueError
         If ``value`` is outside ``minimum .. maximum``.
     """
-    if not isinstance(value, int) or isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {value!r}")
+    value = int(value)
     suffix = f" {unit}" if unit else ""
     if maximum is None:
         if value < minimum:
-            raise ValueError(f"{name} must be at least {minimum}{suffix}, not {value}")
+            raise ValueError(f"{name} must be >= {minimum}{suffix}, not {value}")
     elif not minimum <= value <= maximum:
         raise ValueError(f"{name} must be between {minimum} and {maximum}{suffix}, not {value}")
     return value

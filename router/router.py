@@ -112,25 +112,27 @@ class Router(wiring.Component):
         routes = [Signal(RouteWord, name=f"route_{c}") for c in range(C)]
         route_we = Signal()
         m.d.comb += route_we.eq(cfg.we & (cfg.addr < RouterMap.ROUTES + C))
-        new_route = cfg.wdata[:RouteWord.as_shape().size]
+        new_route = Signal(RouteWord)
+        m.d.comb += new_route.eq(cfg.wdata[:RouteWord.as_shape().size])
         with m.If(route_we):
             for c in range(C):
                 with m.If(cfg.addr[:COLOR_BITS] == c):
                     m.d.sync += routes[c].eq(new_route)
 
-        def route_copy(name):
-            """A LUT-RAM copy of the route table; returns its read port."""
-            table = memory.Memory(shape=RouteWord, depth=C, init=[])
+        def route_copy(name, shape):
+            """A LUT-RAM copy of the route table (or of its ``tx`` masks); returns its read
+            port."""
+            table = memory.Memory(shape=shape, depth=C, init=[])
             m.submodules[name] = table
             w = table.write_port()
-            m.d.comb += [w.addr.eq(cfg.addr[:COLOR_BITS]), w.data.eq(new_route),
-                         w.en.eq(route_we)]
+            value = new_route if shape is RouteWord else new_route.tx
+            m.d.comb += [w.addr.eq(cfg.addr[:COLOR_BITS]), w.data.eq(value), w.en.eq(route_we)]
             return table.read_port(domain="comb")
 
         # ---- configuration read-back ----------------------------------------------------------
         dropped = Signal(16)
         m.d.comb += self.dropped.eq(dropped)
-        readback = route_copy("routes_cfg")
+        readback = route_copy("routes_cfg", RouteWord)
         m.d.comb += readback.addr.eq(cfg.addr[:COLOR_BITS])
         rdata = Signal(32)
         m.d.comb += cfg.rdata.eq(rdata)
@@ -147,13 +149,17 @@ class Router(wiring.Component):
         for c in range(C):
             tx = routes[c].tx
             m.d.comb += clear[c].eq(tx.any() & ~Cat(tx[o] & ~credit[o][c] for o in range(P)).any())
+        # The pickers use it a cycle late (a colour whose credit just vanished may be picked and
+        # then waits: the candidate's own check uses `clear`), off their long path.
+        clear_late = Signal(C)
+        m.d.sync += clear_late.eq(clear)
 
         # ---- inputs: queues, candidate, picker ------------------------------------------------
         m.submodules.allocator = alloc = AtomicAllocator(P, P)
         queues = []
         for p in range(P):
             name = PORT_NAMES[p]
-            q = ColorQueues(num_colors=C, depth=self.queue_depth)
+            q = ColorQueues(num_colors=C, depth=self.queue_depth, storage="bram")
             m.submodules[f"queues_{name}"] = q
             wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
             m.d.comb += q.accept.eq(Cat(r.rx[p] & r.tx.any() for r in routes))
@@ -165,37 +171,39 @@ class Router(wiring.Component):
             sel_valid = Signal(name=f"sel_valid_{name}")
             colour = Signal(COLOR_BITS, name=f"cand_color_{name}")
             onehot = Signal(C, name=f"cand_onehot_{name}")
-            bypass = Signal(name=f"bypass_{name}")
             m.d.comb += [
-                bypass.eq(~sel_valid & q.arrival_is_head),
                 colour.eq(Mux(sel_valid, sel, q.arrival_color)),
                 onehot.eq(Mux(sel_valid, sel_onehot, Mux(q.arrival_is_head, q.arrival_onehot, 0))),
                 q.rd[0].color.eq(colour),
                 q.rd[0].onehot.eq(onehot),
                 q.rd[0].pop.eq(alloc.go[p]),
             ]
-            lookup = route_copy(f"routes_{name}")
+            lookup = route_copy(f"tx_{name}", NUM_PORTS)
             m.d.comb += [
                 lookup.addr.eq(colour),
-                alloc.requests[p].eq(Mux(sel_valid | bypass, lookup.data.tx, 0)),
+                alloc.requests[p].eq(Mux(sel_valid | q.arrival_is_head, lookup.data, 0)),
                 # Credit, for either kind of candidate (two AND-ORs side by side).
                 alloc.ready[p].eq(Mux(sel_valid, (sel_onehot & clear).any(),
                                       (q.arrival_onehot & clear).any())),
             ]
 
-            # Picker: the colour offered next cycle. The candidate's colour counts only if it
-            # holds a second wavelet (it is expected to leave); for a bypass that is the
-            # arrival's colour, which holds a second one exactly when the arrival is no head.
-            expected = Signal(C, name=f"leaving_{name}")
-            m.d.comb += expected.eq(Mux(sel_valid, sel_onehot, q.arrival_onehot))
+            # Picker: the colour offered next cycle, among colours holding a wavelet besides
+            # the candidate (expected to leave) and the arrival (being written to its queue
+            # memory this cycle, where a registered read could not see it yet).
+            leaving = Signal(C, name=f"leaving_{name}")
+            m.d.comb += leaving.eq(Mux(sel_valid, sel_onehot, 0))
+            spare = Signal(C, name=f"spare_{name}")  # occupancy beyond those two
+            for c in range(C):
+                m.d.comb += spare[c].eq(q.occupancy[c] > (leaving[c] + q.arrival_onehot[c]))
             picker = RoundRobin(C, delayed=True)
             m.submodules[f"picker_{name}"] = picker
             m.d.comb += [
-                picker.requests.eq(clear & ((expected & q.plural) | (~expected & q.nonempty))),
+                picker.requests.eq(clear_late & spare),
                 picker.advance.eq(1),
             ]
             index = Cat(Cat(picker.grant[c] for c in range(C) if c >> b & 1).any()
                         for b in range(COLOR_BITS))
+            m.d.comb += q.rd[0].next_color.eq(index)
             m.d.sync += [sel.eq(index), sel_onehot.eq(picker.grant), sel_valid.eq(picker.valid)]
 
         # ---- outputs ----------------------------------------------------------------------------

@@ -1,32 +1,16 @@
-"""Argument checks shared by every sub-package of sim/: the one integer checker and the one
-real-number checker (``TypeError`` for a wrong type, ``ValueError`` for a wrong value, the legal
-range in the message). The RTL packages validate their own parameters."""
+"""Argument checks shared by every sub-package of sim/: the one integer checker (the RTL's,
+:func:`hdl.params.check_int`, so the rule is the same everywhere) and the one real-number
+checker (``TypeError`` for a wrong type, ``ValueError`` for a wrong value, the legal range in
+the message)."""
 
 from __future__ import annotations
 
 import math
 import numbers
 
+from hdl.params import check_int
+
 __all__ = ["check_int", "check_real"]
-
-
-def check_int(name: str, value: object, *, minimum: int) -> int:
-    """``value`` as an ``int`` if it is an integer of at least ``minimum``.
-
-    numpy integers count as integers; ``bool`` does not.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an integer.
-    ValueError
-        If it is below ``minimum``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, not {value}")
-    return int(value)
 
 
 def check_real(name: str, value: object, *, positive: bool, unit: str) -> float:

@@ -15,6 +15,7 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
+from router.params import RouterMap
 from sim.model.wavelet import Wavelet
 from sim.tb.router_bench import RouterTB, tagged
 from sim.toolchain.routes import Route, RouteTable
@@ -22,7 +23,6 @@ from sim.toolchain.routes import Route, RouteTable
 NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
 QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))
 SEED = int(os.environ.get("ROUTER_SEED", "1"))
-STATUS_ADDR = 0x40
 
 
 def pause_pattern(rng: random.Random, busy: float):
@@ -32,7 +32,7 @@ def pause_pattern(rng: random.Random, busy: float):
 
 
 async def read_dropped(tb):
-    return await tb.cfg.read(STATUS_ADDR)
+    return await tb.cfg.read(RouterMap.STATUS)
 
 
 @cocotb.test()
@@ -172,5 +172,5 @@ async def drops_are_counted(dut):
     dropped = await read_dropped(tb)
     assert expected.dropped > 0
     assert dropped == expected.dropped, f"counted {dropped} drops, expected {expected.dropped}"
-    await tb.cfg.write(STATUS_ADDR, 0)
+    await tb.cfg.write(RouterMap.STATUS, 0)
     assert await read_dropped(tb) == 0, "writing the status word did not clear the drop counter"

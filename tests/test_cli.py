@@ -53,10 +53,12 @@ def test_mlp_digits_golden_report(tmp_path):
                     "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    for key in ("bit_exact", "cycles", "macs_per_cycle", "utilisation", "accuracy_fabric",
-                "accuracy_float32", "agreement"):
+    for key in ("bit_exact", "latency_cycles", "cycles_per_image", "images_per_second",
+                "macs_per_cycle", "utilisation", "accuracy_fabric", "accuracy_float32",
+                "agreement", "regions"):
         assert key in report
     assert report["images"] == 6 and report["reference_exact"] is True
+    assert report["mode"] == "pipelined" and len(report["regions"]) == 2
 
 
 def test_mlp_digits_int8_golden(tmp_path):
@@ -64,6 +66,9 @@ def test_mlp_digits_int8_golden(tmp_path):
                     "--cols", "2", "--dtype", "int8", "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
+    # int8 requantises between layers on the host: the pipeline falls back, and says why.
+    assert report["mode"] == "host-orchestrated"
+    assert "int8 layers are host-orchestrated only" in report["mode_reason"]
     assert report["reference_exact"] is True
     assert report["accuracy_fabric"] >= report["accuracy_float32"] - 0.1
     assert report["agreement"] >= 0.9  # fraction of predictions equal to float32
@@ -214,3 +219,40 @@ def test_gemv_file_without_a_matrix(tmp_path):
                     "golden")
     _no_traceback(result)
     assert "holds no 2-D tensor (it holds: v (4,))" in result.output
+
+
+def test_mlp_from_weight_files(tmp_path):
+    """``wafer run mlp`` takes W0/b0/... from .npz and <prefix>i.weight/.bias from
+    .safetensors, runs them pipelined, bit-exact, and refuses malformed files clearly."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(3)
+    W0, b0 = rng.standard_normal((12, 20)).astype(np.float32), np.zeros(12, np.float32)
+    W1 = rng.standard_normal((5, 12)).astype(np.float32)
+    np.savez(tmp_path / "m.npz", W0=W0, b0=b0, W1=W1)
+    save_file({"layers.0.weight": W0, "layers.0.bias": b0, "layers.1.weight": W1},
+              str(tmp_path / "m.safetensors"))
+    np.save(tmp_path / "x.npy", rng.standard_normal((4, 20)).astype(np.float32))
+    for name in ("m.npz", "m.safetensors"):
+        result = invoke("run", "mlp", "--weights", str(tmp_path / name), "--input",
+                        str(tmp_path / "x.npy"), "--rows", "3", "--cols", "3",
+                        "--backend", "golden", "--out", str(tmp_path / "out"), "--json")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["mode"] == "pipelined" and report["reference_exact"] is True
+        assert report["images"] == 4 and report["macs_per_image"] == 12 * 20 + 5 * 12
+    np.savez(tmp_path / "gap.npz", W0=W0, W2=W1)
+    np.savez(tmp_path / "chain.npz", W0=W0, W1=W0)
+    np.savez(tmp_path / "name.npz", W0=W0, weights=W1)
+    np.savez(tmp_path / "nan.npz", W0=np.full((3, 3), np.nan, np.float32))
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "m.npz").read_bytes()[:40])
+    for name, message in (("gap.npz", "numbered 0..2 without gaps"),
+                          ("chain.npz", "layers do not chain"),
+                          ("name.npz", "is neither a layer's weight nor its bias"),
+                          ("nan.npz", "contains NaN or infinite values"),
+                          ("trunc.npz", "is not a valid .npz file"),
+                          ("missing.npz", "does not exist")):
+        bad = invoke("run", "mlp", "--weights", str(tmp_path / name), "--backend", "golden",
+                     "--out", str(tmp_path / "out"))
+        assert bad.exit_code == 2, (name, bad.output)
+        assert message in bad.output and "Traceback" not in bad.output, (name, bad.output)

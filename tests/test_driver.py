@@ -13,6 +13,8 @@ from pe.isa import ErrorFlag
 from sim.host.driver import FabricDriver, FabricImage, TileProgram
 from sim.host.errors import FabricError
 from sim.model.wavelet import Wavelet
+from sim.tb.free_run import replay
+from sim.tb.sim_top import EngineParams
 from sim.toolchain.asm import assemble
 from sim.toolchain.routes import RouteCycleError, RouteTable, find_route_cycle
 
@@ -125,3 +127,63 @@ def test_load_refuses_a_routing_loop():
         with pytest.raises(RouteCycleError, match=r"colour 1 has a routing loop: \(0, 0\) in S "
                                                   r"out E -> \(0, 1\) in W out S"):
             driver.load(image)
+
+
+# ---- the RTL backend's host engines ----------------------------------------------------------
+
+#: Rings far smaller than the batches below: every run and read-back refills and empties them.
+SMALL_RINGS = EngineParams(queue_words=16, capture_words=16, chain_words=64,
+                           chain_capture_words=64)
+
+
+@pytest.fixture(scope="module")
+def small_ring_driver(sim, waves):
+    rtl = FabricDriver(PARAMS, backend="rtl", sim=sim, waves=waves,
+                       rtl_options={"engines": SMALL_RINGS})
+    yield rtl
+    rtl.close()
+
+
+def test_engines_stream_batches_longer_than_their_rings_under_backpressure(small_ring_driver):
+    driver = small_ring_driver
+    driver.load(echo_image())
+    sent = [Wavelet(1000 + i, TRIGGER) for i in range(100)]
+    for pause in (0, 12):  # 12/16: the sinks refuse three cycles in four
+        driver._backend.set_pause(pause)
+        driver.send("w", 0, sent)
+        result = driver.run(max_cycles=10_000, expect={("e", 0): len(sent)})
+        assert result.take("e", 0) == sent
+    driver._backend.set_pause(0)
+    assert result.cycles > 4 * len(sent) * 0.9  # the backpressure slowed the run down
+
+
+def test_chain_read_back_longer_than_the_capture_ring(small_ring_driver):
+    driver = small_ring_driver
+    image = bounds_fault_image()
+    pe = image.tiles[0, 0].pe
+    data = [(i * 2654435761) & 0xFFFF_FFFF for i in range(PARAMS.sram_words)]
+    pe.add_words(0, data)  # loading also streams several times the chain ring
+    driver.load(image)
+    assert driver.read_memory(0, 0, 0, PARAMS.sram_words).tolist() == data
+
+
+@pytest.mark.slow
+def test_a_recorded_session_replays_cycle_for_cycle_without_python(sim, tmp_path):
+    """The free-running limit of bench/sim_speed.py replays the same runs: same cycle counts."""
+    if sim != "verilator":
+        pytest.skip("the replayer links a Verilator model")
+    trace = tmp_path / "session.trace"
+    rtl = FabricDriver(PARAMS, backend="rtl", sim=sim, rtl_options={"trace": trace})
+    try:
+        rtl.load(echo_image())
+        cycles = []
+        for n in (5, 40):
+            rtl.send("w", 0, [Wavelet(i, TRIGGER) for i in range(n)])
+            cycles.append(rtl.run(max_cycles=1000, expect={("e", 0): n},
+                                  counters=False).cycles)
+        build_dir = rtl._backend.build_dir
+    finally:
+        rtl.close()
+    free = replay(build_dir, trace)
+    # Each replayed run also counts the 3 settle cycles and the 2 cycles the start takes.
+    assert [c for c, _ in free["runs"]] == [c + 5 for c in cycles]

@@ -15,11 +15,11 @@ from fabric_programs import multicast, reduction, starved
 
 from fabric.array import FabricParams
 from fabric.repair import UnrepairableError, repair
+from fabric.tile import TileMap
 from pe.isa import AddressMap
 from sim.apps.defects import random_defects
 from sim.host.driver import FabricDriver
 from sim.host.errors import RunTimeout
-from sim.host.packets import ROUTER_BASE
 
 SIZES = [(1, 1), (2, 2), (3, 3)]
 
@@ -115,7 +115,7 @@ def test_configuration_reads_back(fabric):
     params, _, rtl = fabric
     scenario = reduction(params.rows, params.cols, params.num_colors, params.pe_params())
     rtl.load(scenario.image)
-    routes = rtl.read_many(ROUTER_BASE, params.num_colors)
+    routes = rtl.read_many(TileMap.ROUTER, params.num_colors)
     program = rtl.read_many(AddressMap.IMEM, 4)
     for (r, c), prog in scenario.image.tiles.items():
         assert routes[r, c] == prog.routes.words(), f"routes of tile ({r}, {c})"

@@ -7,9 +7,16 @@ from fabric.repair import MAX_SPARES
 from fabric.tile import Tile, select_bits
 
 
-@pytest.mark.parametrize("spares", [-1, MAX_SPARES + 1, 1.5, True, "1"])
-def test_bad_spares_raise(spares):
-    with pytest.raises(ValueError, match=rf"spares must be an integer from 0 to {MAX_SPARES}"):
+@pytest.mark.parametrize("spares", [-1, MAX_SPARES + 1])
+def test_out_of_range_spares_raise_value_error(spares):
+    with pytest.raises(ValueError, match=rf"spares must be between 0 and {MAX_SPARES} spare "
+                                         rf"columns, not {spares}"):
+        Tile(spares=spares)
+
+
+@pytest.mark.parametrize("spares", [1.5, True, "1"])
+def test_non_integer_spares_raise_type_error(spares):
+    with pytest.raises(TypeError, match=r"spares must be an integer, not"):
         Tile(spares=spares)
 
 

@@ -1,5 +1,5 @@
-"""Running mapped layers on a fabric: one input through every layer, host-orchestrated, and the
-per-PE counters a report needs."""
+"""Running mapped layers on a fabric: a layer pipeline with its images back to back, or one input
+through every layer host-orchestrated; and the per-PE counters a report needs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 from pe.isa import AddressMap
 from sim.host.driver import FabricDriver
 from sim.toolchain.mapper import GemvMapping
+from sim.toolchain.pipeline import PipelineMapping
 
-__all__ = ["run_layers", "read_counters"]
+__all__ = ["run_layers", "run_pipelined", "read_counters"]
 
 
 def run_layers(driver: FabricDriver, mappings: list[GemvMapping], x: np.ndarray,
@@ -35,6 +36,30 @@ def run_layers(driver: FabricDriver, mappings: list[GemvMapping], x: np.ndarray,
         cycles.append(result.cycles)
         value = m.values(out, value)
     return raw, cycles
+
+
+def run_pipelined(driver: FabricDriver, pm: PipelineMapping, xs: np.ndarray,
+                  max_cycles: int = 10_000_000) -> tuple[np.ndarray, int | None]:
+    """Stream a batch of images through a loaded layer pipeline, back to back, in one run.
+
+    Parameters
+    ----------
+    xs : np.ndarray of shape (N, K)
+        The inputs.
+
+    Returns
+    -------
+    raw : np.ndarray[uint32] of shape (N, M)
+        The last layer's raw outputs.
+    cycles : int or None
+        Cycles from the first input entering to the fabric idle with every output out (RTL;
+        None on the golden backend).
+    """
+    xs = np.asarray(xs)
+    for (edge, index), wavelets in pm.inputs(xs).items():
+        driver.send(edge, index, wavelets)
+    result = driver.run(expect=pm.expect(len(xs)), max_cycles=max_cycles, counters=False)
+    return pm.gather(result.received, len(xs)), result.cycles
 
 
 def read_counters(driver: FabricDriver) -> tuple[np.ndarray, np.ndarray]:

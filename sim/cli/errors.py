@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-__all__ = ["UserError", "FLAG_NAMES", "with_flag_names", "output_error", "output_dir"]
+__all__ = ["UserError", "FLAG_NAMES", "with_flag_names", "output_error", "output_dir",
+           "number_list"]
 
 
 class UserError(click.ClickException):
@@ -66,3 +67,22 @@ def output_dir(path) -> Path:
     except OSError as exc:
         raise output_error(path, exc) from None
     return out
+
+
+def number_list(text: str, what: str, kind: type[int] | type[float]) -> list:
+    """The comma-separated numbers of option ``what`` (``kind`` int or float).
+
+    Raises
+    ------
+    click.BadParameter
+        If an item is not a number of that kind, or there is none.
+    """
+    noun = "integers" if kind is int else "numbers"
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be a comma-separated list of {noun}, "
+                                 f"not {text!r}") from None
+    if not values:
+        raise click.BadParameter(f"{what} needs at least one value")
+    return values

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from sim.cli.errors import UserError, output_dir, output_error, with_flag_names
+from sim.cli.errors import UserError, number_list, output_dir, output_error, with_flag_names
 
 __all__ = ["run"]
 
@@ -22,8 +22,10 @@ def _write_outputs(out: Path, report: dict, heatmap_args: tuple | None) -> None:
 
     try:
         if heatmap_args is not None:
-            rmap, busy, title = heatmap_args
-            report["heatmap"] = str(heatmap(rmap, busy, out / "heatmap.png", title))
+            rmap, fraction, title, *rest = heatmap_args
+            label, layers = rest if rest else ("PE busy fraction", None)
+            report["heatmap"] = str(heatmap(rmap, fraction, out / "heatmap.png", title,
+                                            label=label, layers=layers))
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     except OSError as exc:
         raise output_error(out, exc) from None
@@ -107,118 +109,175 @@ def _report(report: dict, lines: list[tuple[str, str]], as_json: bool) -> None:
         click.echo(f"  {key:<{width}}  {value}")
 
 
-@run.command(name="mlp-digits")
-@_fabric_options
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Run only the first N test images.")
-@click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Hidden units.")
-def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
-               out_dir, as_json, limit, hidden):
-    """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
+def _mlp_options(f):
+    options = [
+        click.option("--mode", type=click.Choice(["pipelined", "host"]), default="pipelined",
+                     show_default=True, help="Layer pipeline (every layer on its own region, "
+                     "images back to back) or host-orchestrated (the host moves activations "
+                     "between layers); the pipeline falls back to host when it cannot take "
+                     "the model."),
+        click.option("--clock-mhz", type=click.FloatRange(min=0, min_open=True),
+                     default=100.0, show_default=True,
+                     help="Clock for the images/s figure."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_mlp(layers, xs, labels, *, title, workload, rows, cols, spares, defects, fault, seed,
+             dtype, sram_words, backend, sim, out_dir, as_json, mode, clock_mhz, describe):
+    """Run an MLP job and print its report (shared by ``mlp`` and ``mlp-digits``)."""
     from tqdm import tqdm
 
-    from sim.apps.digits import train_digits_mlp
-    from sim.apps.layers import read_counters, run_layers
-    from sim.host.driver import FabricDriver
+    from sim.apps.mlp_job import float_reference, run_mlp
     from sim.host.errors import DriverError
-    from sim.toolchain.mapper import MappingError, map_layers
+    from sim.toolchain.mapper import MappingError
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
                                      sram_words, backend, sim)
-    out_path = output_dir(out_dir or "out/mlp-digits")
-    t0 = time.perf_counter()
-    model = train_digits_mlp(hidden=hidden, seed=seed)
-    layers = [(W, b, i == 0) for i, (W, b) in enumerate(model["layers"])]
+    out_path = output_dir(out_dir or f"out/{workload}")
+    if backend == "rtl":
+        echo("building and starting the RTL simulation (the first build of a fabric size takes "
+             "a few minutes; later runs reuse it)...")
+
+    def progress(items, total):
+        return tqdm(items, total=total, desc=f"{workload} ({backend})", unit="image",
+                    disable=as_json, file=sys.stderr)
+
+    try:
+        report, outputs, extras = run_mlp(layers, xs, params=params, dtype=fmt,
+                                          backend=backend, defects=defect_map, fault=fault,
+                                          sim=sim, mode=mode, clock_mhz=clock_mhz,
+                                          progress=progress)
+    except MappingError as exc:
+        raise UserError(with_flag_names(str(exc))) from None
+    except DriverError as exc:
+        raise click.ClickException(str(exc)) from None
+    pred = np.argmax(outputs, axis=1)
+    pred_float = np.argmax(float_reference(layers, xs), axis=1)
+    n = len(xs)
+    report = {"workload": workload, **report,
+              "agreement": float(np.mean(pred == pred_float)),
+              "agreeing_predictions": int(np.sum(pred == pred_float))}
+    if labels is not None:
+        report["accuracy_fabric"] = float(np.mean(pred == labels))
+        report["accuracy_float32"] = float(np.mean(pred_float == labels))
+    fraction = extras["mac_fraction"]
+    _write_outputs(out_path, report, (
+        extras["repair_map"], fraction, f"{title}, {rows}x{cols}+{spares}, "
+        f"{report['defects']} defects, {dtype}, {report['mode']}: MAC fraction",
+        "useful MACs per cycle", extras["layers"]) if fraction is not None else None)
+    mode_text = report["mode"]
+    if report["mode_reason"]:
+        mode_text += f" (the pipeline cannot take it: {report['mode_reason']})"
+    lines = [
+        ("workload", describe),
+        ("fabric", f"{rows} x {cols} PEs (+{spares} spare column), "
+                   f"{report['defects']} defective tile(s), {backend}"),
+        ("mode", mode_text),
+    ]
+    if report["regions"]:
+        lines.append(("layer regions", "; ".join(f"L{i} {r}"
+                                                 for i, r in enumerate(report["regions"]))))
+    lines.append(("images", f"{n}"))
+    if labels is not None:
+        lines += [("accuracy on the fabric", f"{report['accuracy_fabric']:.4f}"),
+                  ("accuracy of float32 numpy", f"{report['accuracy_float32']:.4f}")]
+    lines += [
+        ("predictions agreeing", f"{report['agreeing_predictions']} / {n}"),
+        ("raw outputs bit-exact vs golden", "n/a (golden backend)" if report["bit_exact"] is None
+         else ("yes" if report["bit_exact"] else "NO")),
+        ("bit-exact vs numpy (same rounding)", "yes" if report["reference_exact"] else "NO"),
+    ]
+    if report["cycles_per_image"] is not None:
+        lines += [
+            ("latency (one image)", f"{report['latency_cycles']} cycles"),
+            ("throughput (steady state)", f"{report['cycles_per_image']} cycles per image, "
+                                          f"{report['images_per_second']} images/s at "
+                                          f"{clock_mhz:g} MHz"),
+            ("MACs per cycle", f"{report['macs_per_cycle']} of {rows * cols}"),
+            ("PE utilisation", f"{report['utilisation']:.3f}"),
+            ("heat map", report.get("heatmap", "-")),
+        ]
+    lines.append(("wall time", f"{report['wall_seconds']} s"))
+    _report(report, lines, as_json)
+
+
+@run.command(name="mlp-digits")
+@_fabric_options
+@_mlp_options
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Run only the first N test images.")
+@click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Hidden units (one hidden layer; see --layers).")
+@click.option("--layers", "hidden_layers", default=None,
+              help="Hidden layer sizes, comma-separated (e.g. 128,128); overrides --hidden.")
+def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
+               out_dir, as_json, mode, clock_mhz, limit, hidden, hidden_layers):
+    """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
+    from sim.apps.digits import train_digits_mlp
+
+    sizes = (hidden,) if hidden_layers is None else tuple(number_list(hidden_layers, "--layers",
+                                                                       int))
+    if any(h < 1 for h in sizes):
+        raise UserError(f"--layers must be positive sizes, not {hidden_layers}")
+    model = train_digits_mlp(hidden=sizes, seed=seed)
     x_test, y_test = model["x_test"], model["y_test"]
     if limit is not None:
         x_test, y_test = x_test[:limit], y_test[:limit]
-    try:
-        mappings, image = map_layers(layers, fmt, params)
-    except MappingError as exc:
-        raise UserError(str(exc)) from None
+    shape = "-".join(str(s) for s in (64, *sizes, 10))
+    _run_mlp(model["layers"], x_test, y_test, title="mlp-digits", workload="mlp-digits",
+             rows=rows, cols=cols, spares=spares, defects=defects, fault=fault, seed=seed,
+             dtype=dtype, sram_words=sram_words, backend=backend, sim=sim, out_dir=out_dir,
+             as_json=as_json, mode=mode, clock_mhz=clock_mhz,
+             describe=f"mlp-digits, {shape} MLP, {dtype} weights, fp32 activations")
 
-    driver = _driver(params, backend, defect_map, fault, sim, optimize=True, echo=echo)
-    golden = FabricDriver(params, backend="golden") if backend == "rtl" else None
+
+@run.command(name="mlp")
+@_fabric_options
+@_mlp_options
+@click.option("--weights", type=click.Path(), required=True,
+              help=".npz or .safetensors file: W0, b0, W1, b1, ... (or <prefix>0.weight, "
+                   "<prefix>0.bias, ...), each W of shape (outputs, inputs).")
+@click.option("--input", "input_file", type=click.Path(), default=None,
+              help=".npy file of inputs, shape (N, K) or (K,) (default: random).")
+@click.option("--images", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Random inputs to run when no --input is given.")
+def mlp(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim, out_dir,
+        as_json, mode, clock_mhz, weights, input_file, images):
+    """Any MLP from a weight file (ReLU between layers), on the fabric."""
+    from sim.apps.errors import WorkloadError
+    from sim.apps.weights import load_mlp
+
     try:
-        driver.load(image)
-        if golden is not None:
-            golden.load(image)
-        logits, cycles, exact, ref_exact = [], [], True, True
-        for x in tqdm(x_test, desc=f"mlp-digits ({backend})", unit="image", disable=as_json,
-                      file=sys.stderr):
-            raw, cyc = run_layers(driver, mappings, x)
-            cycles.append(sum(c or 0 for c in cyc))
-            if golden is not None:
-                g_raw, _ = run_layers(golden, mappings, x)
-                exact &= all(np.array_equal(a, b) for a, b in zip(raw, g_raw))
-            # The numpy reference with the fabric's rounding order, layer by layer; each
-            # layer's values need its input (int8 dequantises with the input's scale).
-            value = x
-            for m, out in zip(mappings, raw):
-                ref_exact &= np.array_equal(m.reference(value), out)
-                value = m.values(out, value)
-            logits.append(value)
-        macs, busy = read_counters(driver)
-    except (DriverError, MappingError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        driver.close()
-    pred_fabric = np.argmax(np.asarray(logits), axis=1)
-    ref = x_test
-    for i, (W, b) in enumerate(model["layers"]):
-        ref = ref @ W.T + b
-        if i == 0:
-            ref = np.maximum(ref, 0)
-    pred_float = np.argmax(ref.astype(np.float32), axis=1)
-    n = len(y_test)
-    total_cycles = int(sum(cycles))
-    useful = sum(m.macs for m in mappings)
-    pes = params.rows * params.cols
-    report = {
-        "workload": "mlp-digits",
-        "backend": backend,
-        "rows": rows, "cols": cols, "spares": spares, "defects": int(defect_map.sum()),
-        "dtype": dtype,
-        "images": n,
-        "accuracy_fabric": float(np.mean(pred_fabric == y_test)),
-        "accuracy_float32": float(np.mean(pred_float == y_test)),
-        "agreement": float(np.mean(pred_fabric == pred_float)),
-        "agreeing_predictions": int(np.sum(pred_fabric == pred_float)),
-        "bit_exact": bool(exact) if golden is not None else None,
-        "reference_exact": bool(ref_exact),
-        "cycles": round(total_cycles / n, 1) if backend == "rtl" else None,
-        "macs_per_inference": useful,
-        "macs_per_cycle": round(useful * n / total_cycles, 3) if total_cycles else None,
-        "utilisation": round(useful * n / (pes * total_cycles), 4) if total_cycles else None,
-        "wall_seconds": round(time.perf_counter() - t0, 1),
-    }
-    _write_outputs(out_path, report, (
-        driver.repair_map, busy / total_cycles,
-        f"mlp-digits, {rows}x{cols}+{spares}, {report['defects']} defects, {dtype}: PE busy "
-        f"fraction") if backend == "rtl" and total_cycles else None)
-    lines = [
-        ("workload", f"mlp-digits, 64-{hidden}-10 MLP, {dtype} weights, "
-                     + ("int8 activations (per-tensor scale), int32 accumulation"
-                        if dtype == "int8" else "fp32 activations")),
-        ("fabric", f"{rows} x {cols} PEs (+{spares} spare column), "
-                   f"{report['defects']} defective tile(s), {backend}"),
-        ("images", f"{n}"),
-        ("accuracy on the fabric", f"{report['accuracy_fabric']:.4f}"),
-        ("accuracy of float32 numpy", f"{report['accuracy_float32']:.4f}"),
-        ("predictions agreeing", f"{report['agreeing_predictions']} / {n}"),
-        ("raw outputs bit-exact vs golden", "n/a (golden backend)" if golden is None
-         else ("yes" if exact else "NO")),
-        ("bit-exact vs numpy (same rounding)", "yes" if ref_exact else "NO"),
-    ]
-    if report["cycles"] is not None:
-        lines += [("cycles per inference", f"{report['cycles']}"),
-                  ("MACs per cycle", f"{report['macs_per_cycle']}"),
-                  ("PE utilisation", f"{report['utilisation']:.3f}"),
-                  ("heat map", report.get("heatmap", "-"))]
-    lines.append(("wall time", f"{report['wall_seconds']} s"))
-    _report(report, lines, as_json)
+        layers = load_mlp(weights)
+        K = layers[0][0].shape[1]
+        if input_file is None:
+            xs = np.random.default_rng(seed).standard_normal((images, K)).astype(np.float32)
+        else:
+            p = Path(input_file)
+            if not p.is_file():
+                raise WorkloadError(f"--input {input_file}: no such file")
+            try:
+                xs = np.load(p, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise WorkloadError(f"{p} is not a valid .npy file: {exc}") from None
+            xs = np.atleast_2d(xs)
+            if xs.ndim != 2 or xs.shape[1] != K or not np.issubdtype(xs.dtype, np.number) \
+                    or not np.all(np.isfinite(xs)):
+                raise WorkloadError(f"{p}: inputs must be finite numbers of shape (N, {K}) or "
+                                    f"({K},), not {xs.dtype} of shape {xs.shape}")
+            xs = xs.astype(np.float32)
+    except WorkloadError as exc:
+        raise UserError(str(exc)) from None
+    shape = "-".join(str(s) for s in (K, *(W.shape[0] for W, _ in layers)))
+    _run_mlp(layers, xs, None, title=Path(weights).name, workload="mlp", rows=rows,
+             cols=cols, spares=spares, defects=defects, fault=fault, seed=seed, dtype=dtype,
+             sram_words=sram_words, backend=backend, sim=sim, out_dir=out_dir,
+             as_json=as_json, mode=mode, clock_mhz=clock_mhz,
+             describe=f"{Path(weights).name}, {shape} MLP, {dtype} weights, fp32 activations")
 
 
 @run.command(name="gemv")

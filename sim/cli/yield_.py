@@ -8,28 +8,9 @@ import sys
 
 import click
 
-from sim.cli.errors import UserError, output_dir, output_error, with_flag_names
+from sim.cli.errors import UserError, number_list, output_dir, output_error, with_flag_names
 
 __all__ = ["yield_"]
-
-
-def _number_list(text: str, what: str, kind: type[int] | type[float]) -> list:
-    """The comma-separated numbers of option ``what`` (``kind`` int or float).
-
-    Raises
-    ------
-    click.BadParameter
-        If an item is not a number of that kind, or there is none.
-    """
-    noun = "integers" if kind is int else "numbers"
-    try:
-        values = [kind(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{what} must be a comma-separated list of {noun}, "
-                                 f"not {text!r}") from None
-    if not values:
-        raise click.BadParameter(f"{what} needs at least one value")
-    return values
 
 
 @click.command(name="yield")
@@ -55,8 +36,8 @@ def yield_(rows, cols, spares, density, tile_area, samples, seed, out_dir, as_js
 
     from sim.analysis.yield_model import plot_yield, yield_sweep
 
-    spares_list = _number_list(spares, "--spares", int)
-    densities = _number_list(density, "--density", float)
+    spares_list = number_list(spares, "--spares", int)
+    densities = number_list(density, "--density", float)
     out = output_dir(out_dir)  # before the sweep, so an unusable --out fails at once
     total = len(spares_list) * len(densities)
     with tqdm(total=total, desc="yield", unit="point", disable=as_json or None,

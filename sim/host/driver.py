@@ -4,9 +4,10 @@ One API, two backends that take the same configuration-chain packets:
 
 * ``backend="golden"``: the golden fabric model (:mod:`sim.model.fabric`), untimed
   (:mod:`sim.host.golden`);
-* ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default), served by
-  :mod:`sim.tb.fabric_server` in a simulator process the driver starts and talks to over a socket
-  (:mod:`sim.host.rtl`).
+* ``backend="rtl"``: the RTL fabric simulated with cocotb (Verilator by default) inside a
+  simulation top whose host engines stream every edge port and the configuration chain
+  (:mod:`sim.tb.sim_top`), served by :mod:`sim.tb.fabric_server` in a simulator process the
+  driver starts and talks to over a socket (:mod:`sim.host.rtl`).
 
 What a driver raises is in :mod:`sim.host.errors`.
 
@@ -37,14 +38,13 @@ import numpy as np
 
 from fabric.array import FabricParams, chain_order
 from fabric.repair import RepairMap, repair
+from fabric.tile import TileMap
 from pe.isa import AddressMap, ErrorFlag
-from router.router import Router
 from sim.host.errors import DriverError, FabricError, RunTimeout
 from sim.host.golden import GoldenBackend
 from sim.host.packets import (
     BROADCAST,
     MAX_COUNT,
-    ROUTER_BASE,
     Command,
     header,
     parse_answers,
@@ -66,7 +66,7 @@ FAULT_MODES = {"none": 0, "random": 1, "stuck": 2}
 EDGES = ("n", "s", "w", "e")
 
 #: Tile configuration word of the router's sticky drop counter (read: count; write: clear).
-DROPPED_ADDR = ROUTER_BASE + Router.STATUS_ADDR
+DROPPED_ADDR = TileMap.ROUTER_STATUS
 
 
 @dataclass
@@ -159,6 +159,9 @@ class FabricDriver:
         Record a waveform (RTL).
     optimize : bool
         Build the simulator with C++ optimisation (slower build, faster run: long workloads).
+    rtl_options : dict, optional
+        More keyword arguments of :class:`sim.host.rtl.RTLBackend` (``engines``,
+        ``reuse_tile``, ``threads``, ``trace``).
 
     Raises
     ------
@@ -172,7 +175,7 @@ class FabricDriver:
 
     def __init__(self, params: FabricParams, *, backend: str = "golden", defects=None,
                  fault: str = "random", sim: str | None = None, waves: bool = False,
-                 optimize: bool = False):
+                 optimize: bool = False, rtl_options: dict | None = None):
         if backend not in ("golden", "rtl"):
             raise ValueError(f"backend must be 'golden' or 'rtl', not {backend!r}")
         if fault not in FAULT_MODES:
@@ -185,7 +188,8 @@ class FabricDriver:
         if backend == "golden":
             self._backend: Backend = GoldenBackend(params, self.repair_map)
         else:
-            self._backend = RTLBackend(params, sim=sim, waves=waves, optimize=optimize)
+            self._backend = RTLBackend(params, sim=sim, waves=waves, optimize=optimize,
+                                       **(rtl_options or {}))
         self._running = False
         self._apply_repair(d, fault)
 
@@ -284,7 +288,7 @@ class FabricDriver:
                     raise ValueError(f"tile ({r}, {c}): route table has "
                                      f"{prog.routes.num_colors} colours, the fabric "
                                      f"{self.params.num_colors}")
-                words += write_packets(pr, pc, ROUTER_BASE, routes)
+                words += write_packets(pr, pc, TileMap.ROUTER, routes)
                 if prog is not None and prog.pe is not None:
                     for addr, block in prog.pe.config_blocks():
                         words += write_packets(pr, pc, addr, block)

@@ -3,6 +3,8 @@ fabric model (:mod:`sim.model.fabric`), which runs untimed."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from fabric.array import FabricParams
 from fabric.repair import RepairMap
 from sim.host.errors import DriverError
@@ -11,6 +13,14 @@ from sim.model.fabric import FabricModel
 from sim.model.wavelet import Wavelet
 
 __all__ = ["GoldenBackend"]
+
+
+def _as_array(words: list[int]) -> np.ndarray:
+    """Chain words as an int64 array (reduced to 32 bits if a word does not fit in 63)."""
+    try:
+        return np.asarray(words, dtype=np.int64)
+    except OverflowError:
+        return np.asarray([w & 0xFFFF_FFFF for w in words], dtype=np.int64)
 
 
 class GoldenBackend:
@@ -47,9 +57,10 @@ class GoldenBackend:
                     targets = [self.rmap.logical(head.row, head.col)]
                 else:
                     targets = []
+                if targets:
+                    data = _as_array(data)  # once for every target
                 for r, c in targets:
-                    for k, value in enumerate(data):
-                        self.model.cfg_write(r, c, addr + k, value)
+                    self.model.cfg_write_block(r, c, addr, data)
                 if not targets or head.broadcast:  # broadcasts reach the chain's end
                     out += words[i:end]
             elif head.command == Command.READ:

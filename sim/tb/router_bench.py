@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+from collections import deque
 
 import cocotb
 from cocotb.triggers import ClockCycles
@@ -23,7 +25,65 @@ from sim.tb.config_bus import ConfigBusDriver
 from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.toolchain.routes import RouteTable
 
-__all__ = ["RouterTB", "flow_of", "check_output", "tagged"]
+__all__ = ["RouterTB", "flow_of", "check_output", "tagged", "ideal_output_queued"]
+
+#: Offered loads of the uniform random traffic figure (wavelets per cycle per input).
+OFFERED_LOADS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0)
+
+
+def ideal_output_queued(load: float, tx_ports: list[int]) -> float:
+    """Accepted throughput of an ideal output-queued router for the same traffic.
+
+    Every input offers ``load`` wavelets per cycle of a uniformly random colour; colour ``c``
+    goes to output ``tx_ports[c]``. With unbounded output queues an output carries
+    ``min(1, its offered load)``; the result is averaged over the five outputs, in wavelets
+    per cycle per port.
+    """
+    n = len(tx_ports)
+    share = [tx_ports.count(o) / n for o in range(NUM_PORTS)]
+    return sum(min(1.0, NUM_PORTS * load * f) for f in share) / NUM_PORTS
+
+
+async def uniform_random_load(tb: RouterTB, num_colors: int, cycles: int = 600,
+                              warmup: int = 150, seed: int = 7) -> list[dict]:
+    """Accepted throughput under uniform random traffic as the offered load rises.
+
+    All five inputs offer, in each cycle with probability ``load``, a wavelet of a uniformly
+    random colour (colour ``c`` routed from any input to one random output, U-turns included);
+    a source with no credit for its colour waits. Returns, per load, the offered load, the
+    accepted throughput (wavelets delivered per cycle per output over ``cycles`` cycles after
+    ``warmup``) and the ideal output-queued figure for the same traffic
+    (:func:`ideal_output_queued`), all in wavelets per cycle per port.
+    """
+    rng = random.Random(seed)
+    tx_ports = [rng.randrange(NUM_PORTS) for _ in range(num_colors)]
+    table = RouteTable(num_colors)
+    for c, o in enumerate(tx_ports):
+        table.set(c, list(PORT_NAMES), [PORT_NAMES[o]])
+    await tb.load(table)
+    dut = tb.dut
+    results = []
+    for load in OFFERED_LOADS:
+        for p, src in enumerate(tb.sources):
+            r = random.Random(seed * 101 + p + int(load * 1000))
+            src.pause = iter(lambda r=r, load=load: r.random() >= load, None)
+            src.send(Wavelet((p << 28) | i, rng.randrange(num_colors))
+                     for i in range(cycles + warmup + 50))
+        await ClockCycles(dut.clk, warmup)
+        before = sum(len(k.received) for k in tb.sinks)
+        await ClockCycles(dut.clk, cycles)
+        after = sum(len(k.received) for k in tb.sinks)
+        for src in tb.sources:  # withdraw what was not offered yet, then let the router drain
+            held = src.offered
+            src.queues = {w.color: deque([w]) for w in ([held] if held else [])}
+            src.order = deque([held] if held else [])
+        await tb.bench.wait_until(
+            lambda: all(s.pending == 0 for s in tb.sources) and not int(dut.busy.value),
+            1000, "router drained")
+        results.append({"offered": load,
+                        "accepted": round((after - before) / (cycles * NUM_PORTS), 4),
+                        "ideal": round(ideal_output_queued(load, tx_ports), 4)})
+    return results
 
 
 class RouterTB:
@@ -173,6 +233,7 @@ async def figures(dut):
     figures["throughput_multicast"] = await stream_rate([(N, 1 % num_colors)], [S, RAMP, W])
     figures["throughput_two_colours_one_output"] = await stream_rate(
         [(E, 2 % num_colors), (S, 3 % num_colors)], [RAMP])
+    figures["uniform_random"] = await uniform_random_load(tb, num_colors)
     dut._log.info("router figures: %s", figures)
     assert figures["latency_cycles_per_hop"] == 1, figures
     if path:

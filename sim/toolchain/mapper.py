@@ -52,7 +52,8 @@ from sim.model.wavelet import Wavelet
 from sim.toolchain.asm import AsmError, assemble
 from sim.toolchain.routes import RouteTable
 
-__all__ = ["MappingError", "GemvMapping", "map_layers", "WEIGHT_DTYPES", "parse_dtype"]
+__all__ = ["MappingError", "GemvMapping", "map_layers", "WEIGHT_DTYPES", "parse_dtype",
+           "round_to", "check_format_range", "pack_elements"]
 
 #: Weight formats a GEMV can use (name -> Format).
 WEIGHT_DTYPES = {"fp32": Format.FP32, "bf16": Format.BF16, "fp16": Format.FP16,
@@ -84,12 +85,58 @@ def parse_dtype(name: str) -> Format:
     return WEIGHT_DTYPES[key]
 
 
-def _round_to(values: np.ndarray, fmt: Format) -> np.ndarray:
-    """fp32 values rounded to ``fmt`` and widened back (what the PE computes with)."""
+def round_to(values: np.ndarray, fmt: Format) -> np.ndarray:
+    """fp32 values rounded to ``fmt`` (RNE) and widened back: the binary32 bit patterns the PE
+    computes with (uint32 array of the same shape)."""
     bits = np.asarray(values, dtype=np.float32).view(np.uint32)
     if fmt == Format.FP32:
         return bits.copy()
     return F.widen(F.narrow(bits, fmt), fmt)
+
+
+def check_format_range(layer: int, what: str, values, fmt: Format) -> None:
+    """Refuse finite ``values`` that would round to inf or NaN in ``fmt`` (beyond its largest
+    finite value), instead of silently corrupting a result.
+
+    Raises
+    ------
+    MappingError
+        Naming the layer, the tensor, its largest magnitude, the format's limit and a format
+        that holds it (or by how much to scale).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bits = v.astype(np.float32).view(np.uint32)
+        rounded = (bits if fmt == Format.FP32 else round_to(bits.view(np.float32), fmt))
+    overflow = np.isfinite(v) & ~np.isfinite(rounded.view(np.float32))
+    if not overflow.any():
+        return
+    peak = float(np.max(np.abs(v[np.isfinite(v)])))
+    limit = float(ml_dtypes.finfo(_FLOAT_TYPES[fmt]).max)
+    name = Format(fmt).name.lower()
+    wider = [n for n in ("fp16", "bf16", "fp32") if WEIGHT_DTYPES[n] != fmt
+             and float(ml_dtypes.finfo(_FLOAT_TYPES[WEIGHT_DTYPES[n]]).max) >= peak]
+    hint = (f"use --dtype {' or '.join(wider)}, or scale" if wider
+            else "no weight format holds it: scale")
+    raise MappingError(
+        f"layer {layer}: {what} has max |value| {peak:.6g}, beyond the largest finite "
+        f"{name} value {limit:.6g} ({int(overflow.sum())} element(s) would become "
+        f"{'NaN' if fmt == Format.E4M3 else 'infinite'}); {hint} the tensor down by more "
+        f"than {peak / limit:.3g}x")
+
+
+def pack_elements(elements: np.ndarray, bits: int) -> np.ndarray:
+    """Element bit patterns (``bits`` wide, in order) packed into 32-bit SRAM words, lowest
+    lane first, the last word zero-padded (uint32 array of ``ceil(n * bits / 32)`` words)."""
+    elements = np.asarray(elements).reshape(-1).astype(np.uint64)
+    per_word = 32 // bits
+    padded = np.zeros(-(-len(elements) // per_word) * per_word, dtype=np.uint64)
+    padded[:len(elements)] = elements & ((1 << bits) - 1)
+    lanes = padded.reshape(-1, per_word)
+    words = np.zeros(len(lanes), dtype=np.uint64)
+    for lane in range(per_word):
+        words |= lanes[:, lane] << np.uint64(lane * bits)
+    return words.astype(np.uint32)
 
 
 @dataclass
@@ -200,35 +247,12 @@ class GemvMapping:
         return self.M * self.K
 
     # ---- numbers ---------------------------------------------------------------------------
-    def _check_range(self, what: str, values, fmt: Format) -> None:
-        """Raise :class:`MappingError` if finite ``values`` would round to inf or NaN in
-        ``fmt`` (beyond its largest finite value), instead of silently corrupting the result."""
-        v = np.asarray(values, dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            bits = v.astype(np.float32).view(np.uint32)
-            rounded = (bits if fmt == Format.FP32 else _round_to(bits.view(np.float32), fmt))
-        overflow = np.isfinite(v) & ~np.isfinite(rounded.view(np.float32))
-        if not overflow.any():
-            return
-        peak = float(np.max(np.abs(v[np.isfinite(v)])))
-        limit = float(ml_dtypes.finfo(_FLOAT_TYPES[fmt]).max)
-        name = Format(fmt).name.lower()
-        wider = [n for n in ("fp16", "bf16", "fp32") if WEIGHT_DTYPES[n] != fmt
-                 and float(ml_dtypes.finfo(_FLOAT_TYPES[WEIGHT_DTYPES[n]]).max) >= peak]
-        hint = (f"use --dtype {' or '.join(wider)}, or scale" if wider
-                else "no weight format holds it: scale")
-        raise MappingError(
-            f"layer {self.layer}: {what} has max |value| {peak:.6g}, beyond the largest finite "
-            f"{name} value {limit:.6g} ({int(overflow.sum())} element(s) would become "
-            f"{'NaN' if fmt == Format.E4M3 else 'infinite'}); {hint} the tensor down by more "
-            f"than {peak / limit:.3g}x")
-
     def _prepare(self) -> None:
         R, C, Mr, Kc = self.fabric.rows, self.fabric.cols, self.Mr, self.Kc
         if not self.is_int:
-            self._check_range("the weight matrix", self.weights, self.dtype)
+            check_format_range(self.layer, "the weight matrix", self.weights, self.dtype)
         if self.bias is not None:  # the bias stays fp32
-            self._check_range("the bias", self.bias, Format.FP32)
+            check_format_range(self.layer, "the bias", self.bias, Format.FP32)
         W = np.zeros((R * Mr, C * Kc), dtype=np.float32)
         W[:self.M, :self.K] = np.asarray(self.weights, dtype=np.float32)
         b = np.zeros(R * Mr, dtype=np.float32)
@@ -245,7 +269,7 @@ class GemvMapping:
         else:
             self.w_elements = F.narrow(W.view(np.uint32), self.dtype).astype(np.uint32) \
                 if self.dtype != Format.FP32 else W.view(np.uint32).copy()
-            self.w_values = _round_to(W, self.dtype).view(np.float32)  # as the PE sees them
+            self.w_values = round_to(W, self.dtype).view(np.float32)  # as the PE sees them
             self.b_bits = b.view(np.uint32).copy()
 
     def quantize_x(self, x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -345,16 +369,8 @@ class GemvMapping:
         """SRAM contents of this layer in PE ``(r, c)``: {word address: words}."""
         Mr, Kc = self.Mr, self.Kc
         block = self.w_elements[r * Mr:(r + 1) * Mr, c * Kc:(c + 1) * Kc]
-        column_major = block.T.reshape(-1)  # column k of the block, then k + 1, ...
-        per_word = 32 // self.elem_bits
-        mask = (1 << self.elem_bits) - 1
-        padded = np.zeros(self._weight_words() * per_word, dtype=np.uint64)
-        padded[:len(column_major)] = column_major & mask
-        lanes = padded.reshape(-1, per_word)
-        words = np.zeros(len(lanes), dtype=np.uint64)
-        for lane in range(per_word):
-            words |= lanes[:, lane] << np.uint64(lane * self.elem_bits)
-        out = {self.addresses()["w"]: words.astype(np.uint32)}
+        words = pack_elements(block.T, self.elem_bits)  # column k of the block, then k + 1
+        out = {self.addresses()["w"]: words}
         if c == self.fabric.cols - 1 and self.bias is not None and not self.is_int:
             out[self.addresses()["b"]] = self.b_bits[r * Mr:(r + 1) * Mr]
         return out
@@ -415,14 +431,16 @@ class GemvMapping:
             if self.relu_on_fabric:
                 wrapped = F.imax(wrapped, np.zeros_like(wrapped))
             return wrapped[:self.M]
-        W = self.w_values.view(np.uint32)
-        xb = xw
+        # Column c's partial sums y[:, c] accumulate x[c·Kc + k] for k = 0, 1, ... in order;
+        # the columns are independent, so step k updates all of them at once.
+        W = self.w_values.view(np.uint32).reshape(R * Mr, C, Kc)
+        xb = xw.reshape(C, Kc)
+        y = np.zeros((R * Mr, C), dtype=np.uint32)
+        for k in range(Kc):
+            y = F.fmac(W[:, :, k], xb[None, :, k], y)
         s = None
         for c in range(C):
-            y = np.zeros(R * Mr, dtype=np.uint32)
-            for k in range(c * Kc, (c + 1) * Kc):
-                y = F.fmac(W[:, k], np.full(R * Mr, xb[k], dtype=np.uint32), y)
-            s = y if s is None else F.fadd(s, y)
+            s = y[:, c] if s is None else F.fadd(s, y[:, c])
         if self.bias is not None:
             s = F.fadd(s, self.b_bits)
         if self.relu:

@@ -3,7 +3,7 @@
 A route for colour ``c`` is a pair of 5-bit port masks: ``rx`` (the input ports whose wavelets of
 colour ``c`` are accepted) and ``tx`` (the output ports they are sent to; several bits =
 multicast). Port bits follow :mod:`hdl.ports` (N=0, E=1, S=2, W=3, RAMP=4). The configuration
-word of a route is ``rx | tx << 5`` (see :class:`router.Router`).
+word of a route is :class:`router.params.RouteWord`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hdl.ports import NUM_PORTS, OPPOSITE, PORT_NAMES, RAMP, E, N, S, W, mask_of
+from router.params import RouteWord
 
 __all__ = ["Route", "RouteTable", "RouteCycleError", "find_route_cycle", "check_acyclic"]
 
@@ -39,13 +40,14 @@ class Route:
         return cls(mask_of(rx), mask_of(tx))
 
     def word(self) -> int:
-        """The router configuration word ``rx | tx << 5``."""
-        return self.rx | self.tx << 5
+        """The router's configuration word (:class:`router.params.RouteWord`)."""
+        return RouteWord.const({"rx": self.rx, "tx": self.tx}).as_bits()
 
     @classmethod
     def from_word(cls, word: int) -> Route:
-        """Decode a router configuration word."""
-        return cls(word & 0x1F, (word >> 5) & 0x1F)
+        """Decode a router configuration word (:class:`router.params.RouteWord`)."""
+        w = RouteWord.from_bits(int(word) & ((1 << RouteWord.as_shape().size) - 1))
+        return cls(w.rx, w.tx)
 
     def __str__(self):
         return f"{_mask_names(self.rx)} -> {_mask_names(self.tx)}"
