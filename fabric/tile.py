@@ -106,8 +106,9 @@ class Tile(wiring.Component):
     """
 
     def __init__(self, *, spares: int = 1, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
-                 sram_words: int = 1024, imem_words: int = 256, num_tasks: int = 16,
-                 num_dsds: int = 16, in_depth: int = 4, fault_injection: bool = False):
+                 sram_words: int = PEParams.sram_words, imem_words: int = PEParams.imem_words,
+                 num_tasks: int = PEParams.num_tasks, num_dsds: int = PEParams.num_dsds,
+                 in_depth: int = PEParams.in_depth, fault_injection: bool = False):
         with refusing(self):
             check_int("spares", spares, 0, MAX_SPARES, "spare columns")
             # Constructing the blocks validates their parameters.

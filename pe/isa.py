@@ -275,7 +275,7 @@ def pack_task(entry: int, valid: bool = True, blocked: bool = False) -> int:
 @functools.lru_cache(maxsize=4096)
 def unpack_task(word: int) -> tuple[int, bool, bool]:
     """Inverse of :func:`pack_task`: ``(entry, valid, blocked)``."""
-    t = TaskWord.from_bits(word & 0xFFFF_FFFF)
+    t = TaskWord.from_bits(word & ((1 << TaskWord.as_shape().size) - 1))  # bits above: ignored
     return t.entry, bool(t.valid), bool(t.blocked)
 
 
