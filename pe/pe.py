@@ -361,7 +361,7 @@ class PE(wiring.Component):
             "valid": 1, "pc": 16, "op": 6, "a": 4, "b": 4, "imm": 16, "target": 16,
             "vector": 1, "writes": 1, "branch": 1, "dsd_update": 1, "task_op": 1,
             "length": 16, "length_nz": 1, "mismatch": 3, "uses": 8,
-            "fault": 8, "onehot": T, "p1": 3, "p2": 3, "p3": 3,
+            "fault": 8, "p1": 3, "p2": 3, "p3": 3,
         }.items()}
         # One flag per opcode E tells apart (decoded in D).
         flag_ops = ("SUB", "ADDI", "LI", "LIH", "JMP", "BNZ", "BZ", "END", "HALT", "DSETB",
@@ -407,7 +407,6 @@ class PE(wiring.Component):
             E["mismatch"].eq(Mux(d_vector, mismatch, 0)),
             E["uses"].eq(uses),
             E["fault"].eq(d_fault),
-            E["onehot"].eq(_onehot(m, imm[:task_bits], T, "d_task_onehot")),
             E["p1"].eq(Mux(d_vector, src0["base"][:3], Mux(op == Op.LIH, fa[:3], fb[:3]))),
             E["p2"].eq(Mux(d_vector, src1["base"][:3], fc[:3])),
             E["p3"].eq(dst["base"][:3]),
@@ -505,13 +504,7 @@ class PE(wiring.Component):
         m.d.sync += errors.eq(errors | fault)
 
         # Task table state.
-        with m.If(do_scalar & E["task_op"]):
-            with m.If(EF["ACT"]):
-                m.d.sync += active.eq(active | E["onehot"])
-            with m.If(EF["BLK"]):
-                m.d.sync += blocked.eq(blocked | E["onehot"])
-            with m.If(EF["UNBLK"]):
-                m.d.sync += blocked.eq(blocked & ~E["onehot"])
+        e_task = do_scalar & E["task_op"]  # its task id decoded below, with the bus's
 
         # Vector hand-over.
         vop = Signal(VectorOp)
@@ -667,8 +660,6 @@ class PE(wiring.Component):
         ]
         with m.If(start):
             m.d.sync += running.eq(1)
-            with m.If(~pick_wavelet):
-                m.d.sync += active.eq(active & ~pick_onehot)
 
         fetch_addr = Signal(16)
         i_pc1 = Signal(16)  # i_pc + 1
@@ -695,14 +686,28 @@ class PE(wiring.Component):
         # (registered: the tables' ports follow the bus from the cycle after the PE stopped,
         # and the bus may use them from then on)
         m.d.sync += cfg_mode.eq(~run & ~running)
+        # Task state, one bit per task. One decoder serves the bus's task-table writes and
+        # E's ACT/BLK/UNBLK (never in the same cycle: the bus writes only while quiet).
         tword = TaskWord(cfg.wdata[:TaskWord.as_shape().size])
-        task_sel = _onehot(m, addr[:task_bits], T, "cfg_task_sel")
-        with m.If(cfg_we & in_tasks):
-            m.d.sync += [
-                t_valid.eq((t_valid & ~task_sel) | Mux(tword.valid, task_sel, 0)),
-                t_blocked0.eq((t_blocked0 & ~task_sel) | Mux(tword.blocked, task_sel, 0)),
-                blocked.eq((blocked & ~task_sel) | Mux(tword.blocked, task_sel, 0)),
-            ]
+        cfg_task = cfg_we & in_tasks
+        task_sel = _onehot(m, Mux(cfg_mode, addr[:task_bits], E["imm"][:task_bits]), T,
+                           "task_sel")
+        start_clear = start & ~pick_wavelet  # an activation is consumed
+        for t in range(T):
+            cfg_t = cfg_task & task_sel[t]
+            with m.If(cfg_t):
+                m.d.sync += [t_valid[t].eq(tword.valid), t_blocked0[t].eq(tword.blocked)]
+            with m.If(clear):
+                m.d.sync += [blocked[t].eq(t_blocked0[t]), active[t].eq(0)]
+            with m.Elif(cfg_t):
+                m.d.sync += blocked[t].eq(tword.blocked)
+            with m.Elif(e_task & task_sel[t] & (EF["BLK"] | EF["UNBLK"])):
+                m.d.sync += blocked[t].eq(EF["BLK"])
+            with m.If(~clear):
+                with m.If(start_clear & pick_onehot[t]):
+                    m.d.sync += active[t].eq(0)
+                with m.Elif(e_task & task_sel[t] & EF["ACT"]):
+                    m.d.sync += active[t].eq(1)
         m.d.comb += [
             task_wr.addr.eq(addr[:task_bits]),
             task_wr.data.eq(tword),
@@ -719,7 +724,7 @@ class PE(wiring.Component):
             m.d.sync += run.eq(CtrlWord(cfg.wdata).run)
         with m.If(clear):
             m.d.sync += [
-                halted.eq(0), errors.eq(0), active.eq(0), running.eq(0), blocked.eq(t_blocked0),
+                halted.eq(0), errors.eq(0), running.eq(0),
                 i_valid.eq(0), d_valid.eq(0), E["valid"].eq(0), mm_busy.eq(0), redirect.eq(0),
             ]
             m.d.sync += [c.eq(0) for c in counters.values()]

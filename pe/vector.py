@@ -515,21 +515,22 @@ class VectorUnit(wiring.Component):
         m.d.sync += [s2_held[n][k].eq(s1_held[n][k]) for n in s1_held for k in s1_held[n]]
 
         # ---- S2: the channel's value, lane select ---------------------------------------------
+        def lanes(word, byte):  # the element at byte offset ``byte``, in the low bits
+            return Cat(word.word_select(byte, 8), Mux(byte[1], word[24:32], word[8:16]),
+                       word[16:32])
+
         elems = {}
         for n in ("x", "y", "z"):
             ch, h = s2[n], s2_held[n]
-            sources = {SRC_PORT: rd[0 if n != "y" else 1], SRC_B0: h["b0"], SRC_B1: h["b1"],
-                       SRC_CONST: h["const"]}
+            sources = {SRC_PORT: lanes(rd[0 if n != "y" else 1], ch.byte), SRC_B0: h["b0"],
+                       SRC_B1: h["b1"], SRC_CONST: h["const"]}
             if n == "z":
-                sources.update({SRC_PORT_B: rd[1], SRC_ACC: h["acc"]})
-            raw = Signal(32, name=f"raw_{n}")
+                sources.update({SRC_PORT_B: lanes(rd[1], ch.byte), SRC_ACC: h["acc"]})
+            elem = Signal(32, name=f"elem_{n}")
             with m.Switch(ch.port):
                 for code, value in sources.items():
                     with m.Case(code):
-                        m.d.comb += raw.eq(value)
-            elem = Signal(32, name=f"elem_{n}")
-            m.d.sync += elem.eq(Cat(raw.word_select(ch.byte, 8),
-                                    Mux(ch.byte[1], raw[24:32], raw[8:16]), raw[16:32]))
+                        m.d.sync += elem.eq(value)
             fmt = Signal(3, name=f"elem_{n}_fmt")
             m.d.sync += fmt.eq(ch.fmt)
             elems[n] = (elem, fmt)
