@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.refused import mark_unused
 from hdl.wavelet import LinkSignature
+from pe.params import PEParams
 
 from .repair import MAX_SPARES
 from .tile import Tile
@@ -106,13 +107,11 @@ class FabricParams:
     def tile(self) -> Tile:
         return Tile(**self.tile_kwargs())
 
-    def pe_params(self):
-        """The golden model's :class:`sim.model.pe.PEParams` for these PEs."""
-        from sim.model.pe import PEParams
-
+    def pe_params(self) -> PEParams:
+        """The PEs' :class:`pe.params.PEParams` (the RTL's and the golden model's)."""
         return PEParams(sram_words=self.sram_words, imem_words=self.imem_words,
                         num_colors=self.num_colors, num_tasks=self.num_tasks,
-                        num_dsds=self.num_dsds)
+                        num_dsds=self.num_dsds, in_depth=self.in_depth)
 
     def name(self) -> str:
         """A short identifier, e.g. ``fabric_2x2s1_c8_m1024``."""

@@ -35,6 +35,7 @@ from hdl.ports import PORT_NAMES, E, N, S, W
 from hdl.refused import refusing
 from hdl.wavelet import LinkSignature
 from pe.isa import AddressMap
+from pe.params import PEParams
 from pe.pe import PE
 from router import Router
 from router.params import DEFAULT_COLORS, RouterMap
@@ -105,16 +106,17 @@ class Tile(wiring.Component):
     """
 
     def __init__(self, *, spares: int = 1, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
-                 sram_words: int = 1024, imem_words: int = 256, num_tasks: int = 16,
-                 num_dsds: int = 16, in_depth: int = 4, fault_injection: bool = False):
+                 sram_words: int = PEParams.sram_words, imem_words: int = PEParams.imem_words,
+                 num_tasks: int = PEParams.num_tasks, num_dsds: int = PEParams.num_dsds,
+                 in_depth: int = PEParams.in_depth, fault_injection: bool = False):
         with refusing(self):
             check_int("spares", spares, 0, MAX_SPARES, "spare columns")
             # Constructing the blocks validates their parameters.
             self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
             with refusing(self.router):
-                self.pe = PE(sram_words=sram_words, imem_words=imem_words,
-                             num_colors=num_colors, num_tasks=num_tasks, num_dsds=num_dsds,
-                             in_depth=in_depth)
+                self.pe = PE(PEParams(sram_words=sram_words, imem_words=imem_words,
+                                      num_colors=num_colors, num_tasks=num_tasks,
+                                      num_dsds=num_dsds, in_depth=in_depth))
         self.spares = spares
         self.num_colors = num_colors
         self.fault_injection = fault_injection

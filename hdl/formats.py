@@ -45,11 +45,12 @@ __all__ = [
     "Unpacked",
     "unpack",
     "leading_zeros",
+    "trailing_zeros",
+    "shift_right_sticky",
     "normalize",
     "round_pack",
     "denormalize",
     "canonical_nan",
-    "widen_to_fp32",
     "widen_dynamic",
     "narrow_from_fp32",
     "narrow_dynamic",
@@ -319,6 +320,41 @@ def leading_zeros(value: Value) -> Value:
     return Mux(all_zero, width, count)
 
 
+def trailing_zeros(value: Value) -> Value:
+    """:func:`leading_zeros` counted from the least significant end of ``value`` (``W``
+    bits; the count is ``W`` when it is zero)."""
+    value = Value.cast(value).as_unsigned()
+    return leading_zeros(Cat(*reversed([value[i] for i in range(len(value))])))
+
+
+def shift_right_sticky(m: Module, value: Value, amount: Value, *,
+                       name: str = "srs") -> tuple[Value, Value]:
+    """Shift right and say whether any set bit was shifted out.
+
+    Parameters
+    ----------
+    m : Module
+        Module the logic is added to.
+    value : Value
+        Unsigned, ``W`` bits.
+    amount : Value
+        Unsigned shift amount (any amount up to ``2 ** len(amount) - 1``).
+
+    Returns
+    -------
+    shifted : Value, ``W`` bits
+        ``value >> amount``.
+    lost : Value, 1 bit
+        The OR of the bits of ``value`` below position ``amount``.
+    """
+    value = Value.cast(value).as_unsigned()
+    width = len(value)
+    ones = Const((1 << width) - 1, width)
+    shifted = _comb(m, value >> amount, unsigned(width), f"{name}_shifted")
+    lost = _comb(m, (value & ~(ones << amount)[:width]).any(), 1, f"{name}_lost")
+    return shifted, lost
+
+
 def normalize(
     m: Module, exp: Value, man: Value, *, min_exp: int | None = None, name: str = "norm"
 ) -> tuple[Value, Value]:
@@ -506,74 +542,133 @@ def canonical_nan(fmt: Format | FloatLayout) -> Const:
 # --------------------------------------------------------------------------------------------
 
 
-def widen_to_fp32(m: Module, bits: Value, fmt: Format) -> Value:
-    """Convert one element of format ``fmt`` to binary32 (floats) or int32 (integers), exactly.
-
-    Parameters
-    ----------
-    m : Module
-        Module the logic is added to.
-    bits : Value
-        The element in the low ``fmt.bits`` bits; higher bits are ignored.
-    fmt : Format
-        The element format, a Python constant.
-
-    Returns
-    -------
-    Value, 32 bits
-        * FP32: ``bits`` unchanged (no NaN canonicalisation).
-        * BF16, FP16, E4M3, E5M2: the exact binary32 pattern of the value (subnormals of the
-          narrow format become normal binary32 numbers, ±0 and ±inf keep their sign); every NaN
-          becomes ``0x7FC00000``.
-        * INT8, INT16, INT32: the value sign-extended to a 32-bit two's-complement integer.
-    """
-    fmt = Format(fmt)
-    bits = Value.cast(bits)
-    tag = f"widen_{fmt.name.lower()}"
-    if fmt is Format.FP32:
-        return bits[:32]
-    if fmt.is_int:
-        return _comb(m, bits[: fmt.bits].as_signed(), unsigned(32), tag)
-    lay = fmt.layout
-    src = unpack(m, bits, lay)
-    # Rebias to binary32, then normalise (a narrow subnormal is a binary32 normal, except for
-    # bf16, whose subnormals stay subnormal: min_exp=1 keeps those aligned).
-    exp = src.exp + (_FP32.bias - lay.bias)
-    nexp, nman = normalize(m, exp, src.man, min_exp=1, name=tag)
-    packed = round_pack(m, src.sign, nexp, nman, exp_bits=_FP32.exp_bits,
-                        man_bits=_FP32.man_bits, may_underflow=False, name=tag)
-    inf = Cat(Const(0, _FP32.man_bits), Const(_FP32.exp_max, _FP32.exp_bits), src.sign)
-    return _comb(
-        m,
-        Mux(src.is_nan, CANONICAL_NAN_FP32, Mux(src.is_inf, inf, packed)),
-        unsigned(32),
-        f"{tag}_out",
-    )
+def _stage(m: Module, domain: str | None, values: dict[str, Value], name: str) -> dict:
+    """Register ``values`` in ``domain`` (a pipeline stage), or pass them through (``None``)."""
+    if domain is None:
+        return values
+    out = {}
+    for key, value in values.items():
+        value = Value.cast(value)
+        reg = Signal(value.shape(), name=f"{name}_{key}")
+        m.d[domain] += reg.eq(value)
+        out[key] = reg
+    return out
 
 
-def widen_dynamic(m: Module, bits32: Value, fmt: Value) -> Value:
-    """:func:`widen_to_fp32` with the format chosen at run time.
+#: Formats whose elements widen through the shared small-float path (exponent field, at most
+#: 10 fraction bits, subnormals normalised): their fields as (exponent bits, fraction bits).
+_SMALL = {Format.FP16: (5, 10), Format.E5M2: (5, 2), Format.E4M3: (4, 3)}
+
+
+def widen_dynamic(m: Module, bits32: Value, fmt: Value, *,
+                  formats: tuple[Format, ...] = tuple(Format), domain: str | None = None,
+                  name: str = "widen") -> Value:
+    """Convert an element of any format, chosen at run time, to binary32 or int32, exactly.
+
+    One datapath serves every format: FP32 and INT32 pass through, INT8/INT16 sign-extend,
+    BF16 shifts (and canonicalises NaN), and FP16, E5M2 and E4M3 share one small-float path:
+    their exponent and fraction fields (the fraction aligned to 10 bits), the leading-zero
+    count of a subnormal's fraction and its normalising shift, and the rebiased exponent. No
+    rounding is needed: every value of these formats is a binary32 value.
 
     Parameters
     ----------
     m : Module
         Module the logic is added to.
     bits32 : Value, 32 bits
-        The element in its low ``fmt.bits`` bits.
+        The element in its low ``fmt.bits`` bits; the bits above it are ignored.
     fmt : Value, 3 bits
-        A :class:`Format` code; all eight codes are valid.
+        A :class:`Format` code.
+    formats : tuple of Format
+        The formats that can occur (default all); logic for the others is left out and their
+        codes give an unspecified value.
+    domain : str, optional
+        Put a pipeline register (in this clock domain) between the field extraction and
+        leading-zero count and the normalising shift: the result then comes one cycle later.
+    name : str
+        Prefix of the signals created.
 
     Returns
     -------
     Value, 32 bits
-        Binary32 bits (float formats) or int32 (integer formats).
+        * FP32, INT32: ``bits32`` unchanged (no NaN canonicalisation);
+        * BF16, FP16, E4M3, E5M2: the exact binary32 pattern of the value (a narrow subnormal
+          becomes a binary32 normal, except bf16's, which stay subnormal; ±0 and ±inf keep
+          their sign); every NaN becomes ``0x7FC00000``;
+        * INT8, INT16: the value sign-extended to a 32-bit two's-complement integer.
     """
-    out = Signal(32, name="widened")
-    options = {f: widen_to_fp32(m, bits32, f) for f in Format}
-    with m.Switch(fmt):
-        for f, value in options.items():
-            with m.Case(f.value):
-                m.d.comb += out.eq(value)
+    bits = Value.cast(bits32)[:32]
+    formats = tuple(Format(f) for f in formats)
+    small = [f for f in formats if f in _SMALL]
+
+    def is_(f):
+        return Const(0, 1) if f not in formats else (fmt == f)
+
+    # ---- stage 1: fields, classes, and the leading zeros of a subnormal's fraction --------
+    # The result is assembled in stage 2 as an OR of per-class terms, so stage 1 decides
+    # each class (one-hot) and the bits every class takes.
+    pass32 = is_(Format.FP32) | is_(Format.INT32)
+    i8, i16, bf = is_(Format.INT8), is_(Format.INT16), is_(Format.BF16)
+    bf_nan = bf & bits[7:15].all() & bits[:7].any()
+    st1 = {
+        "bits": bits,
+        "lo8": pass32 | i16 | i8,          # bits [7:0] pass through
+        "mid": pass32 | i16,               # bits [15:8]
+        "pass": pass32,                    # bits [31:16]
+        "bf": bf & ~bf_nan,                # bits [31:16] = the bf16 element
+        "ext8": i8 & bits[7],              # sign extension from bit 7 ...
+        "ext": (i8 & bits[7]) | (i16 & bits[15]),  # ... or 15, above the element
+        "nan": bf_nan,
+    }
+    if small:
+        h, e5, e4 = is_(Format.FP16), is_(Format.E5M2), is_(Format.E4M3)
+        # The element's exponent field (5 bits, E4M3's 4 zero-extended) and its fraction
+        # aligned to the top of 10 bits; E4M3's bias is 7, the others' 15.
+        efield = Mux(h, bits[10:15], Mux(e5, bits[2:7], Cat(bits[3:7], Const(0, 1))))
+        frac = Mux(h, bits[:10], Mux(e5, Cat(Const(0, 8), bits[:2]), Cat(Const(0, 7), bits[:3])))
+        efield = _comb(m, efield, unsigned(5), f"{name}_efield")
+        frac = _comb(m, frac, unsigned(10), f"{name}_frac")
+        is_small = h | e5 | e4
+        top = Mux(e4, efield[:4].all(), efield.all())  # the all-ones exponent
+        # E4M3 (OCP "FN") has no infinities; its only NaN is S.1111.111.
+        nan = is_small & Mux(e4, top & bits[:3].all(), top & frac.any())
+        inf = is_small & ~e4 & top & ~frac.any()
+        sub = ~efield.any()
+        zero = sub & ~frac.any()
+        st1.update(
+            e4=e4,
+            sub=sub,
+            efield=efield,
+            frac=frac,
+            lz=leading_zeros(frac),
+            nan=bf_nan | nan,
+            inf=inf,
+            sf=is_small & ~nan & ~inf & ~zero,  # finite, nonzero: normal or subnormal
+            sign=is_small & ~nan & Mux(h, bits[15], bits[7]),
+        )
+    st = _stage(m, domain, st1, f"{name}_s1")
+
+    # ---- stage 2: normalise a subnormal, rebias, and assemble --------------------------------
+    b = st["bits"]
+    lo = Cat(b[i] & st["lo8"] for i in range(8))
+    mid = Cat((b[i] & st["mid"]) | st["ext8"] for i in range(8, 16))
+    high = Cat((b[i] & st["pass"]) | (b[i - 16] & st["bf"]) | st["ext"] for i in range(16, 32))
+    out = Signal(32, name=f"{name}_out")
+    value = Cat(lo, mid, high) | Mux(st["nan"], CANONICAL_NAN_FP32, 0)
+    if small:
+        # A subnormal 0.f x 2**(1 - bias) is 1.g x 2**(-lz - bias) with g = f << (lz + 1);
+        # binary32 exponent 127 - bias - lz. A normal one: efield + 127 - bias.
+        offset = Mux(st["e4"], 127 - 7, 127 - 15)
+        # f << (lz + 1), truncated to 10 bits, drops the leading one
+        shifted = _comb(m, Cat(Const(0, 1), (st["frac"] << st["lz"])[:9]), unsigned(10),
+                        f"{name}_norm")
+        exp = _comb(m, Mux(st["sub"], offset - st["lz"], offset + st["efield"]), unsigned(8),
+                    f"{name}_exp")
+        frac = Mux(st["sub"], shifted, st["frac"])
+        sf = st["sf"]
+        value |= Cat(Const(0, 13), Cat(f & sf for f in frac),
+                     Cat(e & sf | st["inf"] for e in exp), st["sign"])
+    m.d.comb += out.eq(value)
     return out
 
 
@@ -626,8 +721,16 @@ def narrow_dynamic(
     fmt: Value,
     *,
     formats: tuple[Format, ...] = (Format.BF16, Format.FP16),
+    domain: str | None = None,
+    name: str = "narrow",
 ) -> Value:
-    """:func:`narrow_from_fp32` with the format chosen at run time.
+    """Round binary32 to the format chosen at run time (RNE): the PE's write-back converter.
+
+    BF16 keeps binary32's exponent, so rounding is an increment of the top 16 bits. FP16 has a
+    dedicated rounder: the rebiased exponent, a right shift of the significand for a result
+    below fp16's normal range (with the shifted-out bits folded into a sticky bit), and one
+    increment that also carries into the exponent (to the smallest normal, or to infinity).
+    E4M3 and E5M2, if asked for, use the generic :func:`narrow_from_fp32`.
 
     Parameters
     ----------
@@ -638,29 +741,76 @@ def narrow_dynamic(
     fmt : Value, 3 bits
         A :class:`Format` code.
     formats : tuple of Format
-        The float formats to build a rounder for (default BF16 and FP16, what the PE stores;
-        add E4M3/E5M2 for fp8 results).
+        The float formats to build a rounder for (default BF16 and FP16, what the PE stores).
+    domain : str, optional
+        Put a pipeline register (in this clock domain) after the exponent compares and the
+        FP16 alignment shift, before the rounding increments: the result comes one cycle later.
+    name : str
+        Prefix of the signals created.
 
     Returns
     -------
     Value, 32 bits
         For a format in ``formats``: the rounded value in the low ``fmt.bits`` bits, upper bits
-        zero. Every other code (FP32, the integer formats, and float formats left out of
-        ``formats``) returns ``bits32`` unchanged; for INT8/INT16 its low bits are then the
-        two's-complement wrap.
+        zero; overflow (and infinity) gives infinity (E4M3: its NaN ``0x7F``); every NaN gives
+        the target's canonical NaN. Every other code (FP32, the integer formats, and float
+        formats left out of ``formats``) returns ``bits32`` unchanged; for INT8/INT16 its low
+        bits are then the two's-complement wrap.
 
     Raises
     ------
     ValueError
         If ``formats`` holds an integer format.
     """
-    bits32 = Value.cast(bits32)
-    out = Signal(32, name="narrowed")
-    rounded = {Format(f): narrow_from_fp32(m, bits32, f) for f in formats}
-    m.d.comb += out.eq(bits32[:32])
-    with m.Switch(fmt):
-        for f, value in rounded.items():
-            if f is not Format.FP32:
-                with m.Case(f.value):
-                    m.d.comb += out.eq(value)
+    bits = Value.cast(bits32)[:32]
+    formats = tuple(Format(f) for f in formats)
+    for f in formats:
+        if not f.is_float:
+            raise ValueError(f"narrow_dynamic rounds to float formats, not {f.name}")
+    exp, frac = bits[23:31], bits[:23]
+    nan = exp.all() & frac.any()
+
+    # ---- stage 1: exponent compares, FP16 alignment -----------------------------------------
+    st1 = {"bits": bits, "fmt": fmt, "nan": nan}
+    if Format.BF16 in formats:
+        st1["bf16_up"] = bits[15] & (bits[:15].any() | bits[16])
+    if Format.FP16 in formats:
+        # fp16 exponent field E = exp - 112. Normal (E >= 1): keep 10 fraction bits. Below
+        # (E <= 0): the significand 1.f shifted right by k = 1 - E more (k > 12 leaves only
+        # sticky bits). t = significand >> 12: integer bit, 10 fraction bits, guard.
+        normal = exp >= 113
+        k = _comb(m, 113 - exp, unsigned(8), f"{name}_h_k")
+        amount = Mux(normal, 0, Mux(k[4:].any(), 15, k[:4]))
+        t = Cat(frac[12:], exp.any())
+        t_shifted, lost = shift_right_sticky(m, t, amount, name=f"{name}_h_align")
+        st1.update(
+            h_t=t_shifted,
+            h_sticky=frac[:12].any() | lost,
+            h_exp=Mux(normal, (exp[:5] + 16)[:5], 0),  # E = exp - 112, modulo 32
+            h_ovf=exp >= 143,  # E >= 31 (also infinity and NaN)
+        )
+    st = _stage(m, domain, st1, f"{name}_s1")
+
+    # ---- stage 2: round and pack --------------------------------------------------------------
+    bits, nan = st["bits"], st["nan"]
+    out = Signal(32, name=f"{name}_out")
+    m.d.comb += out.eq(bits)
+    with m.Switch(st["fmt"]):
+        if Format.BF16 in formats:
+            with m.Case(Format.BF16):
+                rounded = _comb(m, bits[16:] + st["bf16_up"], unsigned(16), f"{name}_bf16")
+                m.d.comb += out.eq(Mux(nan, canonical_nan(Format.BF16), rounded))
+        if Format.FP16 in formats:
+            with m.Case(Format.FP16):
+                t = st["h_t"]
+                up = t[0] & (st["h_sticky"] | t[1])
+                total = _comb(m, Cat(t[1:11], st["h_exp"]) + up, unsigned(16), f"{name}_fp16")
+                # Rounding up from the largest finite value carries into 0x7C00, infinity.
+                inf = Cat(Const(0x7C00, 15), bits[31])
+                m.d.comb += out.eq(Mux(nan, canonical_nan(Format.FP16),
+                                       Mux(st["h_ovf"], inf, Cat(total[:15], bits[31]))))
+        for f in formats:
+            if f in (Format.E4M3, Format.E5M2):
+                with m.Case(f):
+                    m.d.comb += out.eq(narrow_from_fp32(m, bits, f))
     return out

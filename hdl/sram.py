@@ -11,11 +11,14 @@ Read ports are not transparent: a read in the cycle of a write to the same word 
 word (the PE's hazard interlock never issues such a read).
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SRAMBank", "check_sram_words"]
+from .config_bus import ConfigBusSignature
+from .params import check_int
+
+__all__ = ["SRAMBank", "SRAMPortSignature", "check_sram_words", "MAX_SRAM_WORDS"]
 
 #: Largest SRAM: 16384 words (64 KiB) keeps byte element addresses within 16-bit DSD fields.
 MAX_SRAM_WORDS = 1 << 14
@@ -31,14 +34,49 @@ def check_sram_words(sram_words: int) -> int:
     ValueError
         If it is outside 16 .. 16384 words.
     """
-    if not isinstance(sram_words, int) or isinstance(sram_words, bool):
-        raise TypeError(f"sram_words must be an integer number of 32-bit words, not {sram_words!r}")
-    if not 16 <= sram_words <= MAX_SRAM_WORDS:
-        raise ValueError(
-            f"sram_words must be between 16 and {MAX_SRAM_WORDS} 32-bit words (64 KiB), "
-            f"not {sram_words}"
-        )
-    return sram_words
+    return check_int("sram_words", sram_words, 16, MAX_SRAM_WORDS, "32-bit words (64 KiB)")
+
+
+class SRAMPortSignature(wiring.Signature):
+    """The datapath's port of an :class:`SRAMBank` (initiator's view): two reads, one write.
+
+    Parameters
+    ----------
+    sram_words : int
+        Depth of the bank in 32-bit words (sets the address width).
+
+    Members
+    -------
+    rd_a_addr, rd_b_addr : ``Out(range(sram_words))``
+        Word addresses of the two reads; their data appear on ``rd_a_data`` / ``rd_b_data``
+        one cycle later.
+    rd_a_data, rd_b_data : ``In(32)``
+    wr_addr : ``Out(range(sram_words))``
+    wr_data : ``Out(32)``
+    wr_en : ``Out(4)``
+        Byte enables (bit ``i`` writes bits ``[8i+7:8i]``).
+    """
+
+    def __init__(self, sram_words: int):
+        self.sram_words = check_sram_words(sram_words)
+        super().__init__({
+            "rd_a_addr": Out(range(sram_words)),
+            "rd_a_data": In(32),
+            "rd_b_addr": Out(range(sram_words)),
+            "rd_b_data": In(32),
+            "wr_addr": Out(range(sram_words)),
+            "wr_data": Out(32),
+            "wr_en": Out(4),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.sram_words == self.sram_words
+
+    def __hash__(self):
+        return hash((type(self), self.sram_words))
+
+    def __repr__(self):
+        return f"SRAMPortSignature({self.sram_words})"
 
 
 class SRAMBank(wiring.Component):
@@ -51,13 +89,12 @@ class SRAMBank(wiring.Component):
 
     Members
     -------
-    rd_a_addr, rd_b_addr : ``In(range(sram_words))``
-        Read addresses; the data of each appears on ``rd_a_data`` / ``rd_b_data`` one cycle later.
-    rd_a_data, rd_b_data : ``Out(32)``
-    wr_addr : ``In(range(sram_words))``
-    wr_data : ``In(32)``
-    wr_en : ``In(4)``
-        Byte enables (bit ``i`` writes bits ``[8i+7:8i]``).
+    bus : ``In(SRAMPortSignature(sram_words))``
+        The datapath's port.
+    host : ``In(ConfigBusSignature(address bits of sram_words))``
+        Whole-word access for the configuration path: a read uses read port A (its data on
+        ``host.rdata`` one cycle later), a write the write port. It takes precedence over
+        ``bus`` in the cycle it is used; the owner keeps the datapath quiet meanwhile.
 
     Raises
     ------
@@ -68,13 +105,8 @@ class SRAMBank(wiring.Component):
     def __init__(self, sram_words: int):
         self.sram_words = check_sram_words(sram_words)
         super().__init__({
-            "rd_a_addr": In(range(sram_words)),
-            "rd_a_data": Out(32),
-            "rd_b_addr": In(range(sram_words)),
-            "rd_b_data": Out(32),
-            "wr_addr": In(range(sram_words)),
-            "wr_data": In(32),
-            "wr_en": In(4),
+            "bus": In(SRAMPortSignature(sram_words)),
+            "host": In(ConfigBusSignature(max(1, (sram_words - 1).bit_length()))),
         })
 
     def elaborate(self, platform):
@@ -83,13 +115,15 @@ class SRAMBank(wiring.Component):
         wr = mem.write_port(granularity=8)
         rd_a = mem.read_port()
         rd_b = mem.read_port()
+        bus, host = self.bus, self.host
         m.d.comb += [
-            wr.addr.eq(self.wr_addr),
-            wr.data.eq(self.wr_data),
-            wr.en.eq(self.wr_en),
-            rd_a.addr.eq(self.rd_a_addr),
-            rd_b.addr.eq(self.rd_b_addr),
-            self.rd_a_data.eq(rd_a.data),
-            self.rd_b_data.eq(rd_b.data),
+            wr.addr.eq(Mux(host.we, host.addr, bus.wr_addr)),
+            wr.data.eq(Mux(host.we, host.wdata, bus.wr_data)),
+            wr.en.eq(Mux(host.we, 0b1111, bus.wr_en)),
+            rd_a.addr.eq(Mux(host.re, host.addr, bus.rd_a_addr)),
+            rd_b.addr.eq(bus.rd_b_addr),
+            bus.rd_a_data.eq(rd_a.data),
+            bus.rd_b_data.eq(rd_b.data),
+            host.rdata.eq(rd_a.data),
         ]
         return m

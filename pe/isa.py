@@ -1,8 +1,15 @@
-"""The PE instruction set: encodings, DSD layout and the configuration address map.
+"""The PE instruction set: opcodes, the packed words and the configuration address map.
 
-This module is the machine-readable half of ``docs/isa.md``; the RTL decoder (:mod:`pe.pe`), the
-assembler (:mod:`sim.asm`) and the golden interpreter (:mod:`sim.pe_model`) all read it. It holds
-numbers only, no behaviour.
+This module is the machine-readable half of ``docs/isa.md``; the RTL (:mod:`pe.pe`,
+:mod:`pe.vector`), the assembler (:mod:`sim.toolchain.asm`) and the golden interpreter
+(:mod:`sim.model.pe`) all read it. It holds numbers and layouts only, no behaviour.
+
+Every packed word is one :mod:`amaranth.lib.data` layout, used by the RTL as a signal shape and
+by Python to pack (``Layout.const({...}).as_bits()``) and parse (``Layout.from_bits(word)``):
+:class:`Instruction` (the union of :data:`IForm` and :data:`RForm`), :class:`DsdWord0`,
+:data:`DsdWord1`, :class:`TaskWord`, :data:`StatusWord` and :data:`CtrlWord`. The functions
+:func:`encode`, :func:`pack_dsd`, :func:`pack_task` (and their inverses) are range-checking
+wrappers of them.
 
 Instruction word (32 bits)::
 
@@ -12,9 +19,13 @@ Instruction word (32 bits)::
 are never used by the same instruction.
 """
 
-from __future__ import annotations
-
 import enum
+import functools
+
+from amaranth.hdl import signed
+from amaranth.lib import data
+
+from .params import MAX_DSDS
 
 __all__ = [
     "Op",
@@ -23,7 +34,16 @@ __all__ = [
     "NUM_REGS",
     "WAVELET_REG",
     "MAX_DSDS",
+    "Instruction",
+    "IForm",
+    "RForm",
+    "DsdWord0",
+    "DsdWord1",
+    "TaskWord",
+    "StatusWord",
+    "CtrlWord",
     "encode",
+    "decode",
     "field_a",
     "field_b",
     "field_c",
@@ -32,6 +52,7 @@ __all__ = [
     "unpack_dsd",
     "pack_task",
     "unpack_task",
+    "pack_status",
     "AddressMap",
     "ErrorFlag",
     "STORE_FORMATS",
@@ -40,7 +61,6 @@ __all__ = [
 NUM_REGS = 8
 #: A data task finds the data of the wavelet that triggered it in this register.
 WAVELET_REG = 7
-MAX_DSDS = 16
 
 
 class Op(enum.IntEnum):
@@ -101,81 +121,168 @@ class DsdKind(enum.IntEnum):
 STORE_FORMATS = frozenset({0, 1, 2, 7})  # FP32, BF16, FP16, INT32
 
 
+def _word(**fields) -> data.FlexibleLayout:
+    """A 32-bit layout from ``name=(shape, offset)`` pairs (fields at fixed bit offsets)."""
+    return data.FlexibleLayout(32, {name: data.Field(shape, offset)
+                                    for name, (shape, offset) in fields.items()})
+
+
+#: Instruction word, immediate form (scalar instructions): ``imm[15:0] | b[21:18] | a[25:22] |
+#: opcode[31:26]`` (bits [17:16] zero). ``imm`` is 16 raw bits; an instruction reads it signed
+#: or unsigned (see :class:`Op`).
+IForm = _word(imm=(16, 0), b=(4, 18), a=(4, 22), opcode=(6, 26))
+
+
+#: Instruction word, register form (vector instructions): ``c[17:14] | b | a | opcode``; bits
+#: [13:0] are zero.
+RForm = _word(c=(4, 14), b=(4, 18), a=(4, 22), opcode=(6, 26))
+
+
+class Instruction(data.Union):
+    """One 32-bit instruction word, as the union of its two forms, :data:`IForm` and
+    :data:`RForm` (``c`` and ``imm`` overlap: an instruction uses one or the other). ``a``,
+    ``b`` and ``opcode`` are at the same bits in both forms."""
+
+    i: IForm
+    r: RForm
+
+
+class DsdWord0(data.Struct):
+    """DSD configuration word 0: ``base[15:0] | length[31:16]``."""
+
+    base: 16
+    length: 16
+
+
+class TaskWord(data.Struct):
+    """Task-table word: ``entry[15:0] | valid[16] | blocked[17]`` (blocked after loading or
+    CLEAR)."""
+
+    entry: 16
+    valid: 1
+    blocked: 1
+
+
+#: DSD configuration word 1: ``stride[15:0]`` (signed, elements) ``| fmt[18:16] | kind[21:20]``.
+DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), kind=(2, 20))
+
+
+#: The STATUS register (configuration address ``AddressMap.STATUS``).
+StatusWord = _word(running=(1, 0), halted=(1, 1), idle=(1, 2), errors=(8, 8))
+
+#: The CTRL register (configuration address ``AddressMap.CTRL``, write): ``run`` starts taking
+#: tasks (clear: stop taking them); ``clear`` clears errors, halted, activations, counters, the
+#: running task and the queues.
+CtrlWord = _word(run=(1, 0), clear=(1, 1))
+
+
+def _fits(name: str, value: int, lo: int, hi: int, what: str) -> int:
+    if not isinstance(value, int) or not lo <= value < hi:
+        raise ValueError(f"{name} {value} does not fit in {what}")
+    return value
+
+
 def encode(op: int, a: int = 0, b: int = 0, c: int = 0, imm: int = 0) -> int:
-    """Encode an instruction word. ``imm`` is a signed or unsigned 16-bit value.
+    """Encode an :class:`Instruction` word. ``imm`` is a signed or unsigned 16-bit value.
 
     Raises
     ------
     ValueError
-        If a field does not fit.
+        If a field does not fit, or both ``c`` and ``imm`` are given.
     """
-    for name, v, width in (("a", a, 4), ("b", b, 4), ("c", c, 4)):
-        if not 0 <= v < 1 << width:
-            raise ValueError(f"field {name}={v} does not fit in {width} bits")
+    for name, v in (("a", a), ("b", b), ("c", c)):
+        if not 0 <= v < 16:
+            raise ValueError(f"field {name}={v} does not fit in 4 bits")
     if not -(1 << 15) <= imm < 1 << 16:
         raise ValueError(f"immediate {imm} does not fit in 16 bits")
     if c and imm:
         raise ValueError("an instruction cannot use both field c and an immediate")
-    return (int(op) << 26) | (a << 22) | (b << 18) | (c << 14) | (imm & 0xFFFF)
+    if c:
+        form = {"r": {"opcode": int(op), "a": a, "b": b, "c": c}}
+    else:
+        form = {"i": {"opcode": int(op), "a": a, "b": b, "imm": imm & 0xFFFF}}
+    return Instruction.const(form).as_bits()
+
+
+@functools.lru_cache(maxsize=4096)
+def decode(word: int) -> tuple[int, int, int, int, int]:
+    """The fields of an instruction word: ``(opcode, a, b, c, imm)``, ``imm`` unsigned."""
+    ins = Instruction.from_bits(word)
+    return ins.i.opcode, ins.i.a, ins.i.b, ins.r.c, ins.i.imm
 
 
 def field_a(word: int) -> int:
-    return (word >> 22) & 0xF
+    """Field ``a`` of an instruction word."""
+    return decode(word)[1]
 
 
 def field_b(word: int) -> int:
-    return (word >> 18) & 0xF
+    """Field ``b`` of an instruction word."""
+    return decode(word)[2]
 
 
 def field_c(word: int) -> int:
-    return (word >> 14) & 0xF
+    """Field ``c`` of an instruction word (register form)."""
+    return decode(word)[3]
 
 
 def field_imm(word: int, signed: bool = True) -> int:
-    imm = word & 0xFFFF
+    """The 16-bit immediate of an instruction word, sign-extended unless ``signed=False``."""
+    imm = decode(word)[4]
     return imm - (1 << 16) if signed and imm & 0x8000 else imm
 
 
 def pack_dsd(kind: int, fmt: int, base: int, length: int, stride: int = 0) -> tuple[int, int]:
-    """Pack a DSD into its two configuration words.
+    """Pack a DSD into its two configuration words (:class:`DsdWord0`, :data:`DsdWord1`).
 
-    Word 0 is ``base[15:0] | length[31:16]``; word 1 is ``stride[15:0] (signed) | fmt[18:16] |
-    kind[21:20]``. For a fabric DSD ``base`` is the colour; for a register DSD, the register.
+    For a fabric DSD ``base`` is the colour; for a register DSD, the register.
 
     Raises
     ------
     ValueError
         If a field is out of range.
     """
-    if not 0 <= base < 1 << 16:
-        raise ValueError(f"DSD base {base} does not fit in 16 bits")
-    if not 0 <= length < 1 << 16:
-        raise ValueError(f"DSD length {length} does not fit in 16 bits (max 65535 elements)")
-    if not -(1 << 15) <= stride < 1 << 15:
-        raise ValueError(f"DSD stride {stride} does not fit in a signed 16-bit field")
-    if not 0 <= fmt < 8 or not 0 <= kind < 4:
+    _fits("DSD base", base, 0, 1 << 16, "16 bits")
+    _fits("DSD length", length, 0, 1 << 16, "16 bits (max 65535 elements)")
+    _fits("DSD stride", stride, -(1 << 15), 1 << 15, "a signed 16-bit field")
+    if not (0 <= fmt < 8 and 0 <= kind < 4):
         raise ValueError(f"bad DSD kind {kind} or format {fmt}")
-    return base | (length << 16), (stride & 0xFFFF) | (fmt << 16) | (kind << 20)
+    w0 = DsdWord0.const({"base": base, "length": length}).as_bits()
+    w1 = DsdWord1.const({"stride": stride, "fmt": fmt, "kind": kind}).as_bits()
+    return w0, w1
 
 
+@functools.lru_cache(maxsize=4096)
 def unpack_dsd(w0: int, w1: int) -> tuple[int, int, int, int, int]:
     """Inverse of :func:`pack_dsd`: ``(kind, fmt, base, length, stride)``."""
-    stride = w1 & 0xFFFF
-    if stride & 0x8000:
-        stride -= 1 << 16
-    return (w1 >> 20) & 3, (w1 >> 16) & 7, w0 & 0xFFFF, (w0 >> 16) & 0xFFFF, stride
+    d0, d1 = DsdWord0.from_bits(w0 & 0xFFFF_FFFF), DsdWord1.from_bits(w1 & 0xFFFF_FFFF)
+    return d1.kind, d1.fmt, d0.base, d0.length, d1.stride
 
 
 def pack_task(entry: int, valid: bool = True, blocked: bool = False) -> int:
-    """Task-table word: ``entry[15:0] | valid << 16 | blocked << 17``."""
-    if not 0 <= entry < 1 << 16:
-        raise ValueError(f"task entry {entry} does not fit in 16 bits")
-    return entry | (int(valid) << 16) | (int(blocked) << 17)
+    """Pack a :class:`TaskWord`.
+
+    Raises
+    ------
+    ValueError
+        If ``entry`` does not fit in 16 bits.
+    """
+    _fits("task entry", entry, 0, 1 << 16, "16 bits")
+    return TaskWord.const({"entry": entry, "valid": int(valid),
+                           "blocked": int(blocked)}).as_bits()
 
 
+@functools.lru_cache(maxsize=4096)
 def unpack_task(word: int) -> tuple[int, bool, bool]:
     """Inverse of :func:`pack_task`: ``(entry, valid, blocked)``."""
-    return word & 0xFFFF, bool(word >> 16 & 1), bool(word >> 17 & 1)
+    t = TaskWord.from_bits(word & ((1 << TaskWord.as_shape().size) - 1))  # bits above: ignored
+    return t.entry, bool(t.valid), bool(t.blocked)
+
+
+def pack_status(running: bool, halted: bool, idle: bool, errors: int) -> int:
+    """Pack a :data:`StatusWord` (``errors``: :class:`ErrorFlag` bits)."""
+    return StatusWord.const({"running": int(running), "halted": int(halted), "idle": int(idle),
+                             "errors": int(errors)}).as_bits()
 
 
 class ErrorFlag(enum.IntFlag):
@@ -204,7 +311,11 @@ class AddressMap:
     RUN_CYCLES = 0x20304
     ELEMENTS = 0x20305
 
-    STATUS_RUNNING = 1
-    STATUS_HALTED = 2
-    STATUS_IDLE = 4
-    ERROR_SHIFT = 8
+    #: :data:`CtrlWord` values.
+    CTRL_RUN = CtrlWord.const({"run": 1}).as_bits()
+    CTRL_CLEAR = CtrlWord.const({"clear": 1}).as_bits()
+    #: :data:`StatusWord` bits, as masks (and the position of its error flags).
+    STATUS_RUNNING = StatusWord.const({"running": 1}).as_bits()
+    STATUS_HALTED = StatusWord.const({"halted": 1}).as_bits()
+    STATUS_IDLE = StatusWord.const({"idle": 1}).as_bits()
+    ERROR_SHIFT = StatusWord["errors"].offset

@@ -7,50 +7,93 @@ starts the task at its entry. Otherwise the wavelets wait for a vector instructi
 colour ``c`` as a fabric-input DSD. Local tasks are activated by ``ACT``. A task runs to
 completion (``END``); ``HALT`` stops the PE.
 
-The task engine executes one scalar instruction per cycle and hands vector instructions, with
-their DSDs and register operands resolved, to :class:`pe.vector.VectorUnit`; it runs ahead of
-the vector unit by one vector instruction and waits only for registers the vector unit will
-write. Faults (unknown opcode, illegal operands, element outside SRAM, bad task id, a
-configuration access at the wrong time) set sticky flags and halt the PE.
+Micro-architecture (``docs/architecture.md``)::
+
+    pick    lowest ready task (registered: one-hot, binary, wavelet or activation)
+    start   entry from the task table (LUT RAM); pop the wavelet, write r7; fetch the entry
+    F       program memory (block RAM) read
+    I       the instruction word at the block RAM output
+    D       decode: the DSD table (LUT RAM, one copy per operand: a, b, c) read, operand rules,
+            instruction length, the SRAM bounds of the first element, register addresses,
+            the branch target
+    E       execute: register file (LUT RAM, one copy per read port) read; ALU, branch, DSD
+            and task-table updates; last-element bounds (base + span: an addition, the span
+            (length - 1) x stride of each DSD having been computed when it was written);
+            faults; vector instructions handed to :class:`pe.vector.VectorUnit`
+
+A taken branch costs 3 extra cycles (the target is fetched in the cycle after the branch
+executes); a task starts 3 cycles after the previous one ends (start, F, I, D). The task
+engine runs ahead of the vector unit by one vector instruction and stalls only for registers
+the vector unit will write, a DSD an instruction in E is changing, or a span being computed.
+Faults (unknown opcode, illegal operands, element outside SRAM, bad task id, a configuration
+access at the wrong time) set sticky flags and halt the PE, precisely.
 
 Configuration bus (:class:`pe.isa.AddressMap`): program memory, task table, DSD table, registers
 and SRAM are written and read through it while the PE is stopped (``RUN`` clear and nothing in
-flight); status and counters are readable at any time.
+flight); status and counters are readable at any time. Read data is one registered one-hot
+AND-OR of memory read ports and registers (SRAM and program memory: their own block RAM read).
 """
 
-from __future__ import annotations
-
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.color_queue import ColorQueues
 from hdl.config_bus import ConfigBusSignature
 from hdl.formats import Format
 from hdl.refused import refusing
-from hdl.sram import SRAMBank, check_sram_words
-from hdl.wavelet import LinkSignature, check_num_colors
+from hdl.sram import SRAMBank
+from hdl.wavelet import LinkSignature
 from pe.isa import (
     INTEGER_OPS,
-    MAX_DSDS,
     NUM_REGS,
     VECTOR_OPS,
     WAVELET_REG,
     AddressMap,
+    CtrlWord,
     DsdKind,
+    DsdWord0,
+    DsdWord1,
     ErrorFlag,
+    Instruction,
     Op,
+    StatusWord,
+    TaskWord,
 )
-from pe.vector import Operand, VectorOp, VectorUnit, lane_shift
+from pe.params import PEParams
+from pe.vector import VectorOp, VectorUnit, element_shift
 
 __all__ = ["PE"]
 
+#: Width of a DSD's span, (length - 1) x stride in elements, saturated: every element address
+#: in bounds is in 0 .. 65535, so a span beyond +-2**17 faults whatever the base.
+_SPAN_BITS = 18
 
-def _check_int(name: str, value, lo: int, hi: int, unit: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi} {unit}, not {value}")
-    return value
+
+class _DsdShape(data.Struct):
+    """What the DSD table keeps of word 1 (:data:`pe.isa.DsdWord1`'s fields)."""
+
+    stride: signed(16)
+    fmt: 3
+    kind: 2
+
+
+def _at_least(value, k: int):
+    """``value >= k`` for an unsigned value and a constant: the bits above ``k``'s width ORed,
+    and a compare on the few below (LUTs, not a carry chain)."""
+    value = Value.cast(value)
+    w = max(1, k.bit_length())
+    if k <= 0:
+        return Const(1)
+    if w >= len(value):
+        return value >= k if k < 1 << len(value) else Const(0)
+    return value[w:].any() | (value[:w] >= k)
+
+
+def _onehot(m: Module, index, width: int, name: str) -> Signal:
+    sig = Signal(width, name=name)
+    m.d.comb += sig.eq(Cat(index == i for i in range(width)))
+    return sig
 
 
 class PE(wiring.Component):
@@ -58,25 +101,19 @@ class PE(wiring.Component):
 
     Parameters
     ----------
-    sram_words : int
-        SRAM bank size in 32-bit words (16 to 16384; default 1024 = 4 KiB).
-    imem_words : int
-        Program memory in 32-bit instruction words (16 to 65536; default 256).
-    num_colors : int
-        Colours (1 to 32; default 8): data tasks ``0 .. num_colors-1`` and fabric queues.
-    num_tasks : int
-        Task-table entries (``num_colors`` to 64; default 16).
-    num_dsds : int
-        DSD-table entries (1 to 16; default 16).
-    in_depth : int
-        Depth of each colour's input queue, in wavelets (2 to 16; default 4).
+    params : PEParams, optional
+        The PE's sizes; or give them as keyword arguments (the fields of :class:`PEParams`:
+        ``sram_words``, ``imem_words``, ``num_colors``, ``num_tasks``, ``num_dsds``,
+        ``in_depth``), not both.
 
     Members
     -------
     ramp_in : ``In(LinkSignature(num_colors))``
-        Wavelets from the router's RAMP output.
+        Wavelets from the router's RAMP output, into per-colour queues
+        (:class:`hdl.color_queue.ColorQueues`, ``in_depth`` wavelets each, in LUT RAM).
     ramp_out : ``Out(LinkSignature(num_colors))``
-        Wavelets to the router's RAMP input.
+        Wavelets to the router's RAMP input (colour-aware: offered only for a colour whose
+        ``color_ready`` bit is set; ``ready`` is not looked at).
     cfg : ``In(ConfigBusSignature(18))``
         Configuration bus (:class:`pe.isa.AddressMap`).
     idle : ``Out(1)``
@@ -89,23 +126,21 @@ class PE(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        For a parameter of the wrong type or out of range; the message gives the legal range.
+        For a parameter of the wrong type or out of range (from :class:`PEParams`; the message
+        gives the legal range), or both ``params`` and keyword arguments given.
     """
 
-    def __init__(self, *, sram_words: int = 1024, imem_words: int = 256, num_colors: int = 8,
-                 num_tasks: int = 16, num_dsds: int = 16, in_depth: int = 4):
+    def __init__(self, params: PEParams | None = None, /, **kwargs):
         with refusing(self):
-            self.sram_words = check_sram_words(sram_words)
-            self.imem_words = _check_int("imem_words", imem_words, 16, 1 << 16,
-                                         "instruction words")
-            self.num_colors = check_num_colors(num_colors)
-            self.num_tasks = _check_int("num_tasks", num_tasks, num_colors, 64,
-                                        "tasks (at least num_colors)")
-            self.num_dsds = _check_int("num_dsds", num_dsds, 1, MAX_DSDS, "DSDs")
-            self.in_depth = _check_int("in_depth", in_depth, 2, 16, "wavelets")
+            if params is not None and kwargs:
+                raise TypeError("give PE either a PEParams or keyword arguments, not both")
+            if params is not None and not isinstance(params, PEParams):
+                raise TypeError(f"params must be a PEParams, not {params!r}")
+            self.p = params if params is not None else PEParams(**kwargs)
+        C = self.p.num_colors
         super().__init__({
-            "ramp_in": In(LinkSignature(num_colors)),
-            "ramp_out": Out(LinkSignature(num_colors)),
+            "ramp_in": In(LinkSignature(C)),
+            "ramp_out": Out(LinkSignature(C)),
             "cfg": In(ConfigBusSignature(AddressMap.ADDR_WIDTH)),
             "idle": Out(1),
             "halted": Out(1),
@@ -113,177 +148,201 @@ class PE(wiring.Component):
         })
 
     @property
-    def params(self):
-        """The matching golden-model parameters (:class:`sim.pe_model.PEParams` fields)."""
-        return dict(sram_words=self.sram_words, imem_words=self.imem_words,
-                    num_colors=self.num_colors, num_tasks=self.num_tasks, num_dsds=self.num_dsds)
+    def params(self) -> PEParams:
+        """The PE's parameters."""
+        return self.p
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: C901 - one block, in pipeline order
         m = Module()
-        C, T, D = self.num_colors, self.num_tasks, self.num_dsds
+        p = self.p
+        C, T, D = p.num_colors, p.num_tasks, p.num_dsds
         A = AddressMap
+        task_bits = max(1, (T - 1).bit_length())
+        dsd_bits = 4
 
-        m.submodules.sram = sram = SRAMBank(self.sram_words)
-        m.submodules.vu = vu = VectorUnit(sram_words=self.sram_words, num_colors=C)
-        m.submodules.imem = imem = memory.Memory(shape=32, depth=self.imem_words, init=[])
+        # ---- blocks --------------------------------------------------------------------------
+        m.submodules.sram = bank = SRAMBank(p.sram_words)
+        m.submodules.vu = vu = VectorUnit(sram_words=p.sram_words, num_colors=C)
+        wiring.connect(m, vu.sram, bank.bus)
+        m.submodules.inq = inq = ColorQueues(num_colors=C, depth=p.in_depth)
+        wiring.connect(m, wiring.flipped(self.ramp_in), inq.link)
+        wiring.connect(m, vu.ramp_out, wiring.flipped(self.ramp_out))
+        m.d.comb += vu.nonempty.eq(inq.nonempty)
+
+        m.submodules.imem = imem = memory.Memory(shape=32, depth=p.imem_words, init=[])
         imem_rd = imem.read_port()
         imem_wr = imem.write_port()
+        # Register file: one LUT-RAM copy per read port (E's three, the configuration bus).
+        m.submodules.regs = regfile = memory.Memory(shape=32, depth=NUM_REGS, init=[])
+        rf_wr = regfile.write_port()
+        rf_rd = [regfile.read_port(domain="comb") for _ in range(4)]
+        # DSD table: word 0, word 1 and the span, one copy per operand port (a, b, c); port a
+        # also serves the configuration bus while the PE is stopped.
+        m.submodules.dsd0 = dsd0 = memory.Memory(shape=DsdWord0, depth=D, init=[])
+        m.submodules.dsd1 = dsd1 = memory.Memory(shape=_DsdShape, depth=D, init=[])
+        m.submodules.span = span_mem = memory.Memory(shape=signed(_SPAN_BITS), depth=D, init=[])
+        dsd0_wr, dsd1_wr, span_wr = dsd0.write_port(), dsd1.write_port(), span_mem.write_port()
+        ports = "abc"
+        dsd0_rd = {k: dsd0.read_port(domain="comb") for k in ports}
+        dsd1_rd = {k: dsd1.read_port(domain="comb") for k in ports}
+        span_rd = {k: span_mem.read_port(domain="comb") for k in ports}
+        # Task table entries (the valid and blocked-at-start bits also live in flip-flops, for
+        # the picker).
+        m.submodules.tasks = tasks = memory.Memory(shape=TaskWord, depth=T, init=[])
+        task_wr = tasks.write_port()
+        task_rd = tasks.read_port(domain="comb")
 
         # ---- architectural state -----------------------------------------------------------
-        regs = [Signal(32, name=f"r{i}") for i in range(NUM_REGS)]
-        dsd_w0 = [Signal(32, name=f"dsd{d}_w0") for d in range(D)]
-        dsd_w1 = [Signal(32, name=f"dsd{d}_w1") for d in range(D)]
-        task_word = [Signal(18, name=f"task{t}") for t in range(T)]
-        blocked = Signal(T)
-        active = Signal(T)
         run = Signal()
         halted = Signal()
         errors = Signal(8)
-        running = Signal()  # a task is executing
-        pc = Signal(16)
+        running = Signal()  # a task is executing (from its start to END/HALT/fault)
+        t_valid = Signal(T)
+        t_blocked0 = Signal(T)  # blocked after loading or CLEAR
+        blocked = Signal(T)
+        active = Signal(T)
         counters = {name: Signal(32, name=name) for name in ("busy", "macs", "cycles", "elems")}
 
-        # ---- input queues (one per colour) ---------------------------------------------------
-        Q = self.in_depth
-        q_entries = [[Signal(32, name=f"inq{c}_{i}") for i in range(Q)] for c in range(C)]
-        q_count = [Signal(range(Q + 1), name=f"inq{c}_n") for c in range(C)]
-        q_valid = Cat(n != 0 for n in q_count)
-        link = self.ramp_in
-        m.d.comb += link.color_ready.eq(Cat(n != Q for n in q_count))
-        in_color = link.payload.color
-        m.d.comb += link.ready.eq(Mux(in_color < C, link.color_ready.bit_select(in_color, 1), 1))
-        q_pop = Signal(C)  # from dispatch or the vector unit
-        for c in range(C):
-            push = link.valid & link.ready & (in_color == c)
-            q, n = q_entries[c], q_count[c]
-            with m.If(q_pop[c]):
-                for i in range(Q - 1):
-                    m.d.sync += q[i].eq(q[i + 1])
-                with m.If(push):
-                    for i in range(Q):
-                        with m.If(n - 1 == i):
-                            m.d.sync += q[i].eq(link.payload.data)
-                with m.Else():
-                    m.d.sync += n.eq(n - 1)
-            with m.Elif(push):
-                for i in range(Q):
-                    with m.If(n == i):
-                        m.d.sync += q[i].eq(link.payload.data)
-                m.d.sync += n.eq(n + 1)
-        in_data = Signal(data.ArrayLayout(32, C))
-        m.d.comb += [in_data[c].eq(q_entries[c][0]) for c in range(C)]
-        m.d.comb += [vu.in_valid.eq(q_valid), vu.in_data.eq(in_data)]
-        wiring.connect(m, vu.ramp_out, wiring.flipped(self.ramp_out))
+        cfg = self.cfg
+        clear = Signal()
+        m.d.comb += clear.eq(cfg.we & (cfg.addr == A.CTRL) & CtrlWord(cfg.wdata).clear)
+        m.d.comb += [vu.abort.eq(clear), inq.flush.eq(clear)]
 
-        # ---- task picker -------------------------------------------------------------------
-        t_valid = Cat(w[16] for w in task_word)
+        # ---- picker (registered) --------------------------------------------------------------
+        # A data task may take a wavelet unless the vector unit reads the fabric or will write
+        # r7. Registered for the picker (the start checks the current value).
+        wavelet_now = ~vu.fabin_busy & ~vu.reg_busy[WAVELET_REG]
+        wavelet_ok = Signal()
+        m.d.sync += wavelet_ok.eq(wavelet_now)
         ready = Signal(T)
         for t in range(T):
-            wavelet = q_valid[t] if t < C else Const(0)
+            wavelet = inq.nonempty[t] & wavelet_ok if t < C else Const(0)
             m.d.comb += ready[t].eq(t_valid[t] & ~blocked[t] & (active[t] | wavelet))
-        pick = Signal(range(T))
-        for t in reversed(range(T)):
-            with m.If(ready[t]):
-                m.d.comb += pick.eq(t)
-        pick_entry = Mux(ready.any(), Cat(w[:16] for w in task_word).word_select(pick, 16), 0)
-        pick_is_wavelet = ~active.bit_select(pick, 1)
-
-        # ---- decode ------------------------------------------------------------------------
-        ir = imem_rd.data
-        opcode = ir[26:32]
-        fa, fb, fc = ir[22:26], ir[18:22], ir[14:18]
-        imm = ir[:16]
-        simm = imm.as_signed()
-        reg_arr = [r for r in regs]
-
-        def reg(idx):
-            return Cat(reg_arr).word_select(idx[:3], 32)
-
-        def dsd(idx):
-            w0 = Cat(dsd_w0).word_select(idx, 32) if D > 1 else dsd_w0[0]
-            w1 = Cat(dsd_w1).word_select(idx, 32) if D > 1 else dsd_w1[0]
-            return w0, w1
-
-        def operand(idx, name):
-            """Resolve DSD ``idx`` into an Operand (register values read now)."""
-            w0, w1 = dsd(idx)
-            o = Signal(Operand, name=name)
-            m.d.comb += [
-                o.kind.eq(w1[20:22]),
-                o.fmt.eq(w1[16:19]),
-                o.base.eq(w0[:16]),
-                o.stride.eq(w1[:16]),
-                o.value.eq(reg(w0[:3])),
-            ]
-            return o, w0[16:32]
-
-        dst, dst_len = operand(fa, "op_dst")
-        src0, src0_len = operand(fb, "op_src0")
-        src1, src1_len = operand(fc, "op_src1")
-
-        is_vector = Signal()
-        m.d.comb += is_vector.eq(Cat(opcode == op for op in sorted(VECTOR_OPS)).any())
-        two_src = opcode != Op.MOV
-        accumulate = (opcode == Op.FMAC) | (opcode == Op.IMAC)
-        int_op = Cat(opcode == op for op in sorted(INTEGER_OPS)).any()
-
-        def is_float_fmt(f):
-            return f <= Format.E5M2
-
-        # Operand legality: the rules of sim.pe_model.operand_problem.
-        srcs = [(src0, Const(1)), (src1, two_src)]
-        bad = []
-        bad.append(dst.kind == DsdKind.FABIN)
-        bad += [u & (s.kind == DsdKind.FABOUT) for s, u in srcs]
-        bad.append(accumulate & ~((dst.kind == DsdKind.MEM) | (dst.kind == DsdKind.REG)))
-        mem_reads = ((src0.kind == DsdKind.MEM).as_unsigned()
-                     + (two_src & (src1.kind == DsdKind.MEM)).as_unsigned()
-                     + (accumulate & (dst.kind == DsdKind.MEM)).as_unsigned())
-        bad.append(mem_reads > 2)
-        storable = (dst.fmt == Format.FP32) | (dst.fmt == Format.BF16) | \
-            (dst.fmt == Format.FP16) | (dst.fmt == Format.INT32)
-        bad.append(((dst.kind == DsdKind.MEM) | (dst.kind == DsdKind.FABOUT)) & ~storable)
-        bad.append(two_src & (src0.kind == DsdKind.FABIN) & (src1.kind == DsdKind.FABIN)
-                   & (src0.base[:5] == src1.base[:5]))
-        for o, u in srcs + [(dst, dst.kind != DsdKind.REG)]:
-            data_kind = (o.kind == DsdKind.MEM) | (o.kind == DsdKind.FABIN) | \
-                (o.kind == DsdKind.FABOUT)
-            bad.append((opcode != Op.MOV) & u & data_kind & (is_float_fmt(o.fmt) == int_op))
-        bad += [u & (s.kind == DsdKind.FABIN) & (s.base >= C) for s, u in srcs]
-        bad.append((dst.kind == DsdKind.FABOUT) & (dst.base >= C))
-        bad += [idx >= D for idx in (fa, fb)]
-        bad.append(two_src & (fc >= D))
-        illegal_operands = Signal()
-        m.d.comb += illegal_operands.eq(Cat(bad).any())
-
-        length = Signal(16)
-        m.d.comb += length.eq(Mux(dst.kind != DsdKind.REG, dst_len,
-                                  Mux(src0.kind != DsdKind.REG, src0_len,
-                                      Mux(two_src & (src1.kind != DsdKind.REG), src1_len, 1))))
-        # Bounds: every element of every memory operand must be in SRAM. Addresses are affine
-        # in the element index, so the first and the last element decide (a precise fault,
-        # before any element executes).
-        oob = []
-        for n, (o, u) in enumerate([(dst, Const(1))] + srcs):
-            last = Signal(signed(34), name=f"last_elem_{n}")
-            m.d.comb += last.eq(o.base + (length - 1).as_signed() * o.stride)
-            shift = lane_shift(o.fmt)
-            oob.append(u & (o.kind == DsdKind.MEM) & (length != 0) & (
-                (last < 0) | ((o.base >> shift) >= self.sram_words)
-                | ((last >> shift) >= self.sram_words)))
-        out_of_bounds = Signal()
-        m.d.comb += out_of_bounds.eq(Cat(oob).any())
-        vop = Signal(VectorOp)
-        m.d.comb += [
-            vop.op.eq(opcode), vop.length.eq(length),
-            vop.dst.eq(dst), vop.src0.eq(src0), vop.src1.eq(src1),
+        lowest = Signal(T)
+        m.d.comb += lowest.eq(ready & ~(ready - 1))  # the lowest set bit
+        pick_valid = Signal()
+        pick_onehot = Signal(T)
+        pick_bin = Signal(task_bits)
+        pick_wavelet = Signal()
+        m.d.sync += [
+            pick_valid.eq(run & ~halted & ready.any() & ~clear),
+            pick_onehot.eq(lowest),
+            pick_bin.eq(Cat((lowest & Cat((t >> k) & 1 for t in range(T))).any()
+                            for k in range(task_bits))),
+            pick_wavelet.eq((lowest & ~active).any()),
         ]
-        m.d.comb += vu.op.payload.eq(vop)
 
-        # Registers the instruction uses (for the interlock with the vector unit).
-        busy = vu.reg_busy
+        # ---- pipeline registers -----------------------------------------------------------
+        i_valid = Signal()
+        i_pc = Signal(16)
+        d_valid = Signal()
+        d_pc = Signal(16)
+        ir = Signal(Instruction)
+
+        # Configuration mode: the PE is stopped and empty; the table ports serve the bus.
+        quiet = Signal()
+        cfg_mode = Signal()
+
+        # ---- start -------------------------------------------------------------------------
+        start = Signal()
+        entry = task_rd.data.entry
+        m.d.comb += task_rd.addr.eq(Mux(cfg_mode, cfg.addr[:task_bits], pick_bin))
+
+        hold_e = Signal()  # E waits
+        hold_d = Signal()  # D (and the fetch) waits
+        squash = Signal()  # E executes END, HALT or a fault; or a branch was taken
+        redirect = Signal()  # a branch was taken in the previous cycle: fetch its target
+
+        # ---- D: decode ---------------------------------------------------------------------
+        op = ir.i.opcode
+        fa, fb, fc = ir.i.a, ir.i.b, ir.r.c
+        imm = ir.i.imm
+        simm = imm.as_signed()
+
+        def is_op(*ops):
+            return Cat(op == o for o in ops).any()
+
+        # Instruction classes (the block RAM's clock-to-out leaves no room to decode them in I).
+        classes = {
+            "vector": sorted(VECTOR_OPS), "two": sorted(VECTOR_OPS - {Op.MOV}),
+            "acc": [Op.FMAC, Op.IMAC], "int": sorted(INTEGER_OPS),
+            "dsd_update": [Op.DSETB, Op.DADDB, Op.DADDBI, Op.DSETL],
+            "task_op": [Op.ACT, Op.BLK, Op.UNBLK], "known": [o for o in Op if o != 0],
+            "writes": [Op.LI, Op.LIH, Op.ADDI, Op.ADD, Op.SUB], "branch": [Op.BNZ, Op.BZ, Op.JMP],
+        }
+        pre = {name: Signal(name=f"d_{name}") for name in classes}
+        m.d.comb += [pre[name].eq(is_op(*ops)) for name, ops in classes.items()]
+        d_vector, d_two, d_acc, d_int = pre["vector"], pre["two"], pre["acc"], pre["int"]
+        d_dsd_update, d_task_op, known = pre["dsd_update"], pre["task_op"], pre["known"]
+
+        cfg_dsd = cfg.addr[1:1 + dsd_bits]
+        m.d.comb += [
+            dsd0_rd["a"].addr.eq(Mux(cfg_mode, cfg_dsd, fa)),
+            dsd1_rd["a"].addr.eq(Mux(cfg_mode, cfg_dsd, fa)),
+            span_rd["a"].addr.eq(fa),
+        ]
+        for k, field in (("b", fb), ("c", fc)):
+            m.d.comb += [dsd0_rd[k].addr.eq(field), dsd1_rd[k].addr.eq(field),
+                         span_rd[k].addr.eq(field)]
+        opd = {}  # the three operands as read: a = dst, b = src0, c = src1
+        for k in ports:
+            w0, w1 = dsd0_rd[k].data, dsd1_rd[k].data
+            opd[k] = {"kind": w1.kind, "fmt": w1.fmt, "stride": w1.stride, "base": w0.base,
+                      "len": w0.length, "span": span_rd[k].data}
+        dst, src0, src1 = opd["a"], opd["b"], opd["c"]
+        used = {"a": Const(1), "b": Const(1), "c": d_two}
+
+        def kind_is(o, kind):
+            return o["kind"] == kind
+
+        # Operand rules: those of sim.model.pe.operand_problem.
+        bad = [kind_is(dst, DsdKind.FABIN)]
+        bad += [used[k] & kind_is(opd[k], DsdKind.FABOUT) for k in "bc"]
+        bad.append(d_acc & ~(kind_is(dst, DsdKind.MEM) | kind_is(dst, DsdKind.REG)))
+        mem = {k: used[k] & kind_is(opd[k], DsdKind.MEM) for k in ports}
+        bad.append(mem["b"] & mem["c"] & d_acc & mem["a"])  # three SRAM reads per element
+        storable = Cat(dst["fmt"] == f for f in (Format.FP32, Format.BF16, Format.FP16,
+                                                 Format.INT32)).any()
+        bad.append((kind_is(dst, DsdKind.MEM) | kind_is(dst, DsdKind.FABOUT)) & ~storable)
+        bad.append(d_two & kind_is(src0, DsdKind.FABIN) & kind_is(src1, DsdKind.FABIN)
+                   & (src0["base"][:5] == src1["base"][:5]))
+        for k in ports:
+            o = opd[k]
+            data_kind = ~kind_is(o, DsdKind.REG)
+            checked = used[k] & (~kind_is(o, DsdKind.REG) if k == "a" else Const(1))
+            is_float = o["fmt"] <= Format.E5M2
+            bad.append((op != Op.MOV) & checked & data_kind & (is_float == d_int))
+        bad += [used[k] & kind_is(opd[k], DsdKind.FABIN) & _at_least(opd[k]["base"], C)
+                for k in "bc"]
+        bad.append(kind_is(dst, DsdKind.FABOUT) & _at_least(dst["base"], C))
+        if D < 1 << dsd_bits:
+            bad += [_at_least(fa, D), _at_least(fb, D), d_two & _at_least(fc, D)]
+        d_illegal = Signal()
+        m.d.comb += d_illegal.eq(d_vector & Cat(bad).any())
+
+        # Instruction length: the first non-register operand's.
+        nonreg = {k: used[k] & ~kind_is(opd[k], DsdKind.REG) for k in ports}
+        length = Signal(16)
+        m.d.comb += length.eq(Mux(nonreg["a"], dst["len"],
+                                  Mux(nonreg["b"], src0["len"], Mux(nonreg["c"], src1["len"], 1))))
+        # An operand whose own length differs from the instruction's has no stored span for
+        # it: E computes that span first (a few cycles), with the same multiplier.
+        mismatch = Signal(3)
+        eq_ab = dst["len"] == src0["len"]
+        eq_ac = dst["len"] == src1["len"]
+        eq_bc = src0["len"] == src1["len"]
+        m.d.comb += mismatch.eq(Cat(
+            Const(0, 1),
+            mem["b"] & nonreg["a"] & ~eq_ab,
+            mem["c"] & Mux(nonreg["a"], ~eq_ac, nonreg["b"] & ~eq_bc),
+        ))
+        nonzero = {k: opd[k]["len"].any() for k in ports}
+        length_nz = Mux(nonreg["a"], nonzero["a"],
+                        Mux(nonreg["b"], nonzero["b"], Mux(nonreg["c"], nonzero["c"], 1)))
+
+        # Registers the instruction reads or writes (interlock with the vector unit).
         uses = Signal(8)
-        with m.Switch(opcode):
+        with m.Switch(op):
             with m.Case(Op.LI, Op.LIH):
                 m.d.comb += uses.eq(1 << fa[:3])
             with m.Case(Op.ADDI):
@@ -293,218 +352,415 @@ class PE(wiring.Component):
             with m.Case(Op.BNZ, Op.BZ, Op.DSETB, Op.DADDB, Op.DSETL):
                 m.d.comb += uses.eq(1 << fb[:3])
             with m.Case(*sorted(VECTOR_OPS)):
-                parts = []
-                for o, u in [(dst, Const(1))] + srcs:
-                    parts.append(Mux(u & (o.kind == DsdKind.REG), 1 << o.base[:3], 0))
-                m.d.comb += uses.eq(parts[0] | parts[1] | parts[2])
-        reg_stall = (uses & busy).any()
+                m.d.comb += uses.eq(Cat(Cat((used[k] & kind_is(opd[k], DsdKind.REG)
+                                             & (opd[k]["base"][:3] == r)) for k in ports).any()
+                                        for r in range(NUM_REGS)))
 
-        # ---- execute -----------------------------------------------------------------------
-        known = Cat(opcode == op for op in Op).any()
-        executing = running & ~halted
-        stall = Signal()
-        vector_ok = ~illegal_operands & ~out_of_bounds
-        m.d.comb += stall.eq(executing & (reg_stall | (is_vector & vector_ok & ~vu.op.ready)))
-        do = executing & ~stall
-        next_pc = Signal(16)
-        m.d.comb += next_pc.eq(pc + 1)
-        fault = Signal(8)  # ErrorFlag bits raised this cycle
-        task_id = imm
-        task_ok = task_id < T
+        # ---- D -> E ------------------------------------------------------------------------
+        E = {name: Signal(shape, name=f"e_{name}") for name, shape in {
+            "valid": 1, "pc": 16, "op": 6, "a": 4, "b": 4, "imm": 16, "target": 16,
+            "vector": 1, "writes": 1, "branch": 1, "dsd_update": 1, "task_op": 1,
+            "length": 16, "length_nz": 1, "mismatch": 3, "uses": 8,
+            "fault": 8, "p1": 3, "p2": 3, "p3": 3,
+        }.items()}
+        # One flag per opcode E tells apart (decoded in D).
+        flag_ops = ("SUB", "ADDI", "LI", "LIH", "JMP", "BNZ", "BZ", "END", "HALT", "DSETB",
+                    "DADDBI", "DSETL", "MOV", "ACT", "BLK", "UNBLK")
+        EF = {name: Signal(name=f"e_is_{name.lower()}") for name in flag_ops}
+        EO = {k: {name: Signal(shape, name=f"e_{k}_{name}") for name, shape in {
+            "kind": 2, "fmt": 3, "stride": signed(16), "base": 16, "len": 16,
+            "span": signed(_SPAN_BITS), "shift": 2, "oob_first": 1,
+        }.items()} for k in ports}
 
-        reg_write = [Signal(name=f"wr_r{i}") for i in range(NUM_REGS)]
-        reg_value = Signal(32)
-        with m.If(do):
-            with m.Switch(opcode):
-                with m.Case(Op.LI):
-                    m.d.comb += reg_value.eq(simm.as_unsigned() | Mux(simm < 0, 0xFFFF0000, 0))
-                with m.Case(Op.LIH):
-                    m.d.comb += reg_value.eq(Cat(reg(fa)[:16], imm))
-                with m.Case(Op.ADDI):
-                    m.d.comb += reg_value.eq(reg(fb) + simm)
-                with m.Case(Op.ADD):
-                    m.d.comb += reg_value.eq(reg(fb) + reg(fc))
-                with m.Case(Op.SUB):
-                    m.d.comb += reg_value.eq(reg(fb) - reg(fc))
-                with m.Case(Op.BNZ):
-                    with m.If(reg(fb) != 0):
-                        m.d.comb += next_pc.eq(pc + simm)
-                with m.Case(Op.BZ):
-                    with m.If(reg(fb) == 0):
-                        m.d.comb += next_pc.eq(pc + simm)
-                with m.Case(Op.JMP):
-                    m.d.comb += next_pc.eq(pc + simm)
-                with m.Case(Op.DSETB, Op.DADDB, Op.DADDBI, Op.DSETL):
-                    with m.If(fa >= D):
-                        m.d.comb += fault.eq(ErrorFlag.OPERANDS)
-                with m.Case(Op.ACT, Op.BLK, Op.UNBLK):
-                    with m.If(~task_ok):
-                        m.d.comb += fault.eq(ErrorFlag.TASK)
-                with m.Case(*sorted(VECTOR_OPS)):
-                    with m.If(illegal_operands):
-                        m.d.comb += fault.eq(ErrorFlag.OPERANDS)
-                    with m.Elif(out_of_bounds):
-                        m.d.comb += fault.eq(ErrorFlag.BOUNDS)
-                with m.Default():
-                    with m.If(~known | (opcode == 0)):
-                        m.d.comb += fault.eq(ErrorFlag.OPCODE)
-            for i in range(NUM_REGS):
-                with m.If(Cat(opcode == op for op in (Op.LI, Op.LIH, Op.ADDI, Op.ADD, Op.SUB))
-                          .any() & (fa[:3] == i)):
-                    m.d.comb += reg_write[i].eq(1)
-            if self.imem_words < 1 << 16:
-                with m.If(pc >= self.imem_words):  # ran off the end of program memory
-                    m.d.comb += fault.eq(ErrorFlag.OPCODE)
-        m.d.comb += vu.op.valid.eq(executing & is_vector & vector_ok & ~reg_stall
-                                   & (pc < self.imem_words))
+        sram_bits = (p.sram_words - 1).bit_length()
+        pow2 = p.sram_words == 1 << sram_bits
 
-        # DSD updates.
-        for d in range(D):
-            with m.If(do & (fa == d)):
-                with m.Switch(opcode):
-                    with m.Case(Op.DSETB):
-                        m.d.sync += dsd_w0[d][:16].eq(reg(fb)[:16])
-                    with m.Case(Op.DADDB):
-                        m.d.sync += dsd_w0[d][:16].eq(dsd_w0[d][:16] + reg(fb)[:16])
-                    with m.Case(Op.DADDBI):
-                        m.d.sync += dsd_w0[d][:16].eq(dsd_w0[d][:16] + imm)
-                    with m.Case(Op.DSETL):
-                        m.d.sync += dsd_w0[d][16:].eq(reg(fb)[:16])
+        def beyond(value, shift):
+            """``(value >> shift) >= sram_words`` for an unsigned or non-negative value."""
+            if pow2:
+                return Mux(shift == 2, value[sram_bits + 2:].any(),
+                           Mux(shift == 1, value[sram_bits + 1:].any(), value[sram_bits:].any()))
+            return (value >> shift) >= p.sram_words
 
-        # Task control and sequencing.
-        ending = do & ((opcode == Op.END) | (opcode == Op.HALT))
-        any_fault = fault.any()
-        with m.If(do & task_ok):
-            with m.Switch(opcode):
-                with m.Case(Op.ACT):
-                    m.d.sync += active.bit_select(task_id[:6], 1).eq(1)
-                with m.Case(Op.BLK):
-                    m.d.sync += blocked.bit_select(task_id[:6], 1).eq(1)
-                with m.Case(Op.UNBLK):
-                    m.d.sync += blocked.bit_select(task_id[:6], 1).eq(0)
-        advance = do & ~ending & ~fault.any()
-        with m.If(advance):
-            m.d.sync += pc.eq(next_pc)
-        with m.If(ending):
+        # Faults known in D, one flag at most: OPCODE, else OPERANDS, else TASK.
+        d_fault = Signal(8)
+        pc_bad = _at_least(d_pc, p.imem_words)
+        opcode_bad = pc_bad | ~known
+        operands_bad = (d_vector & d_illegal) | (d_dsd_update & _at_least(fa, D))
+        task_bad = d_task_op & _at_least(imm, T)
+        m.d.comb += d_fault.eq(Mux(opcode_bad, ErrorFlag.OPCODE, 0)
+                               | Mux(~opcode_bad & operands_bad, ErrorFlag.OPERANDS, 0)
+                               | Mux(~opcode_bad & ~operands_bad & task_bad, ErrorFlag.TASK, 0))
+
+        span_busy = Signal()
+
+        d_to_e = [EF[name].eq(op == Op[name]) for name in flag_ops] + [
+            E["pc"].eq(d_pc), E["op"].eq(op), E["a"].eq(fa), E["b"].eq(fb), E["imm"].eq(imm),
+            E["target"].eq(d_pc + simm),
+            E["vector"].eq(d_vector),
+            E["writes"].eq(pre["writes"]),
+            E["branch"].eq(pre["branch"]),
+            E["dsd_update"].eq(d_dsd_update & ~_at_least(fa, D)),
+            E["task_op"].eq(d_task_op),
+            E["length"].eq(length),
+            E["length_nz"].eq(length_nz),
+            E["mismatch"].eq(Mux(d_vector, mismatch, 0)),
+            E["uses"].eq(uses),
+            E["fault"].eq(d_fault),
+            E["p1"].eq(Mux(d_vector, src0["base"][:3], Mux(op == Op.LIH, fa[:3], fb[:3]))),
+            E["p2"].eq(Mux(d_vector, src1["base"][:3], fc[:3])),
+            E["p3"].eq(dst["base"][:3]),
+        ]
+        for k in ports:
+            o = opd[k]
+            sh = element_shift(o["fmt"])
+            d_to_e += [EO[k][f].eq(o[f]) for f in ("kind", "fmt", "stride", "base", "len",
+                                                   "span")]
+            d_to_e += [EO[k]["shift"].eq(sh), EO[k]["oob_first"].eq(beyond(o["base"], sh))]
+        with m.If(~hold_e):
+            m.d.sync += d_to_e
+            m.d.sync += E["valid"].eq(d_valid & ~hold_d & ~squash)
+
+        # DSD hazard: D reads a DSD while the instruction in E (or the write after it) changes
+        # one, or a span is computed.
+        d_hazard = Signal()
+        e_dsd = Signal()  # E's DSD update of the previous cycle, written in this one
+        e_dsd_index = Signal(dsd_bits)
+        # (any DSD: comparing the indices would cost more than the cycle it saves)
+        m.d.comb += d_hazard.eq(d_valid & (
+            span_busy | ((d_vector | d_dsd_update) & ((E["valid"] & E["dsd_update"]) | e_dsd))))
+
+        # ---- E: execute --------------------------------------------------------------------
+        for port, addr in zip(rf_rd[:3], (E["p1"], E["p2"], E["p3"])):
+            m.d.comb += port.addr.eq(addr)
+        r1, r2, r3 = (port.data for port in rf_rd[:3])
+        e_op = E["op"]
+
+
+        # E's register write happens in the next cycle, from registers; an instruction that
+        # uses that register waits for it.
+        e_wr = Signal()
+        e_wr_addr = Signal(3)
+        e_wr_data = Signal(32)
+        e_wr_onehot = Signal(8)
+        reg_stall = (E["uses"] & (vu.reg_busy | Mux(e_wr, e_wr_onehot, 0))).any()
+        # A length mismatch matters for a legal vector instruction with elements.
+        mismatched = E["vector"] & E["mismatch"].any() & (E["fault"] == 0) & E["length_nz"]
+        mismatch_wait = mismatched
+        m.d.comb += hold_e.eq(E["valid"] & ~redirect & (
+            reg_stall | (E["vector"] & ~vu.op.ready) | (E["writes"] & vu.reg_we_next)
+            | mismatch_wait))
+        m.d.comb += hold_d.eq(hold_e | d_hazard)
+        go = Signal()  # E executes (the instruction after a taken branch does not)
+        m.d.comb += go.eq(E["valid"] & ~hold_e & ~redirect)
+
+        # Bounds of the last element: base + span, both bounds.
+        oob = []
+        for k in ports:
+            o = EO[k]
+            last = Signal(signed(_SPAN_BITS + 1), name=f"e_{k}_last")
+            m.d.comb += last.eq(o["base"] + o["span"])
+            is_mem = o["kind"] == DsdKind.MEM
+            use = Const(1) if k != "c" else ~EF["MOV"]
+            oob.append(use & is_mem & (o["oob_first"] | last[-1]
+                                       | beyond(last.as_unsigned()[:_SPAN_BITS], o["shift"])))
+        bounds = Signal()
+        m.d.comb += bounds.eq(E["vector"] & (E["fault"] == 0) & E["length_nz"] & Cat(oob).any())
+        fault = Signal(8)
+        m.d.comb += fault.eq(Mux(go, E["fault"] | Mux(bounds, ErrorFlag.BOUNDS, 0), 0))
+        do = Signal()  # the instruction takes effect (vector: also within bounds)
+        m.d.comb += do.eq(go & ~fault.any())
+        # A scalar instruction's effects do not wait for the bounds check (it has none).
+        do_scalar = Signal()
+        m.d.comb += do_scalar.eq(go & ~E["fault"].any())
+
+        # Scalar ALU.
+        e_imm = E["imm"]
+        sext = Cat(e_imm, Mux(e_imm[15], 0xFFFF, 0))
+        subtract = EF["SUB"]
+        addend = Mux(EF["ADDI"], sext, r2 ^ Mux(subtract, 0xFFFF_FFFF, 0))
+        total = Signal(32)
+        m.d.comb += total.eq(r1 + addend + subtract)
+        alu = Mux(EF["LI"], sext, Mux(EF["LIH"], Cat(r1[:16], e_imm), total))
+        m.d.sync += [
+            e_wr.eq(do_scalar & E["writes"] & ~clear), e_wr_addr.eq(E["a"][:3]),
+            e_wr_onehot.eq(Cat(E["a"][:3] == r for r in range(NUM_REGS))), e_wr_data.eq(alu),
+        ]
+
+        # Branches: the target is fetched when the branch executes.
+        taken = Signal()
+        zero = ~r1.any()
+        m.d.comb += taken.eq(do_scalar & E["branch"] & (
+            EF["JMP"] | (EF["BNZ"] & ~zero) | (EF["BZ"] & zero)))
+        ending = do_scalar & (EF["END"] | EF["HALT"])
+        # A taken branch redirects the fetch in the next cycle (squashing what followed it).
+        target = Signal(16)
+        m.d.sync += [redirect.eq(taken & ~clear), target.eq(E["target"])]
+        m.d.comb += squash.eq((go & (ending | fault.any())) | redirect)
+        with m.If(ending | fault.any()):
             m.d.sync += running.eq(0)
-        with m.If(do & (opcode == Op.HALT)):
+        with m.If((do_scalar & EF["HALT"]) | fault.any()):
             m.d.sync += halted.eq(1)
+        m.d.sync += errors.eq(errors | fault)
 
-        # Dispatch: start the picked task when none is running.
-        dispatch = Signal()
-        wavelet_task = ready.any() & pick_is_wavelet
-        m.d.comb += dispatch.eq(
-            run & ~halted & ~running & ready.any() & ~any_fault
-            & ~(wavelet_task & (busy[WAVELET_REG] | vu.in_pop.bit_select(pick, 1)))
-        )
-        with m.If(dispatch):
-            m.d.sync += [running.eq(1), pc.eq(pick_entry)]
-            with m.If(pick_is_wavelet):
-                m.d.sync += regs[WAVELET_REG].eq(in_data[pick[:max(1, (C - 1).bit_length())]])
-            with m.Else():
-                m.d.sync += active.bit_select(pick, 1).eq(0)
-        dispatch_pop = Signal(C)
-        for c in range(C):
-            m.d.comb += dispatch_pop[c].eq(dispatch & pick_is_wavelet & (pick == c))
-        m.d.comb += q_pop.eq(vu.in_pop | dispatch_pop)
+        # Task table state.
+        e_task = do_scalar & E["task_op"]  # its task id decoded below, with the bus's
 
-        # Program fetch: the address of the instruction executed next cycle.
-        m.d.comb += imem_rd.addr.eq(Mux(dispatch, pick_entry, Mux(advance, next_pc, pc)))
+        # Vector hand-over.
+        vop = Signal(VectorOp)
+        values = {"a": r3, "b": r1, "c": r2}
+        for k, o in zip(ports, (vop.dst, vop.src0, vop.src1)):
+            m.d.comb += [o.kind.eq(EO[k]["kind"]), o.fmt.eq(EO[k]["fmt"]),
+                         o.base.eq(EO[k]["base"]), o.stride.eq(EO[k]["stride"]),
+                         o.value.eq(values[k])]
+        m.d.comb += [
+            vop.op.eq(e_op), vop.length.eq(E["length"]),
+            vu.op.payload.eq(vop),
+            vu.op.valid.eq(do & E["vector"]),
+        ]
 
-        # Faults.
-        with m.If(any_fault):
-            m.d.sync += [halted.eq(1), running.eq(0), errors.eq(errors | fault)]
+        # ---- span unit: (length - 1) x stride, saturated, for the DSD table or for E --------
+        req = Signal()
+        req_len = Signal(16)
+        req_stride = Signal(signed(16))
+        req_dsd = Signal(dsd_bits)
+        req_to_e = Signal(2)  # 0: the table; 1 + k: E's operand k (a length mismatch)
+        # Two stages: the operands; their product (a MULT18X18D); then, as it is written, minus
+        # the stride (length x stride - stride) and saturated.
+        sp1 = {"valid": Signal(name="sp1_valid"), "len": Signal(16, name="sp1_len"),
+               "stride": Signal(signed(16), name="sp1_stride"),
+               "dsd": Signal(dsd_bits, name="sp1_dsd"), "to_e": Signal(2, name="sp1_to_e")}
+        sp2 = {"valid": Signal(name="sp2_valid"), "prod": Signal(signed(33), name="sp2_prod"),
+               "stride": Signal(signed(16), name="sp2_stride"),
+               "dsd": Signal(dsd_bits, name="sp2_dsd"), "to_e": Signal(2, name="sp2_to_e")}
+        m.d.sync += [
+            sp1["valid"].eq(req & ~clear), sp1["len"].eq(req_len), sp1["stride"].eq(req_stride),
+            sp1["dsd"].eq(req_dsd), sp1["to_e"].eq(req_to_e),
+            sp2["valid"].eq(sp1["valid"] & ~clear), sp2["prod"].eq(sp1["len"] * sp1["stride"]),
+            sp2["stride"].eq(sp1["stride"]), sp2["dsd"].eq(sp1["dsd"]),
+            sp2["to_e"].eq(sp1["to_e"]),
+        ]
+        span = Signal(signed(34))  # (length - 1) x stride
+        m.d.comb += span.eq(sp2["prod"] - sp2["stride"])
+        limit = (1 << (_SPAN_BITS - 1)) - 1
+        high = span[_SPAN_BITS - 1:-1]  # must all equal the sign for the span to fit
+        saturated = Signal(signed(_SPAN_BITS))
+        m.d.comb += saturated.eq(Mux(~span[-1] & high.any(), limit,
+                                     Mux(span[-1] & ~high.all(), -limit - 1,
+                                         span[:_SPAN_BITS].as_signed())))
+        m.d.comb += [
+            span_wr.addr.eq(sp2["dsd"]),
+            span_wr.data.eq(saturated),
+            span_wr.en.eq(sp2["valid"] & (sp2["to_e"] == 0)),
+        ]
+        m.d.comb += span_busy.eq((sp1["valid"] & (sp1["to_e"] == 0))
+                                 | (sp2["valid"] & (sp2["to_e"] == 0)))
+        # Length mismatch: E's operands, one at a time.
+        mm_busy = Signal()
+        mm_first = Signal(3)
+        m.d.comb += mm_first.eq(E["mismatch"] & ~(E["mismatch"] - 1))
+        e_req = E["valid"] & mismatched & ~mm_busy
+        with m.If(e_req):
+            m.d.sync += mm_busy.eq(1)
+        with m.If(sp2["valid"] & (sp2["to_e"] != 0)):
+            m.d.sync += mm_busy.eq(0)
+            for i, k in enumerate(ports):
+                with m.If(sp2["to_e"] == i + 1):
+                    m.d.sync += [EO[k]["span"].eq(saturated), E["mismatch"][i].eq(0)]
 
-        # Register writes: scalar results, then vector register destinations.
-        for i in range(NUM_REGS):
-            with m.If(reg_write[i] & ~fault.any()):
-                m.d.sync += regs[i].eq(reg_value)
-            with m.If(vu.reg_we & (vu.reg_addr == i)):
-                m.d.sync += regs[i].eq(vu.reg_data)
+        # ---- DSD and register writes -----------------------------------------------------------
+        # Tables, SRAM and program may be accessed (registered: from the cycle after the PE is
+        # stopped and quiet).
+        cfg_ok = Signal()
+        m.d.sync += cfg_ok.eq(~run & ~running & quiet)
+        addr = cfg.addr
+        hi = addr[8:]
+        in_sram = (addr < p.sram_words)
+        in_imem = (addr[16:] == 1) & (addr[:16] < p.imem_words)
+        in_tasks = (hi == A.TASKS >> 8) & (addr[:8] < T)
+        in_dsds = (hi == A.DSDS >> 8) & (addr[:8] < 2 * D)
+        in_regs = (hi == A.REGS >> 8) & (addr[:8] < NUM_REGS)
+        guarded = in_sram | in_imem | in_tasks | in_dsds
+        with m.If((cfg.we & (guarded | in_regs) | cfg.re & guarded) & ~cfg_ok):
+            m.d.sync += errors.eq(errors | fault | ErrorFlag.CONFIG_BUSY)
+        cfg_we = cfg.we & cfg_ok
+
+        new_w0 = Signal(DsdWord0)
+        a_base, a_len = EO["a"]["base"], EO["a"]["len"]
+        m.d.comb += [
+            new_w0.base.eq(Mux(EF["DSETB"], r1[:16],
+                               a_base + Mux(EF["DADDBI"], E["imm"], r1[:16]))),
+            new_w0.length.eq(a_len),
+        ]
+        with m.If(EF["DSETL"]):
+            m.d.comb += [new_w0.base.eq(a_base), new_w0.length.eq(r1[:16])]
+        cfg_w0 = cfg_we & in_dsds & ~addr[0]
+        cfg_w1 = cfg_we & in_dsds & addr[0]
+        # E's DSD update is written in the next cycle, from registers (D waits for it).
+        e_dsd_word = Signal(DsdWord0)
+        m.d.sync += [e_dsd.eq(do_scalar & E["dsd_update"] & ~clear), e_dsd_index.eq(E["a"]),
+                     e_dsd_word.eq(new_w0)]
+        m.d.comb += [
+            dsd0_wr.addr.eq(Mux(e_dsd, e_dsd_index, cfg_dsd)),
+            dsd0_wr.data.eq(Mux(e_dsd, e_dsd_word, cfg.wdata)),
+            dsd0_wr.en.eq(cfg_w0 | e_dsd),
+            dsd1_wr.addr.eq(cfg_dsd),
+            dsd1_wr.data.eq(Cat(DsdWord1(cfg.wdata).stride, DsdWord1(cfg.wdata).fmt,
+                                DsdWord1(cfg.wdata).kind)),
+            dsd1_wr.en.eq(cfg_w1),
+        ]
+        # Span requests: DSETL (in E), a configuration write of either word (the other word
+        # from port a, which serves the bus while stopped), a length mismatch (E).
+        cfg_port_w0, cfg_port_w1 = dsd0_rd["a"].data, dsd1_rd["a"].data
+        with m.If(do_scalar & EF["DSETL"] & E["dsd_update"]):
+            m.d.comb += [req.eq(1), req_len.eq(r1[:16]), req_stride.eq(EO["a"]["stride"]),
+                         req_dsd.eq(E["a"])]
+        with m.Elif(cfg_w0 | cfg_w1):
+            m.d.comb += [
+                req.eq(1),
+                req_len.eq(Mux(cfg_w0, DsdWord0(cfg.wdata).length, cfg_port_w0.length)),
+                req_stride.eq(Mux(cfg_w0, cfg_port_w1.stride, DsdWord1(cfg.wdata).stride)),
+                req_dsd.eq(cfg_dsd),
+            ]
+        with m.Elif(e_req):
+            m.d.comb += [req.eq(1), req_len.eq(E["length"])]
+            for i, k in enumerate(ports):
+                with m.If(mm_first[i]):
+                    m.d.comb += [req_stride.eq(EO[k]["stride"]), req_to_e.eq(i + 1)]
+
+        # Register file writes: the vector unit, E, a started data task (r7), the bus.
+        start_r7 = start & pick_wavelet
+        cfg_reg = cfg_we & in_regs
+        # (exclusive: E waits while the vector unit writes, a data task does not start when the
+        # vector unit writes in the next cycle, the bus writes only while the PE is quiet)
+        r7_write = Signal()  # the wavelet's data, registered off the input queue at the start
+        r7_data = Signal(32)
+        m.d.sync += [r7_write.eq(start_r7), r7_data.eq(inq.rd[0].data)]
+        with m.If(r7_write):
+            m.d.comb += [rf_wr.addr.eq(WAVELET_REG), rf_wr.data.eq(r7_data)]
+        with m.Elif(vu.reg_we):
+            m.d.comb += [rf_wr.addr.eq(vu.reg_addr), rf_wr.data.eq(vu.reg_data)]
+        with m.Elif(cfg_reg):
+            m.d.comb += [rf_wr.addr.eq(addr[:3]), rf_wr.data.eq(cfg.wdata)]
+        with m.Else():
+            m.d.comb += [rf_wr.addr.eq(e_wr_addr), rf_wr.data.eq(e_wr_data)]
+        m.d.comb += rf_wr.en.eq(vu.reg_we | r7_write | cfg_reg | e_wr)
+
+        # ---- start and fetch ---------------------------------------------------------------------
+        pipe_empty = ~i_valid & ~d_valid & ~E["valid"]
+        m.d.comb += start.eq(run & ~halted & ~running & pipe_empty & pick_valid
+                             & ~(pick_wavelet & (vu.reg_we_next | ~wavelet_now)) & ~clear)
+        port = inq.rd[0]
+        m.d.comb += [
+            port.color.eq(Mux(vu.queue_own, vu.queue.color, pick_bin)),
+            port.onehot.eq(Mux(vu.queue_own, vu.queue.onehot, pick_onehot[:C])),
+            port.pop.eq(vu.queue.pop | start_r7),
+            vu.queue.data.eq(port.data),
+            vu.queue.ctrl.eq(port.ctrl),
+        ]
+        with m.If(start):
+            m.d.sync += running.eq(1)
+
+        fetch_addr = Signal(16)
+        i_pc1 = Signal(16)  # i_pc + 1
+        m.d.comb += fetch_addr.eq(Mux(start, entry, Mux(redirect, target, i_pc1)))
+        fetch_en = start | redirect | ~hold_d
+        m.d.comb += [
+            imem_rd.addr.eq(Mux(cfg_mode, addr[:16], fetch_addr)),
+            imem_rd.en.eq(cfg_mode | fetch_en),
+        ]
+        with m.If(fetch_en):
+            m.d.sync += [i_pc.eq(fetch_addr), i_pc1.eq(fetch_addr + 1),
+                         i_valid.eq(start | redirect | (i_valid & ~squash))]
+        with m.Elif(squash):
+            m.d.sync += i_valid.eq(0)
+        with m.If(~hold_d):
+            m.d.sync += [ir.eq(imem_rd.data), d_pc.eq(i_pc), d_valid.eq(i_valid & ~squash)]
+        with m.Elif(squash):
+            m.d.sync += d_valid.eq(0)
 
         # ---- configuration bus ---------------------------------------------------------------
-        cfg = self.cfg
-        quiet = ~running & vu.idle
-        table_ok = ~run & quiet
-        addr = cfg.addr
-        in_sram = addr < self.sram_words
-        in_imem = (addr >= A.IMEM) & (addr < A.IMEM + self.imem_words)
-        in_tasks = (addr >= A.TASKS) & (addr < A.TASKS + T)
-        in_dsds = (addr >= A.DSDS) & (addr < A.DSDS + 2 * D)
-        in_regs = (addr >= A.REGS) & (addr < A.REGS + NUM_REGS)
-        guarded = in_sram | in_imem | in_tasks | in_dsds
-        with m.If((cfg.we & (guarded | in_regs) | cfg.re & guarded) & ~table_ok):
-            m.d.sync += errors.eq(errors | ErrorFlag.CONFIG_BUSY)
-        cfg_we = cfg.we & table_ok
-        with m.If(cfg_we & in_tasks):
-            for t in range(T):
-                with m.If(addr == A.TASKS + t):
-                    m.d.sync += [task_word[t].eq(cfg.wdata[:18]), blocked[t].eq(cfg.wdata[17])]
-        with m.If(cfg_we & in_dsds):
-            for d in range(D):
-                with m.If(addr == A.DSDS + 2 * d):
-                    m.d.sync += dsd_w0[d].eq(cfg.wdata)
-                with m.If(addr == A.DSDS + 2 * d + 1):
-                    m.d.sync += dsd_w1[d].eq(cfg.wdata)
-        with m.If(cfg_we & in_regs):
-            for i in range(NUM_REGS):
-                with m.If(addr == A.REGS + i):
-                    m.d.sync += regs[i].eq(cfg.wdata)
         m.d.comb += [
-            imem_wr.addr.eq(addr - A.IMEM),
+            quiet.eq(~running & pipe_empty & vu.idle),
+        ]
+        # (registered: the tables' ports follow the bus from the cycle after the PE stopped,
+        # and the bus may use them from then on)
+        m.d.sync += cfg_mode.eq(~run & ~running)
+        # Task state, one bit per task. One decoder serves the bus's task-table writes and
+        # E's ACT/BLK/UNBLK (never in the same cycle: the bus writes only while quiet).
+        tword = TaskWord(cfg.wdata[:TaskWord.as_shape().size])
+        cfg_task = cfg_we & in_tasks
+        task_sel = _onehot(m, Mux(cfg_mode, addr[:task_bits], E["imm"][:task_bits]), T,
+                           "task_sel")
+        start_clear = start & ~pick_wavelet  # an activation is consumed
+        for t in range(T):
+            cfg_t = cfg_task & task_sel[t]
+            with m.If(cfg_t):
+                m.d.sync += [t_valid[t].eq(tword.valid), t_blocked0[t].eq(tword.blocked)]
+            with m.If(clear):
+                m.d.sync += [blocked[t].eq(t_blocked0[t]), active[t].eq(0)]
+            with m.Elif(cfg_t):
+                m.d.sync += blocked[t].eq(tword.blocked)
+            with m.Elif(e_task & task_sel[t] & (EF["BLK"] | EF["UNBLK"])):
+                m.d.sync += blocked[t].eq(EF["BLK"])
+            with m.If(~clear):
+                with m.If(start_clear & pick_onehot[t]):
+                    m.d.sync += active[t].eq(0)
+                with m.Elif(e_task & task_sel[t] & EF["ACT"]):
+                    m.d.sync += active[t].eq(1)
+        m.d.comb += [
+            task_wr.addr.eq(addr[:task_bits]),
+            task_wr.data.eq(tword),
+            task_wr.en.eq(cfg_we & in_tasks),
+            imem_wr.addr.eq(addr[:16]),
             imem_wr.data.eq(cfg.wdata),
             imem_wr.en.eq(cfg_we & in_imem),
+            bank.host.addr.eq(addr),
+            bank.host.wdata.eq(cfg.wdata),
+            bank.host.we.eq(cfg_we & in_sram),
+            bank.host.re.eq(cfg.re & in_sram & cfg_ok),
         ]
-        with m.If(~running & ~dispatch & cfg.re & in_imem):
-            m.d.comb += imem_rd.addr.eq(addr - A.IMEM)
-        clear = cfg.we & (addr == A.CTRL) & cfg.wdata[1]
         with m.If(cfg.we & (addr == A.CTRL)):
-            m.d.sync += run.eq(cfg.wdata[0])
-        m.d.comb += vu.abort.eq(clear)
+            m.d.sync += run.eq(CtrlWord(cfg.wdata).run)
         with m.If(clear):
-            m.d.sync += [halted.eq(0), errors.eq(0), active.eq(0), running.eq(0),
-                         blocked.eq(Cat(w[17] for w in task_word))]
-            m.d.sync += [n.eq(0) for n in q_count]  # flush the input queues
+            m.d.sync += [
+                halted.eq(0), errors.eq(0), running.eq(0),
+                i_valid.eq(0), d_valid.eq(0), E["valid"].eq(0), mm_busy.eq(0), redirect.eq(0),
+            ]
             m.d.sync += [c.eq(0) for c in counters.values()]
 
-        # SRAM ports: the vector unit, or the configuration bus while the PE is stopped.
-        cfg_sram_write = cfg_we & in_sram
-        cfg_sram_read = cfg.re & in_sram & table_ok
-        m.d.comb += [
-            sram.rd_a_addr.eq(Mux(cfg_sram_read, addr, vu.rd_a_addr)),
-            sram.rd_b_addr.eq(vu.rd_b_addr),
-            vu.rd_a_data.eq(sram.rd_a_data),
-            vu.rd_b_data.eq(sram.rd_b_data),
-            sram.wr_addr.eq(Mux(cfg_sram_write, addr, vu.wr_addr)),
-            sram.wr_data.eq(Mux(cfg_sram_write, cfg.wdata, vu.wr_data)),
-            sram.wr_en.eq(Mux(cfg_sram_write, 0b1111, vu.wr_en)),
+        # Read data, one cycle after cfg.re: the block RAMs' read ports, or one registered
+        # AND-OR of the table read ports and the registers.
+        m.d.comb += rf_rd[3].addr.eq(addr[:3])
+        status = Signal(StatusWord)
+        m.d.comb += [status.running.eq(running), status.halted.eq(halted),
+                     status.idle.eq(self.idle), status.errors.eq(errors)]
+        w1_word = Signal(DsdWord1)
+        m.d.comb += [w1_word.stride.eq(cfg_port_w1.stride), w1_word.fmt.eq(cfg_port_w1.fmt),
+                     w1_word.kind.eq(cfg_port_w1.kind)]
+        ctrl_word = Signal(CtrlWord)
+        m.d.comb += ctrl_word.run.eq(run)
+        sources = [
+            (in_tasks & cfg_ok, task_rd.data.as_value()),
+            (in_dsds & cfg_ok & ~addr[0], cfg_port_w0.as_value()),
+            (in_dsds & cfg_ok & addr[0], w1_word.as_value()),
+            (in_regs, rf_rd[3].data),
+            (addr == A.STATUS, status.as_value()),
+            (addr == A.CTRL, ctrl_word.as_value()),
+            (addr == A.BUSY_CYCLES, counters["busy"]),
+            (addr == A.MACS, counters["macs"]),
+            (addr == A.RUN_CYCLES, counters["cycles"]),
+            (addr == A.ELEMENTS, counters["elems"]),
         ]
-
-        # Read data, one cycle after cfg.re.
-        rsel = Signal(2)  # 0 register mux, 1 SRAM, 2 program memory
+        rsel = Signal(2)  # 0 registered word, 1 SRAM, 2 program memory
         rreg = Signal(32)
         with m.If(cfg.re):
-            m.d.sync += rsel.eq(Mux(in_sram & table_ok, 1, Mux(in_imem & table_ok, 2, 0)))
-            m.d.sync += rreg.eq(0)
-            with m.If(table_ok):
-                for t in range(T):
-                    with m.If(addr == A.TASKS + t):
-                        m.d.sync += rreg.eq(task_word[t])
-                for d in range(D):
-                    with m.If(addr == A.DSDS + 2 * d):
-                        m.d.sync += rreg.eq(dsd_w0[d])
-                    with m.If(addr == A.DSDS + 2 * d + 1):
-                        m.d.sync += rreg.eq(dsd_w1[d])
-            for i in range(NUM_REGS):
-                with m.If(addr == A.REGS + i):
-                    m.d.sync += rreg.eq(regs[i])
-            status = Cat(running, halted, self.idle, Const(0, 5), errors)
-            for a, value in ((A.STATUS, status), (A.CTRL, run),
-                             (A.BUSY_CYCLES, counters["busy"]), (A.MACS, counters["macs"]),
-                             (A.RUN_CYCLES, counters["cycles"]), (A.ELEMENTS, counters["elems"])):
-                with m.If(addr == a):
-                    m.d.sync += rreg.eq(value)
-        m.d.comb += cfg.rdata.eq(Mux(rsel == 1, sram.rd_a_data,
+            m.d.sync += [
+                rsel.eq(Mux(in_sram & cfg_ok, 1, Mux(in_imem & cfg_ok, 2, 0))),
+                rreg.eq(Cat(Cat((sel & v[i]) for sel, v in sources
+                                if i < len(v)).any() for i in range(32))),
+            ]
+        m.d.comb += cfg.rdata.eq(Mux(rsel == 1, bank.host.rdata,
                                      Mux(rsel == 2, imem_rd.data, rreg)))
 
         # ---- counters and status -------------------------------------------------------------
@@ -516,7 +772,7 @@ class PE(wiring.Component):
                 counters["elems"].eq(counters["elems"] + vu.issued),
             ]
         m.d.comb += [
-            self.idle.eq(~running & vu.idle & ~(run & ~halted & ready.any())),
+            self.idle.eq(quiet & ~pick_valid & ~(run & ~halted & ready.any())),
             self.halted.eq(halted),
             self.error.eq(errors.any()),
         ]

@@ -146,10 +146,10 @@ DESIGNS: dict[str, Design] = {
         Design(
             name="pe",
             factory=_pe,
-            params={"sram_words": 1024, "imem_words": 256, "num_colors": 8, "num_tasks": 16,
-                    "num_dsds": 16, "in_depth": 4},
+            params={"sram_words": 1024, "imem_words": 256, "num_colors": 24, "num_tasks": 32,
+                    "num_dsds": 16, "in_depth": 2},
             description="processing element: task engine, DSD vector unit with FPU, 4 KiB SRAM "
-                        "bank (2 read ports), 1 KiB program memory",
+                        "bank (2 read ports), 1 KiB program memory, 24 colours",
         ),
         Design(
             name="tile",

@@ -26,13 +26,14 @@ class FpuHarness(wiring.Component):
     a, b, c : ``In(32)``
         Operands: ``mul = a * b`` and ``add = a + b`` (``latency`` of each unit),
         ``mac = a * b + c`` (``FMac.latency``); ``widened`` = ``widen_dynamic(a, fmt)`` and
-        ``narrowed`` = ``narrow_dynamic(a, fmt)``, registered once (1 cycle).
+        ``narrowed`` = ``narrow_dynamic(a, fmt)``, pipelined as the PE uses them (one
+        register inside) and registered once more (2 cycles).
     fmt : ``In(3)``
         :class:`Format` code for the converters.
     """
 
     #: Latency of the registered converter outputs, in cycles.
-    CONVERT_LATENCY = 1
+    CONVERT_LATENCY = 2
 
     a: In(32)
     b: In(32)
@@ -56,8 +57,9 @@ class FpuHarness(wiring.Component):
             self.mul.eq(fmul.result), self.add.eq(fadd.result), self.mac.eq(fmac.result),
         ]
         m.d.sync += [
-            self.widened.eq(widen_dynamic(m, self.a, self.fmt)),
-            self.narrowed.eq(narrow_dynamic(m, self.a, self.fmt, formats=NARROW_FORMATS)),
+            self.widened.eq(widen_dynamic(m, self.a, self.fmt, domain="sync")),
+            self.narrowed.eq(narrow_dynamic(m, self.a, self.fmt, formats=NARROW_FORMATS,
+                                            domain="sync")),
         ]
         return m
 
@@ -73,7 +75,7 @@ def latency_env() -> dict[str, str]:
 
 
 def test_latencies_are_fixed_integers():
-    assert (FMul.latency, FAdd.latency) == (4, 4)
+    assert (FMul.latency, FAdd.latency) == (6, 6)
     assert FMac.latency == FMul.latency + FAdd.latency
 
 

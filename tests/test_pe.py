@@ -11,7 +11,7 @@ import pytest
 
 from hdl.formats import Format
 from pe.isa import AddressMap, ErrorFlag, Op, encode
-from sim.model.pe import PEParams
+from pe.params import PEParams
 from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
 from sim.toolchain.asm import assemble, encode_values
 

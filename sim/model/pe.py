@@ -40,37 +40,13 @@ import numpy as np
 from hdl.formats import Format
 from pe import isa
 from pe.isa import AddressMap, DsdKind, ErrorFlag, Op
+from pe.params import PEParams
 from sim.model import formats as F
 
 __all__ = ["Dsd", "PEModel", "PEParams"]
 
 _ONE = np.uint32(0x3F800000)
 _NEG_ZERO = np.uint32(0x80000000)
-
-
-@dataclass(frozen=True)
-class PEParams:
-    """Sizes of a PE (the same parameters as :class:`pe.pe.PE`).
-
-    Attributes
-    ----------
-    sram_words : int
-        SRAM size in 32-bit words.
-    imem_words : int
-        Program memory size in 32-bit instruction words.
-    num_colors : int
-        Colours (data tasks ``0 .. num_colors-1``; fabric colours).
-    num_tasks : int
-        Task-table entries.
-    num_dsds : int
-        DSD-table entries.
-    """
-
-    sram_words: int = 1024
-    imem_words: int = 256
-    num_colors: int = 8
-    num_tasks: int = 16
-    num_dsds: int = 16
 
 
 @dataclass
@@ -145,8 +121,8 @@ class PEModel:
 
     Parameters
     ----------
-    params : PEParams
-        Sizes.
+    params : pe.params.PEParams
+        Sizes (``in_depth`` does not matter here: the model's input queues are unbounded).
     element_loop : bool
         Run every vector instruction element by element (the reference interpreter), never as
         whole-vector array operations. The results are the same; the tests compare the two.
@@ -267,8 +243,7 @@ class PEModel:
         if A.REGS <= addr < A.REGS + isa.NUM_REGS:
             return self.regs[addr - A.REGS]
         if addr == A.STATUS:
-            return ((self.pc is not None) * A.STATUS_RUNNING | self.halted * A.STATUS_HALTED
-                    | self.idle * A.STATUS_IDLE | int(self.errors) << A.ERROR_SHIFT)
+            return isa.pack_status(self.pc is not None, self.halted, self.idle, int(self.errors))
         if addr == A.MACS:
             return self.macs & 0xFFFF_FFFF
         if addr == A.ELEMENTS:

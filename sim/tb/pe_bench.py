@@ -75,7 +75,10 @@ async def run_jobs(dut):
         quiet = 0
         while True:
             await ClockCycles(dut.clk, 1)
-            if src.pending == 0 and int(dut.idle.value):
+            # Done when every input is taken and the PE is idle, or when it halted (a halted
+            # PE takes no more wavelets: inputs beyond its queues stay pending).
+            done = int(dut.idle.value) and (src.pending == 0 or int(dut.halted.value))
+            if done:
                 quiet += 1
                 if quiet >= 3:
                     break

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pe.isa import NUM_REGS, AddressMap
-from sim.model.pe import PEModel, PEParams
+from pe.params import PEParams
+from sim.model.pe import PEModel
 from sim.tb.harness import run_cocotb
 from sim.toolchain.asm import PEImage
 
@@ -96,15 +97,14 @@ def run_golden(job: PEJob, params: PEParams) -> dict:
 
 
 def run_rtl(jobs: list[PEJob], params: PEParams, *, sim: str | None = None,
-            waves: bool = False, in_depth: int = 4) -> list[dict]:
-    """Run ``jobs`` on the RTL PE (one build, one simulator run) and return their results."""
+            waves: bool = False) -> list[dict]:
+    """Run ``jobs`` on the RTL PE with ``params`` (one build, one simulator run) and return
+    their results."""
     from pe.pe import PE
 
-    dut = PE(sram_words=params.sram_words, imem_words=params.imem_words,
-             num_colors=params.num_colors, num_tasks=params.num_tasks,
-             num_dsds=params.num_dsds, in_depth=in_depth)
+    dut = PE(params)
     name = (f"pe_s{params.sram_words}_i{params.imem_words}_c{params.num_colors}"
-            f"_t{params.num_tasks}_d{params.num_dsds}")
+            f"_t{params.num_tasks}_d{params.num_dsds}_q{params.in_depth}")
     with tempfile.TemporaryDirectory() as tmp:
         jobs_file = Path(tmp) / "jobs.json"
         results_file = Path(tmp) / "results.json"

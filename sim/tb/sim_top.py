@@ -43,8 +43,9 @@ Checks (sticky bits of ``checks``, in :meth:`SimTop.check_names` order): a sourc
 whose ``color_ready`` was set and the fabric did not take it (``ready`` low); the fabric offered
 a wavelet at a host output while the sink's ``color_ready`` for its colour was low, or dropped or
 changed an offer that was not taken (stream rule); the same stream rule at ``chain_out``; and,
-on a 4-state simulator, an X or Z on any valid or offered payload (``x_check``, from a small
-Verilog module, :data:`XCHECK_VERILOG`; always clear on Verilator).
+on a 4-state simulator, while the engines run, an X or Z on any valid or offered payload, on
+``idle`` or on ``error`` (from a small Verilog module, :data:`XCHECK_VERILOG`, which prints the
+vector once; always clear on Verilator).
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ module wafer_xcheck #(parameter WIDTH = 1) (input clk, input rst, input [WIDTH-1
   initial seen = 1'b0;
   always @(posedge clk)
     if (rst) seen <= 1'b0;
-    else if ((^data) === 1'bx) seen <= 1'b1;
+    else if ((^data) === 1'bx) begin
+      if (!seen) $display("wafer_xcheck: X or Z at %0t in %b", $time, data);
+      seen <= 1'b1;
+    end
 `endif
 endmodule
 """
@@ -381,8 +385,11 @@ class SimTop(wiring.Component):
         offered += [(fab[f"{p}_in__valid"], fab[f"{p}_in__payload"]) for p in self.ports]
         offered.append((fab["chain_out__valid"], fab["chain_out__payload"]))
         offered.append((fab["chain_in__valid"], fab["chain_in__payload"]))
-        x_data = Cat(*(Cat(v, p & v.replicate(len(p))) for v, p in offered),
-                     fab["idle"], fab["error"])
+        # Checked while the engines run (before the first configuration an unused output of
+        # the unconfigured fabric may be X on a 4-state simulator).
+        x_raw = Cat(*(Cat(v, p & v.replicate(len(p))) for v, p in offered),
+                    fab["idle"], fab["error"])
+        x_data = x_raw & running.replicate(len(x_raw))
         x_seen = Signal()
         if self._fabric is None:  # (Amaranth's simulator is 2-state and cannot run Verilog)
             m.submodules.xcheck = Instance("wafer_xcheck", p_WIDTH=len(x_data),
