@@ -43,7 +43,7 @@ from sim.toolchain.mapper import map_layers, parse_dtype
 def measure(size: int, repeats: int, threads: int, reuse_tile: bool, vpi: bool,
             build_root: str | None) -> dict:
     params = FabricParams(rows=size, cols=size, spares=1, sram_words=256, imem_words=64,
-                          num_tasks=16)
+                          num_colors=8, num_tasks=16)
     rng = np.random.default_rng(1)
     n = 8 * size  # an 8 x 8 block per PE
     W = rng.standard_normal((n, n)).astype(np.float32)

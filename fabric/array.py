@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.refused import mark_unused
 from hdl.wavelet import LinkSignature
 from pe.params import PEParams
+from router.params import RouterParams
 
 from .repair import MAX_SPARES
 from .tile import Tile
@@ -52,9 +53,11 @@ class FabricParams:
     spares : int
         Spare columns, 0 to 7 (default 1).
     num_colors, queue_depth
-        Router parameters.
+        Router parameters, defaults from :class:`router.params.RouterParams` (24 colours,
+        depth 2).
     sram_words, imem_words, num_tasks, num_dsds, in_depth
-        PE parameters (``sram_words`` in 32-bit words).
+        PE parameters (``sram_words`` in 32-bit words), defaults from
+        :class:`pe.params.PEParams`.
     fault_injection : bool
         Build the fault-injection inputs (simulation only).
 
@@ -67,13 +70,13 @@ class FabricParams:
     rows: int = 2
     cols: int = 2
     spares: int = 1
-    num_colors: int = 8
-    queue_depth: int = 2
-    sram_words: int = 1024
-    imem_words: int = 256
-    num_tasks: int = 16
-    num_dsds: int = 16
-    in_depth: int = 4
+    num_colors: int = RouterParams.num_colors
+    queue_depth: int = RouterParams.queue_depth
+    sram_words: int = PEParams.sram_words
+    imem_words: int = PEParams.imem_words
+    num_tasks: int = PEParams.num_tasks
+    num_dsds: int = PEParams.num_dsds
+    in_depth: int = PEParams.in_depth
     fault_injection: bool = False
 
     def __post_init__(self):

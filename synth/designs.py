@@ -154,17 +154,18 @@ DESIGNS: dict[str, Design] = {
         Design(
             name="tile",
             factory=_tile,
-            params={"spares": 1, "num_colors": 8, "queue_depth": 2, "sram_words": 1024,
-                    "imem_words": 256, "num_tasks": 16, "num_dsds": 16, "in_depth": 4,
+            params={"spares": 1, "num_colors": 24, "queue_depth": 2, "sram_words": 1024,
+                    "imem_words": 256, "num_tasks": 32, "num_dsds": 16, "in_depth": 2,
                     "fault_injection": False},
-            description="one physical tile: router + PE + configuration station + bypass shell",
+            description="one physical tile: router + PE + configuration station + bypass "
+                        "shell, 24 colours",
         ),
         Design(
             name="fabric2x2",
             factory=_fabric,
-            params={"rows": 2, "cols": 2, "spares": 1, "num_colors": 8, "queue_depth": 2,
-                    "sram_words": 1024, "imem_words": 256, "num_tasks": 16, "num_dsds": 16,
-                    "in_depth": 4, "fault_injection": False},
+            params={"rows": 2, "cols": 2, "spares": 1, "num_colors": 24, "queue_depth": 2,
+                    "sram_words": 1024, "imem_words": 256, "num_tasks": 32, "num_dsds": 16,
+                    "in_depth": 2, "fault_injection": False},
             description="2 x 2 logical fabric with 1 spare column: 2 x 3 physical tiles "
                         "(wafer_tile instantiated by name)",
             # Not the 2 x 3 array with 4 colours and 256-word SRAM banks: a tile with those

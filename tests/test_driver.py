@@ -19,7 +19,8 @@ from sim.toolchain.asm import assemble
 from sim.toolchain.routes import RouteCycleError, RouteTable, find_route_cycle
 
 # The same fabric as tests/test_fabric.py's 1 x 1 (one simulator build serves both).
-PARAMS = FabricParams(rows=1, cols=1, spares=1, sram_words=256, imem_words=64, num_tasks=12,
+PARAMS = FabricParams(rows=1, cols=1, spares=1, sram_words=256, imem_words=64,
+                      num_colors=8, num_tasks=12,
                       num_dsds=16, fault_injection=True)
 TRIGGER = 1
 

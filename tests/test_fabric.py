@@ -27,7 +27,7 @@ SIZES = [(1, 1), (2, 2), (3, 3)]
 def params_for(rows, cols):
     # tests/test_mapper.py builds the same fabrics (two-layer MLPs need 10 tasks, 14 DSDs).
     return FabricParams(rows=rows, cols=cols, spares=1, sram_words=256, imem_words=64,
-                        num_tasks=12, num_dsds=16, fault_injection=True)
+                        num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True)
 
 
 def run_scenario(driver: FabricDriver, scenario):

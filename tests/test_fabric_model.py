@@ -131,7 +131,8 @@ def run_both(params, image, batches, expect=None):
     return results[1]
 
 
-PARAMS = FabricParams(rows=3, cols=4, spares=1, sram_words=512, imem_words=64, num_tasks=12,
+PARAMS = FabricParams(rows=3, cols=4, spares=1, sram_words=512, imem_words=64,
+                      num_colors=8, num_tasks=12,
                       num_dsds=16)
 
 
@@ -202,7 +203,7 @@ def random_traffic(rng: np.random.Generator, params: FabricParams):
 def test_random_traffic(seed):
     rng = np.random.default_rng(seed)
     params = FabricParams(rows=int(rng.integers(1, 5)), cols=int(rng.integers(1, 5)), spares=1,
-                          sram_words=64, imem_words=64, num_tasks=12, num_dsds=16)
+                          sram_words=64, imem_words=64, num_colors=8, num_tasks=12, num_dsds=16)
     image, batches = random_traffic(rng, params)
     ref, fast = drivers(params)
     outputs = []

@@ -20,7 +20,7 @@ RNG = np.random.default_rng(11)
 
 
 def small(rows, cols, **kw):
-    base = dict(rows=rows, cols=cols, sram_words=512, imem_words=128, num_tasks=16)
+    base = dict(rows=rows, cols=cols, sram_words=512, imem_words=128, num_colors=8, num_tasks=16)
     base.update(kw)
     return FabricParams(**base)
 
@@ -74,7 +74,7 @@ def test_rtl_gemv_and_mlp_bit_identical_to_golden(sim, shape, spares, defects):
     rows, cols = shape
     # The same parameters as tests/test_fabric.py, so the two share their simulator builds.
     fabric = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=256, imem_words=64,
-                          num_tasks=12, num_dsds=16, fault_injection=True)
+                          num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True)
     rng = np.random.default_rng(5)
     defect_map = random_defects(rows, fabric.physical_cols, spares, defects, rng)
     layers = [(rng.standard_normal((7, 10)).astype(np.float32),

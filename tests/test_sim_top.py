@@ -23,7 +23,8 @@ from sim.tb.sim_top import (
     SimTop,
 )
 
-PARAMS = FabricParams(rows=1, cols=1, spares=0, sram_words=256, imem_words=64, num_tasks=12)
+PARAMS = FabricParams(rows=1, cols=1, spares=0, sram_words=256, imem_words=64,
+                      num_colors=8, num_tasks=12)
 SMALL = EngineParams(queue_words=8, capture_words=8, chain_words=8, chain_capture_words=8)
 
 
