@@ -47,13 +47,34 @@ in the first reduce position, the bias. Each arriving input ``x`` starts its dat
     li     r1, Kk
     end
 
+An ``fmac`` element reads its accumulator word when it issues and writes it back
+:data:`ACCUMULATOR_RAW_CYCLES` later, so with fewer than that many outputs the next input's
+``fmac`` waits on the previous one (read-after-write interlock). Such a PE keeps **two**
+accumulators ``y0`` and ``y1`` and alternates between them (``y`` is pointed at one or the
+other, ``r2`` holding its base and ``r5`` the sum of both bases)::
+
+    fmac   y, w, x
+    daddbi w, Mo
+    sub    r2, r5, r2       ; the other accumulator
+    dsetb  y, r2
+    ...
+  done:
+    fadd   y0, y0, y1       ; p = p_even + p_odd
+    <the reduce step on y0>
+    mov    yy, zero         ; both accumulators
+    li     r2, 0
+    dsetb  y, r2
+    ...
+
 The reduce step of the first position sends ``y + b`` (or ``y``), a middle one ``in + y``, the
 last one ``relu(in + y)`` (``fadd`` then ``fmax`` with zero) on to the next layer. Colours per
 layer: one for its inputs (which is the previous layer's output colour) and two alternating
 between reduce hops; the last layer's output gets one more.
 
 Numerics: weights rounded to the weight format (RNE), activations and sums fp32. Per output the
-PE computes ``p = round(round(w * x) + p)`` over its input chunk from ``p = +0``, then the chain
+PE computes ``p = round(round(w * x) + p)`` over its input chunk from ``p = +0`` (with two
+accumulators: ``p_even`` over the chunk's inputs 0, 2, 4, ..., ``p_odd`` over 1, 3, ..., each
+from +0, and ``p = round(p_even + p_odd)``; :func:`accumulators` decides), then the chain
 ``s = round(p_0 + b)``, ``s = round(s + p_k)`` in chunk order, then ``max(s, 0)``:
 :meth:`PipelineMapping.reference` does the same in numpy, so raw outputs agree bit for bit.
 """
@@ -75,13 +96,17 @@ from sim.toolchain.asm import AsmError, assemble
 from sim.toolchain.mapper import MappingError, check_format_range, pack_elements, round_to
 from sim.toolchain.routes import RouteTable
 
-__all__ = ["Region", "LayerPlan", "PipelineMapping", "plan", "map_pipeline",
-           "CYCLES_PER_INPUT"]
+__all__ = ["Region", "LayerPlan", "PipelineMapping", "plan", "map_pipeline", "accumulators",
+           "CYCLES_PER_INPUT", "ACCUMULATOR_RAW_CYCLES"]
 
-#: Cycles a PE spends per arriving input at least, whatever its AXPY length: the data task's
-#: five instructions plus the three cycles a task takes to start (docs/isa.md). The planner's
-#: estimate of a PE's time per input is ``max(Mo, CYCLES_PER_INPUT)``.
-CYCLES_PER_INPUT = 8
+#: Cycles a PE spends per arriving input at least, whatever its AXPY length, with one and with
+#: two accumulators: the data task's five or seven instructions plus about five cycles from one
+#: task's ``end`` to the next task's first instruction (measured on the RTL PE; the planner's
+#: estimate of a PE's time per input is ``max(Mo + 2, CYCLES_PER_INPUT[acc - 1])``).
+CYCLES_PER_INPUT = (11, 13)
+#: Cycles from an ``fmac`` element's issue until an element that reads the word it writes may
+#: issue: the vector pipeline from issue (S0) to write-back (N2) plus one (docs/isa.md).
+ACCUMULATOR_RAW_CYCLES = 20
 #: First colour used (colour 0 stays free).
 FIRST_COLOR = 1
 
@@ -145,6 +170,13 @@ def _split(total: int, parts: int) -> tuple[int, ...]:
     return tuple(base + (i < extra) for i in range(parts))
 
 
+def accumulators(mo: int, kk: int) -> int:
+    """Accumulators (1 or 2) a PE with ``mo`` outputs and ``kk`` inputs per image keeps: two
+    when consecutive inputs' ``fmac`` would otherwise wait on each other (fewer outputs than
+    :data:`ACCUMULATOR_RAW_CYCLES`, and at least two inputs)."""
+    return 2 if kk >= 2 and mo < ACCUMULATOR_RAW_CYCLES else 1
+
+
 def _reduce_ops(k: int, chunks: int, bias: bool, relu: bool) -> int:
     """Vector instructions of a PE's reduce step, the zeroing of ``y`` included."""
     last = k == chunks - 1
@@ -157,11 +189,18 @@ def _reduce_ops(k: int, chunks: int, bias: bool, relu: bool) -> int:
 
 def _pe_cycles(mo: int, kk: int, k: int, chunks: int, bias: bool, relu: bool) -> int:
     """The planner's estimate of one PE's cycles per image."""
-    return kk * max(mo, CYCLES_PER_INPUT) + _reduce_ops(k, chunks, bias, relu) * mo
+    acc = accumulators(mo, kk)
+    per_input = max(mo + 2, CYCLES_PER_INPUT[acc - 1],
+                    math.ceil(ACCUMULATOR_RAW_CYCLES / acc) if kk > 1 else 0)
+    reduce = _reduce_ops(k, chunks, bias, relu) * mo
+    if acc == 2:  # fadd y0, y0, y1 (after the last fmac's write-back) and a 2 Mo zeroing
+        reduce += 2 * mo + ACCUMULATOR_RAW_CYCLES
+    return kk * per_input + reduce
 
 
 def _sram_words(mo: int, kk: int, bits: int, with_bias: bool) -> int:
-    return mo + math.ceil(mo * kk * bits / 32) + (mo if with_bias else 0)
+    return (accumulators(mo, kk) * mo + math.ceil(mo * kk * bits / 32)
+            + (mo if with_bias else 0))
 
 
 @dataclass(frozen=True)
@@ -423,10 +462,13 @@ class PipelineMapping:
         relu = self.relus[i]
         wfmt = self.dtype.name.lower()
         w_words = math.ceil(mo * kk * self.bits / 32)
-        y_addr, w_addr = 0, mo
+        acc = accumulators(mo, kk)
+        y_addr, w_addr = 0, acc * mo
         b_addr = w_addr + w_words
         w_elem = w_addr * 32 // self.bits
         out_color = self.x_colors[i + 1] if last else links[k % 2]
+        # With two accumulators the reduce step works on y0 (= y0 + y1), else on y itself.
+        acc_name = "y0" if acc == 2 else "y"
         lines = [
             f".dsd y mem fp32 base={y_addr} len={mo}",
             f".dsd w mem {wfmt} base={w_elem} len={mo}",
@@ -437,31 +479,46 @@ class PipelineMapping:
             f".reg r1 {kk}",
             f".reg r6 {w_elem}",
         ]
+        if acc == 2:
+            lines += [
+                f".dsd y0 mem fp32 base={y_addr} len={mo}",
+                f".dsd y1 mem fp32 base={y_addr + mo} len={mo}",
+                f".dsd yy mem fp32 base={y_addr} len={2 * mo}",
+                f".reg r2 {y_addr}",
+                f".reg r5 {2 * y_addr + mo}",
+            ]
         if not first:
             lines.append(f".dsd in fabin fp32 color={links[(k - 1) % 2]} len={mo}")
         if bias:
             lines.append(f".dsd b mem fp32 base={b_addr} len={mo}")
-        reduce = []
+        a = acc_name
+        reduce = ["fadd y0, y0, y1"] if acc == 2 else []
         if first and last:
             if bias:
-                reduce.append("fadd y, y, b")
-            reduce.append("fmax out, y, zero" if relu else "mov out, y")
+                reduce.append(f"fadd {a}, {a}, b")
+            reduce.append(f"fmax out, {a}, zero" if relu else f"mov out, {a}")
         elif first:
-            reduce.append("fadd out, y, b" if bias else "mov out, y")
+            reduce.append(f"fadd out, {a}, b" if bias else f"mov out, {a}")
         elif last and relu:
-            reduce += ["fadd y, in, y", "fmax out, y, zero"]
+            reduce += [f"fadd {a}, in, {a}", f"fmax out, {a}, zero"]
         else:
-            reduce.append("fadd out, in, y")
+            reduce.append(f"fadd out, in, {a}")
+        if acc == 2:
+            switch = ["    sub r2, r5, r2", "    dsetb y, r2"]
+            rewind = ["    mov yy, zero", f"    li r2, {y_addr}", "    dsetb y, r2"]
+        else:
+            switch, rewind = [], ["    mov y, zero"]
         lines += [
             "on_x:",
             "    fmac y, w, x",
             f"    daddbi w, {mo}",
+            *switch,
             "    addi r1, r1, -1",
             "    bz r1, done",
             "    end",
             "done:",
             *[f"    {op}" for op in reduce],
-            "    mov y, zero",
+            *rewind,
             "    dsetb w, r6",
             f"    li r1, {kk}",
             "    end",
@@ -525,11 +582,21 @@ class PipelineMapping:
         for i, region in enumerate(self.regions):
             W = self.w_bits[i]
             offsets = self._offsets(region.in_sizes)
+            out_offsets = self._offsets(region.out_sizes)
             s = None
-            for k in range(len(region.in_sizes)):
+            for k, kk in enumerate(region.in_sizes):
                 p = np.zeros((value.shape[0], W.shape[0]), dtype=np.uint32)
-                for j in range(offsets[k], offsets[k + 1]):
-                    p = F.fmac(W[None, :, j], value[:, j:j + 1], p)
+                for o, mo in enumerate(region.out_sizes):
+                    cols = slice(out_offsets[o], out_offsets[o + 1])
+                    # accumulator a takes the chunk's inputs a, a + acc, a + 2 acc, ...
+                    acc = accumulators(mo, kk)
+                    parts = []
+                    for a in range(acc):
+                        q = np.zeros((value.shape[0], mo), dtype=np.uint32)
+                        for j in range(offsets[k] + a, offsets[k + 1], acc):
+                            q = F.fmac(W[None, cols, j], value[:, j:j + 1], q)
+                        parts.append(q)
+                    p[:, cols] = parts[0] if acc == 1 else F.fadd(parts[0], parts[1])
                 if s is None:
                     s = p if self.biases[i] is None else F.fadd(p, self.biases[i].view(
                         np.uint32)[None, :])
