@@ -25,7 +25,9 @@ Micro-architecture::
 * **Flow control.** ``color_ready[c]`` is a function of the occupancy registers alone: colour
   ``c`` has room for one more wavelet (``occupancy < depth``, the arrival register counted), or
   the colour is refused (its wavelets are taken and dropped). A wavelet offered because
-  ``color_ready`` was set always finds room, so ``valid`` alone is the transfer. With
+  ``color_ready`` was set always finds room, so ``valid`` alone is the transfer for a
+  colour-aware transmitter; a wavelet offered without room is not taken (``ready`` is low: a
+  plain stream transmitter holds it and offers it again), and is not counted as dropped. With
   ``depth = 2`` one colour sustains one wavelet per cycle while it is dequeued as it arrives
   (occupancy stays at one: the wavelet in the arrival register).
 * **Read ports** (``rd[i]``, combinational): the consumer names a colour; the port gives the
@@ -219,18 +221,29 @@ class ColorQueues(wiring.Component):
             wr = mem.write_port()
             readers = [mem.read_port(domain="comb") for _ in range(R)]
 
+        occ = [Signal(range(D + 1), name=f"occ_{c}") for c in range(C)]  # per colour, below
+
         # ---- arrival register (nothing between the link and its data inputs) -----------------
         link = self.link
         colour = link.payload.color
+        # A wavelet is taken when ``valid & ready``: a colour-aware transmitter offers only
+        # with credit, so for it ``valid`` alone is the transfer; a plain stream transmitter
+        # may offer a colour without room, which is not taken (it holds it and offers again).
+        has_room = Signal(C)  # accepted colour with room (registered occupancy only)
         arriving = Signal(C)  # the link delivers a kept wavelet of colour c now
+        refused = Signal()  # the link delivers a wavelet of a refused colour (taken, dropped)
         for c in range(C):
-            m.d.comb += arriving[c].eq(link.valid & (colour == c) & self.accept[c])
+            m.d.comb += [has_room[c].eq(self.accept[c] & (occ[c] < D)),
+                         arriving[c].eq(link.valid & (colour == c) & has_room[c])]
+        m.d.comb += refused.eq(link.valid & ((colour >= C) | ~self.accept.bit_select(colour, 1)))
         arr_raw = Signal()
         arr_onehot = Signal(C)
         arr_color = Signal(COLOR_BITS)
         arr_entry = Signal(QueueEntry)
+        arr_refused = Signal()
         m.d.sync += [
-            arr_raw.eq(link.valid),
+            arr_raw.eq(arriving.any() | refused),
+            arr_refused.eq(refused),
             arr_onehot.eq(arriving),
             arr_color.eq(colour),
             arr_entry.data.eq(link.payload.data),
@@ -238,7 +251,6 @@ class ColorQueues(wiring.Component):
         ]
 
         # ---- occupancy per colour -------------------------------------------------------------
-        occ = [Signal(range(D + 1), name=f"occ_{c}") for c in range(C)]
         only = Signal(C)  # occupancy exactly one
         for c in range(C):
             m.d.comb += [
@@ -254,7 +266,7 @@ class ColorQueues(wiring.Component):
             self.arrival_onehot.eq(arr_onehot),
             self.arrival_color.eq(arr_color),
             self.arrival_is_head.eq(is_head),
-            self.dropped.eq(arr_raw & ~arr_onehot.any()),
+            self.dropped.eq(arr_refused),
             self.busy.eq(self.nonempty.any()),
         ]
         # Wavelets of the arrival's colour already in memory: occupancy minus the arrival.
@@ -321,7 +333,7 @@ class ColorQueues(wiring.Component):
         color_ready = Signal(C)
         for c in range(C):
             m.d.sync += occ[c].eq(occ[c] - pops[c] + arriving[c])
-            m.d.comb += color_ready[c].eq(~self.accept[c] | (occ[c] < D))
+            m.d.comb += color_ready[c].eq(~self.accept[c] | has_room[c])
         # Every pop advances its colour's head pointer.
         if R == 1:
             port = self.rd[0]

@@ -204,22 +204,45 @@ class LinkSource(_LinkEnd):
 class LinkSink(_LinkEnd):
     """Receives wavelets from a DUT output link (parameters: those of every link end,
     :class:`_LinkEnd`), with a per-colour stall mask, :attr:`stalled_colours`.
+
+    Two kinds of backpressure:
+
+    * default: in a paused cycle the sink lowers ``ready`` and every ``color_ready`` bit, so
+      credit may vanish without a transfer (harsher than any receiver of the fabric; the DUT
+      must lose nothing, but its progress under such patterns is not part of the contract);
+    * ``credit_depth=n``: the sink behaves as a fabric receiver (:class:`hdl.color_queue.
+      ColorQueues`): ``n`` places per colour, ``color_ready[c]`` set while colour ``c`` has a
+      free place, so credit disappears only through a transfer; ``pause`` then stalls the
+      sink's *consumer*, which otherwise frees one place per cycle (the oldest wavelet).
     """
 
-    def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None):
+    def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None,
+                 credit_depth: int | None = None):
         super().__init__(dut, prefix, num_colors, pause)
         self.all_colours = (1 << num_colors) - 1
         #: Colours this sink refuses (bit c set = colour c stalled).
         self.stalled_colours = 0
         self.received: list[tuple[int, Wavelet]] = []  # (cycle, wavelet)
+        self.credit_depth = credit_depth
+        self._held: deque[int] = deque()  # credit mode: colours of the wavelets held, in order
         self._accepting = False
         self._driven: tuple[bool, int] | None = None
         self.ready.value = 0
         self.color_ready.value = 0
 
     def drive(self) -> None:
-        self._accepting = not next(self.pause)
-        mask = self.all_colours & ~self.stalled_colours if self._accepting else 0
+        if self.credit_depth is None:
+            self._accepting = not next(self.pause)
+            mask = self.all_colours & ~self.stalled_colours if self._accepting else 0
+        else:
+            if self._held and not next(self.pause):
+                self._held.popleft()  # the consumer takes the oldest wavelet
+            full = 0
+            for c in set(self._held):
+                if self._held.count(c) >= self.credit_depth:
+                    full |= 1 << c
+            mask = self.all_colours & ~self.stalled_colours & ~full
+            self._accepting = True  # what is offered without credit is simply not taken
         if self._driven != (self._accepting, mask):  # write only what changes
             self.color_ready.value = mask
             self.ready.value = 1 if self._accepting else 0
@@ -230,6 +253,10 @@ class LinkSink(_LinkEnd):
             w = unpack(int(self.payload.value))
             if self.stalled_colours >> w.color & 1:
                 raise AssertionError(f"{self.name}: got colour {w.color} while it was stalled")
+            if self.credit_depth is not None:
+                if self._driven[1] >> w.color & 1 == 0:
+                    raise AssertionError(f"{self.name}: got colour {w.color} without credit")
+                self._held.append(w.color)
             self.received.append((cycle, w))
 
     def wavelets(self) -> list[Wavelet]:

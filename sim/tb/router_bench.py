@@ -103,10 +103,13 @@ class RouterTB:
         Sources use ``color_ready`` (default) or behave as plain streams.
     queue_depth : int
         The router's queue depth (how many wavelets of a waiting flow it takes in).
+    sink_credit_depth : int, optional
+        Sinks that keep credit as a fabric receiver does (see :class:`LinkSink`), with this
+        many places per colour; ``sink_pause`` then stalls their consumers.
     """
 
     def __init__(self, dut, num_colors: int, *, source_pause=None, sink_pause=None,
-                 colour_aware=True, queue_depth: int = 2):
+                 colour_aware=True, queue_depth: int = 2, sink_credit_depth: int | None = None):
         self.dut = dut
         self.num_colors = num_colors
         self.queue_depth = queue_depth
@@ -118,7 +121,8 @@ class RouterTB:
             for p, n in enumerate(PORT_NAMES)
         ]
         self.sinks = [
-            LinkSink(dut, f"out_{n}", num_colors, pause=sink_pause(p) if sink_pause else None)
+            LinkSink(dut, f"out_{n}", num_colors, pause=sink_pause(p) if sink_pause else None,
+                     credit_depth=sink_credit_depth)
             for p, n in enumerate(PORT_NAMES)
         ]
         self.bench = LinkBench(dut, self.sources, self.sinks)
