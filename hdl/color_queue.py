@@ -235,7 +235,8 @@ class ColorQueues(wiring.Component):
         for c in range(C):
             m.d.comb += [has_room[c].eq(self.accept[c] & (occ[c] < D)),
                          arriving[c].eq(link.valid & (colour == c) & has_room[c])]
-        m.d.comb += refused.eq(link.valid & ((colour >= C) | ~self.accept.bit_select(colour, 1)))
+        # refused: taken (``ready``, below, is high for it) but of no accepted colour
+        m.d.comb += refused.eq(link.valid & link.ready & ~arriving.any())
         arr_raw = Signal()
         arr_onehot = Signal(C)
         arr_color = Signal(COLOR_BITS)
