@@ -7,7 +7,7 @@
 * ``axpy_fabric_elements_per_cycle``: ``y += x * a`` where ``x`` is a stream of 256 wavelets
   arriving at one per cycle (a fabric-input DSD), started by a wavelet carrying ``a``;
 * ``fmul_latency_cycles``, ``fadd_latency_cycles``: the pipeline depths of the binary32 units;
-* ``vector_latency_cycles``: issue of an element to its write-back.
+* ``vector_latency_cycles``: issue of an element to its write-back (the vector unit's depth).
 
 Usage: ``python bench/pe_figures.py [--json] [--sim verilator|icarus]``
 """
@@ -19,7 +19,9 @@ import time
 import numpy as np
 from _common import emit, parse, parser
 
+from hdl.refused import mark_unused
 from pe.fpu import FAdd, FMul
+from pe.vector import VectorUnit
 from sim.model.pe import PEParams
 from sim.tb.harness import default_simulator
 from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
@@ -76,11 +78,15 @@ def measure(sim: str) -> dict:
         figures[f"{job.name}_run_cycles"] = rtl["cycles"]
     # Pipeline depths the units are built with, not measured here: tests/tb_fpu.py collects
     # every FMul/FAdd result exactly this many cycles after its operands, so a unit that
-    # disagreed would fail the tests. Issue to write-back is S0 + S1 + FMul + FAdd.
+    # disagreed would fail the tests. Issue to write-back: the vector unit's depth (S1, S2,
+    # widen, FMul, FAdd, narrow; pe.vector.VectorUnit.depth).
+    unit = VectorUnit(sram_words=params.sram_words, num_colors=params.num_colors)
+    mark_unused(unit)  # built only to read its depth
+    depth = unit.depth
     figures.update(
         fmul_latency_cycles=FMul.latency,
         fadd_latency_cycles=FAdd.latency,
-        vector_latency_cycles=2 + FMul.latency + FAdd.latency,
+        vector_latency_cycles=depth,
         elements=N,
         simulator=sim,
         wall_seconds=round(time.perf_counter() - t0, 2),
@@ -103,7 +109,7 @@ def text(figures: dict) -> str:
         f"  FAdd latency                      {figures['fadd_latency_cycles']} cycles "
         f"(design constant, checked by tests/tb_fpu.py)",
         f"  issue to write-back               {figures['vector_latency_cycles']} cycles "
-        f"(by construction: 2 + FMul + FAdd)",
+        f"(by construction: S1, S2, widen 2, FMul, FAdd, narrow 2)",
     ])
 
 
