@@ -4,8 +4,11 @@ file (``wafer run mlp``)."""
 
 from __future__ import annotations
 
+import math
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +40,21 @@ def _read_tensors(p: Path, kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
                             f"{' or '.join(kinds)}")
     try:
         if suffix == ".npy":
+            with open(p, "rb") as fh:
+                _check_npy_size(fh, p.stat().st_size, p.name)
             return {p.stem: np.load(p, allow_pickle=False)}
         if suffix == ".npz":
+            with zipfile.ZipFile(p) as archive:
+                for info in archive.infolist():
+                    with archive.open(info) as fh:
+                        _check_npy_size(fh, info.file_size, info.filename)
             with np.load(p, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except WorkloadError as exc:
+        raise WorkloadError(f"{p} is not a valid {suffix} file: {exc}") from None
+    # A corrupted archive can fail in the zip, zlib or npy layers with any of these.
+    except (ValueError, OSError, EOFError, KeyError, NotImplementedError, RuntimeError,
+            zipfile.BadZipFile, zlib.error, struct.error) as exc:
         raise WorkloadError(f"{p} is not a valid {suffix} file: {exc}") from None
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
@@ -50,6 +63,29 @@ def _read_tensors(p: Path, kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
         return load_file(str(p))
     except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise WorkloadError(f"{p} is not a valid .safetensors file: {exc}") from None
+
+
+def _check_npy_size(fh, stored_bytes: int, name: str) -> None:
+    """Refuse an .npy stream whose header declares more data than it holds (a truncated or
+    forged file), before anything is allocated.
+
+    Raises
+    ------
+    WorkloadError
+        If the header declares more bytes than the member holds.
+    ValueError
+        From numpy, for a malformed header.
+    """
+    version = np.lib.format.read_magic(fh)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        return  # np.load checks what it reads
+    shape, _, dtype = readers[version](fh)
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > stored_bytes:
+        raise WorkloadError(f"{name} declares a {' x '.join(map(str, shape))} {dtype} array "
+                            f"({declared} bytes) but holds {stored_bytes} bytes")
 
 
 def _checked(name: str, array: np.ndarray, ndim: int, what: str) -> np.ndarray:
