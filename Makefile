@@ -6,6 +6,7 @@
 #   make synth                   synthesise every design in synth/designs.py
 #   make synth DESIGNS=router    ... or only some (space- or comma-separated)
 #   make synth SYNTH_ARGS=--no-pnr   extra flags for synth/run.py (--freq, --seed, --timeout)
+#   make formal                  run every formal proof (python -m sim.formal)
 #   make bench                   run every bench/*.py (with --json where supported)
 #   make clean                   remove build/ and caches (keeps synth/reports/)
 
@@ -14,7 +15,7 @@ DESIGNS ?=
 SYNTH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install test synth synth-list bench clean
+.PHONY: help install test synth synth-list formal bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -30,6 +31,9 @@ synth:
 
 synth-list:
 	@$(PYTHON) synth/run.py --list
+
+formal:
+	$(PYTHON) -m sim.formal
 
 # Each bench script prints its figures; the output is also kept in build/bench/<script>.json
 # (or .txt for a script without a --json option). Files starting with "_" are helpers.
