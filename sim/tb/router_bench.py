@@ -21,12 +21,13 @@ from cocotb.triggers import ClockCycles
 from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP, E, N, S, W
 from hdl.wavelet import CONTROL_HOPS, ControlWord, SwitchCommand
 from sim.model.router import route_streams
-from sim.model.wavelet import Wavelet
+from sim.model.wavelet import Wavelet, unpack
 from sim.tb.config_bus import ConfigBusDriver
 from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
 from sim.toolchain.routes import RouteTable
 
-__all__ = ["RouterTB", "flow_of", "check_output", "tagged", "control", "ideal_output_queued"]
+__all__ = ["RouterTB", "RouterCoverage", "flow_of", "check_output", "tagged", "control",
+           "ideal_output_queued"]
 
 #: Offered loads of the uniform random traffic figure (wavelets per cycle per input).
 OFFERED_LOADS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0)
@@ -125,7 +126,20 @@ class RouterTB:
                      credit_depth=sink_credit_depth)
             for p, n in enumerate(PORT_NAMES)
         ]
-        self.bench = LinkBench(dut, self.sources, self.sinks)
+        self.coverage = RouterCoverage()
+        self._table: RouteTable | None = None
+        self.bench = LinkBench(dut, self.sources, self.sinks, hooks=[self._count_offers])
+
+    def _count_offers(self, cycle: int) -> None:
+        """Bench hook: this cycle's offers into the coverage's contention counters."""
+        if self._table is None:
+            return
+        offered = []
+        for src in self.sources:
+            valid = src.valid.value
+            live = valid.is_resolvable and int(valid)
+            offered.append(unpack(int(src.payload.value)).color if live else None)
+        self.coverage.offers(offered, self._table)
 
     async def start(self):
         """Start the clock, reset the router and start the bench."""
@@ -153,6 +167,7 @@ class RouterTB:
         and nothing more comes out. Returns the model's :class:`~sim.model.router.RouterResult`.
         """
         expected = route_streams(table, inputs)
+        self._table = table
         base = [len(k.received) for k in self.sinks]
         for p, ws in inputs.items():
             self.sources[p].send(ws)
@@ -172,6 +187,9 @@ class RouterTB:
             await self.bench.wait_until(lambda: not int(self.dut.busy.value), 100,
                                         "router idle")
         await ClockCycles(self.dut.clk, 5)
+        self._table = None
+        self.coverage.deliveries([[w for _, w in k.received[base[o]:]]
+                                  for o, k in enumerate(self.sinks)])
         for o, sink in enumerate(self.sinks):
             got = [w for _, w in sink.received[base[o]:]]
             check_output(o, got, expected.outputs.get(o, {}), inputs)
@@ -223,6 +241,56 @@ def tagged(port: int, color: int, n: int, start: int = 0, ctrl_every: int = 0):
             if ctrl_every and i % ctrl_every == ctrl_every - 1
             else Wavelet((port << 28) | ((start + i) & 0x0FFF_FFFF), color)
             for i in range(n)]
+
+
+class RouterCoverage:
+    """Functional coverage of what a router bench exercised (plain counters).
+
+    * ``pairs[(p, o)]``: wavelets from input port ``p`` delivered at output ``o`` (25 bins);
+    * ``multicast[n]``: wavelets delivered to exactly ``n`` outputs (1 to 5);
+    * ``contention[o]``: cycles in which two or more inputs offered a wavelet whose colour is
+      routed (at switch position 0) to output ``o``.
+
+    :meth:`holes` lists the bins still at zero.
+    """
+
+    def __init__(self):
+        self.pairs = {(p, o): 0 for p in range(NUM_PORTS) for o in range(NUM_PORTS)}
+        self.multicast = {n: 0 for n in range(1, NUM_PORTS + 1)}
+        self.contention = {o: 0 for o in range(NUM_PORTS)}
+
+    def deliveries(self, delivered: list[list[Wavelet]]) -> None:
+        """Count a run's deliveries (``delivered[o]``: what output ``o`` received)."""
+        fanout: dict = {}
+        for o, ws in enumerate(delivered):
+            for w in ws:
+                self.pairs[(flow_of(w)[0], o)] += 1
+                fanout[w] = fanout.get(w, 0) + 1
+        for n in fanout.values():
+            self.multicast[n] += 1
+
+    def offers(self, offered: list[int | None], table: RouteTable) -> None:
+        """Count one cycle's offers (``offered[p]``: the colour input ``p`` offers, or None)."""
+        for o in range(NUM_PORTS):
+            k = sum(1 for c in offered
+                    if c is not None and c in table.routes and table.routes[c].tx >> o & 1)
+            if k >= 2:
+                self.contention[o] += 1
+
+    def holes(self) -> list[str]:
+        """The bins at zero, by name."""
+        return ([f"pair {PORT_NAMES[p]}->{PORT_NAMES[o]}" for (p, o), n in self.pairs.items()
+                 if not n]
+                + [f"multicast to {k}" for k, n in self.multicast.items() if not n]
+                + [f"contention at {PORT_NAMES[o]}" for o, n in self.contention.items() if not n])
+
+    def report(self) -> str:
+        """The counters as text."""
+        pairs = " ".join(f"{PORT_NAMES[p][0]}{PORT_NAMES[o][0]}:{n}"
+                         for (p, o), n in self.pairs.items())
+        return (f"coverage: pairs {pairs}; multicast {self.multicast}; contention "
+                f"{ {PORT_NAMES[o]: n for o, n in self.contention.items()} }; "
+                f"holes: {self.holes() or 'none'}")
 
 
 @cocotb.test()
