@@ -300,8 +300,14 @@ class Router(wiring.Component):
         m.d.sync += clear_late.eq(clear)
 
         # Control wavelets: input p may send one on its turn, when no update can collide.
+        # The turn steps by two ports a cycle. The allocator's priority moves on by one
+        # requester a cycle; with all five inputs requesting, a turn stepping by one kept the
+        # same distance to it for ever, so five inputs each holding a control wavelet were never
+        # first on their turn (a deadlock the random traffic found). Stepping by two, the
+        # distance changes every cycle; with fewer requesters the priority's period (1 to 4)
+        # is coprime to the turn's (5), so the two meet in any case.
         turn = Signal(P, init=1)
-        m.d.sync += turn.eq(turn.rotate_left(1))
+        m.d.sync += turn.eq(turn.rotate_left(2))
 
         # ---- inputs: queues, candidate, picker ------------------------------------------------
         m.submodules.allocator = alloc = AtomicAllocator(P, P)
