@@ -27,12 +27,6 @@ QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))
 SEED = int(os.environ.get("ROUTER_SEED", "1"))
 
 
-def pause_pattern(rng: random.Random, busy: float):
-    """An endless pause pattern: True (pause) with probability ``busy``."""
-    while True:
-        yield rng.random() < busy
-
-
 async def read_dropped(tb):
     return await tb.cfg.read(RouterMap.STATUS)
 
@@ -96,8 +90,8 @@ async def random_traffic_with_backpressure(dut):
     tb = RouterTB(
         dut,
         NUM_COLORS,
-        source_pause=lambda p: pause_pattern(random.Random(SEED * 31 + p), 0.3),
-        sink_pause=lambda p: pause_pattern(random.Random(SEED * 57 + p), 0.35),
+        source_pause=lambda p: pauses("random", SEED * 31 + p, 0.3),
+        sink_pause=lambda p: pauses("random", SEED * 57 + p, 0.35),
     )
     await tb.start()
     for round_ in range(3):
@@ -216,8 +210,8 @@ async def switch_advances_around_a_ring(dut):
     if NUM_COLORS < 2:
         return
     tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
-                  source_pause=lambda p: pause_pattern(random.Random(SEED * 11 + p), 0.3),
-                  sink_pause=lambda p: pause_pattern(random.Random(SEED * 13 + p), 0.4))
+                  source_pause=lambda p: pauses("random", SEED * 11 + p, 0.3),
+                  sink_pause=lambda p: pauses("random", SEED * 13 + p, 0.4))
     await tb.start()
     A, B = 0, NUM_COLORS - 1
     table = RouteTable(NUM_COLORS).set(A, ["w"], ["e"]).set(B, ["w", "n"], ["s"])
@@ -247,7 +241,7 @@ async def switch_start_reset_teardown_and_pop(dut):
     written again, then goes from the start position. Each control wavelet leaves with its
     command popped; the switch word and position routes read back."""
     tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
-                  sink_pause=lambda p: pause_pattern(random.Random(SEED * 17 + p), 0.3))
+                  sink_pause=lambda p: pauses("random", SEED * 17 + p, 0.3))
     await tb.start()
     A = NUM_COLORS // 2
     table = RouteTable(NUM_COLORS).set(A, ["w"], ["e"])
@@ -288,8 +282,8 @@ async def random_switches_under_backpressure(dut):
     as the model says."""
     rng = random.Random(SEED * 101)
     tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
-                  source_pause=lambda p: pause_pattern(random.Random(SEED * 23 + p), 0.25),
-                  sink_pause=lambda p: pause_pattern(random.Random(SEED * 29 + p), 0.3))
+                  source_pause=lambda p: pauses("random", SEED * 23 + p, 0.25),
+                  sink_pause=lambda p: pauses("random", SEED * 29 + p, 0.3))
     await tb.start()
     for round_ in range(3):
         table = RouteTable(NUM_COLORS)
@@ -332,8 +326,7 @@ async def random_switches_under_backpressure(dut):
         if expected.waiting:  # start afresh: reset the router (drops what waits)
             tb.bench.stop()
             tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
-                          source_pause=lambda p, k=round_: pause_pattern(
-                              random.Random(k + p), 0.25))
+                          source_pause=lambda p, k=round_: pauses("random", k + p, 0.25))
             await reset(dut)
             tb.bench.start()
 

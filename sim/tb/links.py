@@ -54,12 +54,12 @@ def _never() -> Iterator[bool]:
     return itertools.repeat(False)
 
 
-def pauses(kind: str, seed: int = 0) -> Iterator[bool]:
+def pauses(kind: str, seed: int = 0, busy: float = 0.5) -> Iterator[bool]:
     """An endless pause pattern (``True`` = pause this cycle), for idle insertion at a source or
     backpressure at a sink.
 
-    ``kind`` is ``"none"``, ``"random"`` (a pause with probability 1/2), ``"bursty"`` (runs of 1
-    to 16 busy or paused cycles) or ``"every3"`` (one cycle in three).
+    ``kind`` is ``"none"``, ``"random"`` (a pause with probability ``busy``), ``"bursty"`` (runs
+    of 1 to 16 busy or paused cycles) or ``"every3"`` (one cycle in three).
 
     Raises
     ------
@@ -72,7 +72,7 @@ def pauses(kind: str, seed: int = 0) -> Iterator[bool]:
     if kind == "none":
         return _never()
     if kind == "random":
-        return iter(lambda: rng.random() < 0.5, None)
+        return iter(lambda: rng.random() < busy, None)
     if kind == "every3":
         return itertools.cycle([False, False, True])
     if kind == "bursty":

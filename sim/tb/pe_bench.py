@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 
 import cocotb
 from cocotb.triggers import ClockCycles
@@ -25,16 +24,14 @@ from cocotb.triggers import ClockCycles
 from pe.isa import NUM_REGS, AddressMap
 from sim.model.wavelet import Wavelet
 from sim.tb.config_bus import ConfigBusDriver
-from sim.tb.links import LinkBench, LinkSink, LinkSource, reset, start_clock
+from sim.tb.links import LinkBench, LinkSink, LinkSource, pauses, reset, start_clock
 
 A = AddressMap
 
 
-def pauses(seed: int, p: float):
-    """An endless pause pattern: ``True`` (pause this cycle) with probability ``p``."""
-    rng = random.Random(seed)
-    while True:
-        yield p > 0 and rng.random() < p
+def _pauses(seed: int, p: float):
+    """Random pauses with probability ``p`` (none for ``p = 0``)."""
+    return pauses("random", seed, busy=p) if p > 0 else None
 
 
 @cocotb.test()
@@ -49,9 +46,9 @@ async def run_jobs(dut):
     results = []
     for job in jobs["cases"]:
         seed = job.get("seed", 1)
-        src = LinkSource(dut, "ramp_in", num_colors, pause=pauses(seed, job.get("in_pause", 0)))
+        src = LinkSource(dut, "ramp_in", num_colors, pause=_pauses(seed, job.get("in_pause", 0)))
         sink = LinkSink(dut, "ramp_out", num_colors,
-                        pause=pauses(seed + 1, job.get("out_pause", 0)))
+                        pause=_pauses(seed + 1, job.get("out_pause", 0)))
         issue_cycles: list[int] = []
         issued = getattr(dut, "issued", None)  # the vector unit's issue strobe, if visible
 
