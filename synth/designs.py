@@ -168,10 +168,9 @@ DESIGNS: dict[str, Design] = {
                     "in_depth": 2, "fault_injection": False},
             description="2 x 2 logical fabric with 1 spare column: 2 x 3 physical tiles "
                         "(wafer_tile instantiated by name)",
-            # Not the 2 x 3 array with 4 colours and 256-word SRAM banks: a tile with those
-            # parameters (and 4 tasks) still maps to about 19k LUT sites (16.8k LUT4 + 1.1k
-            # CCU2C), so six would need about 114k of the 83.6k. One row of two full-size
-            # tiles needs about 54k, so that is what is placed for an Fmax.
+            # The 2 x 3 physical array maps to 68.5k LUT4 + 4.3k CCU2C + 1.3k DPR16X4, which
+            # nextpnr packs into 87,090 logic cells of the device's 83,640 (4 % over), so one
+            # row of two tiles is what is placed for an Fmax.
             fallback={"rows": 1, "cols": 1},
             fallback_note="one logical row and column with the same spare column, i.e. 1 x 2 "
                           "physical tiles with exactly the same tile parameters; it has every "
@@ -181,12 +180,9 @@ DESIGNS: dict[str, Design] = {
                           "not timed. Whatever this variant gives, the fabric's Fmax is at most "
                           "the single tile's (see tile.md): every tile-internal path is also in "
                           "the fabric",
-            # On this variant (61 % of the logic cells) nextpnr's default router1 still had
-            # 169k of 202k arcs overused after 25 min, at 40 s per 1000 iterations and getting
-            # slower; router2 is nextpnr's other router, built for congested designs.
-            # router2 still had 48k wires overused after four iterations and 50 min (each slower
-            # than the last), so the variant's place and route is capped to keep `make synth`
-            # bounded; when it hits the cap the report says so.
+            # router2 (nextpnr's router for congested designs) and a cap keep `make synth`
+            # bounded: the 8-colour tiles of an earlier RTL filled 61 % of the device in this
+            # variant and did not route in 50 min; when the cap is hit the report says so.
             fallback_pnr_args=("--router", "router2"),
             fallback_pnr_timeout_s=1800,
         ),
