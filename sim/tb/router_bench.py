@@ -199,7 +199,8 @@ class RouterTB:
 def flow_of(w: Wavelet) -> tuple[int, int]:
     """Random and directed traffic tags each wavelet with its input port: bits 31:28 of a data
     wavelet, the ``task`` field of a control wavelet (see :func:`control`)."""
-    return ((w.data >> 16) & 0x7 if w.ctrl else w.data >> 28, w.color)
+    port = int(ControlWord.from_bits(w.data).task) if w.ctrl else w.data >> 28
+    return (port, w.color)
 
 
 def control(port: int, color: int, count: int, commands=()) -> Wavelet:
