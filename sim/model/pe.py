@@ -109,7 +109,7 @@ def _decode(word: int) -> tuple[Op | None, bool, int, int, int, int, int]:
     """An instruction word's (opcode or None if unknown, is-vector, a, b, c, signed imm,
     unsigned imm)."""
     try:
-        op = Op(word >> 26)
+        op = Op(isa.decode(word)[0])
     except ValueError:
         return None, False, 0, 0, 0, 0, 0
     return (op, op in isa.VECTOR_OPS, isa.field_a(word), isa.field_b(word), isa.field_c(word),

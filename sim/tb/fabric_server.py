@@ -51,6 +51,7 @@ from cocotb.triggers import RisingEdge
 
 from fabric.array import FabricParams
 from sim.host.wire import recv_message, send_message
+from sim.model.wavelet import Wavelet, pack, unpack
 from sim.tb.links import reset
 from sim.tb.sim_top import (
     STOP_CHECK,
@@ -258,7 +259,7 @@ class HostEngines:
     async def run(self, max_cycles: int, expect: dict[str, int], sends: dict) -> dict:
         """Queue ``sends`` and run (see the module docstring, command ``run``)."""
         for port, wavelets in sends.items():
-            self.pending[port].extend(d | (c << 32) | (k << 37) for d, c, k in wavelets)
+            self.pending[port].extend(pack(Wavelet(d, c, k)) for d, c, k in wavelets)
         reason = await self.go(mode=1, settle=RUN_SETTLE, limit=max_cycles + 1, targets=expect)
         error = bool(reason & STOP_ERROR)
         done = bool(reason & STOP_DONE) and not error
@@ -266,7 +267,7 @@ class HostEngines:
         received = {}
         for p, words in self.received.items():
             if words:
-                received[p] = [(w & MASK32, w >> 32 & 0x1F, w >> 37 & 1) for w in words]
+                received[p] = [tuple(unpack(w)) for w in words]
             self.received[p] = []
         pending = {}
         for p in self.ports:
