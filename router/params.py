@@ -13,7 +13,7 @@ from amaranth.lib import data, enum
 from hdl.color_queue import MAX_QUEUE_DEPTH
 from hdl.params import check_int
 from hdl.ports import NUM_PORTS
-from hdl.wavelet import check_num_colors
+from hdl.wavelet import COLOR_BITS, check_num_colors
 
 __all__ = ["RouterParams", "RouteWord", "PopMode", "SwitchWord", "RouterMap", "DEFAULT_COLORS",
            "NUM_POSITIONS"]
@@ -107,8 +107,9 @@ class SwitchWord(data.Struct):
 class RouterMap:
     """Word addresses of the router's configuration bus (``ADDR_WIDTH`` bits).
 
-    ``ROUTES + 32 * k + c`` is colour ``c``'s :class:`RouteWord` at switch position ``k``
-    (:meth:`route`; position 0, the default route, at ``ROUTES + c``); ``SWITCHES + c`` is its
+    ``ROUTES + POSITION_STRIDE * k + c`` (32 k + c) is colour ``c``'s :class:`RouteWord` at
+    switch position ``k`` (:meth:`route`, :meth:`route_at`; position 0, the default route, at
+    ``ROUTES + c``); ``SWITCHES + c`` is its
     :class:`SwitchWord`; ``STATUS`` reads the sticky, saturating 16-bit count of dropped
     wavelets and clears it when written. Write a colour's position 0 before its other positions:
     writing position 0 forgets the input ports the others accepted.
@@ -116,13 +117,27 @@ class RouterMap:
 
     ADDR_WIDTH = 8
     ROUTES = 0x00
+    #: Address distance between one switch position's routes and the next's: the address is
+    #: ``{position, colour}`` (so the RTL decodes its low ``COLOR_BITS`` as the colour).
+    POSITION_STRIDE = 1 << COLOR_BITS
     SWITCHES = 0x80
     STATUS = 0xC0
 
     @staticmethod
     def route(color: int, position: int = 0) -> int:
         """The address of colour ``color``'s route at switch ``position``."""
-        return RouterMap.ROUTES + 32 * position + color
+        return RouterMap.ROUTES + RouterMap.POSITION_STRIDE * position + color
+
+    @staticmethod
+    def route_at(addr: int, num_colors: int) -> tuple[int, int] | None:
+        """``(color, position)`` of a route address (the inverse of :meth:`route`), or None if
+        ``addr`` is not the route of one of ``num_colors`` colours."""
+        if not RouterMap.ROUTES <= addr < RouterMap.SWITCHES:
+            return None
+        position, color = divmod(addr - RouterMap.ROUTES, RouterMap.POSITION_STRIDE)
+        if position < NUM_POSITIONS and color < num_colors:
+            return color, position
+        return None
 
     @staticmethod
     def switch(color: int) -> int:

@@ -169,7 +169,7 @@ class Router(wiring.Component):
         in_routes = Signal()    # ROUTES + 32 k + c, c < C
         in_switches = Signal()  # SWITCHES + c, c < C
         m.d.comb += [
-            in_routes.eq((cfg.addr < RouterMap.ROUTES + 32 * K) & (cfg_color < C)),
+            in_routes.eq((cfg.addr < RouterMap.route(0, K)) & (cfg_color < C)),
             in_switches.eq((cfg.addr >= RouterMap.SWITCHES)
                            & (cfg.addr < RouterMap.SWITCHES + C)),
         ]

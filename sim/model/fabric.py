@@ -29,7 +29,7 @@ from collections import deque
 
 from fabric.tile import TileMap
 from hdl.ports import NUM_PORTS, OPPOSITE, RAMP, E, N, S, W
-from router.params import NUM_POSITIONS, RouterMap, SwitchWord
+from router.params import RouterMap, SwitchWord
 from sim.model.pe import PEModel, PEParams
 from sim.model.switch import SwitchState
 from sim.model.wavelet import Wavelet
@@ -88,9 +88,9 @@ class FabricModel:
             local = addr - TileMap.ROUTER
             t = row * self.cols + col
             table = self.routes[row][col]
-            position, color = divmod(local - RouterMap.ROUTES, 32)
-            if local < RouterMap.SWITCHES and position < NUM_POSITIONS \
-                    and color < self.num_colors:
+            at = RouterMap.route_at(local, self.num_colors)
+            if at is not None:
+                color, position = at
                 route = Route.from_word(value)
                 if position:
                     self._position_words[t][color, position] = route
@@ -131,9 +131,9 @@ class FabricModel:
             local = addr - TileMap.ROUTER
             t = row * self.cols + col
             table = self.routes[row][col]
-            position, color = divmod(local - RouterMap.ROUTES, 32)
-            if local < RouterMap.SWITCHES and position < NUM_POSITIONS \
-                    and color < self.num_colors:
+            at = RouterMap.route_at(local, self.num_colors)
+            if at is not None:
+                color, position = at
                 if position:
                     return self._position_words[t].get((color, position), Route()).word()
                 return table[color].word()
