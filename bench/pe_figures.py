@@ -19,7 +19,6 @@ import time
 import numpy as np
 from _common import emit, parse, parser
 
-from hdl.refused import mark_unused
 from pe.fpu import FAdd, FMul
 from pe.vector import VectorUnit
 from sim.model.pe import PEParams
@@ -79,10 +78,8 @@ def measure(sim: str) -> dict:
     # Pipeline depths the units are built with, not measured here: tests/tb_fpu.py collects
     # every FMul/FAdd result exactly this many cycles after its operands, so a unit that
     # disagreed would fail the tests. Issue to write-back: the vector unit's depth (S1, S2,
-    # widen, FMul, FAdd, narrow; pe.vector.VectorUnit.depth).
-    unit = VectorUnit(sram_words=params.sram_words, num_colors=params.num_colors)
-    mark_unused(unit)  # built only to read its depth
-    depth = unit.depth
+    # widen, FMul, FAdd, narrow; pe.vector.VectorUnit.DEPTH).
+    depth = VectorUnit.DEPTH
     figures.update(
         fmul_latency_cycles=FMul.latency,
         fadd_latency_cycles=FAdd.latency,

@@ -187,19 +187,20 @@ class VectorUnit(wiring.Component):
     Attributes
     ----------
     depth : int
-        Pipeline stages from S1 to write-back (18): an element issued in cycle ``t`` is
-        written at the end of cycle ``t + depth``.
+        :data:`DEPTH`.
     """
 
     #: Cycles of the widening converter (W1, W2) and of the narrowing one (N1, N2).
     WIDEN_LATENCY = 2
     NARROW_LATENCY = 2
+    #: Pipeline stages from S1 to write-back (18): an element issued in cycle ``t`` is written
+    #: at the end of cycle ``t + DEPTH``.
+    DEPTH = 2 + WIDEN_LATENCY + FMul.latency + FAdd.latency + NARROW_LATENCY
 
     def __init__(self, *, sram_words: int, num_colors: int, out_depth: int = 32):
         self.sram_words = sram_words
         self.num_colors = num_colors
-        self.depth = (2 + self.WIDEN_LATENCY + FMul.latency + FAdd.latency
-                      + self.NARROW_LATENCY)
+        self.depth = self.DEPTH
         if out_depth < self.depth + 2:
             raise ValueError(f"out_depth must be at least {self.depth + 2}, not {out_depth}")
         self.out_depth = out_depth

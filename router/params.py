@@ -143,3 +143,10 @@ class RouterMap:
     def switch(color: int) -> int:
         """The address of colour ``color``'s :class:`SwitchWord`."""
         return RouterMap.SWITCHES + color
+
+    @staticmethod
+    def switch_at(addr: int, num_colors: int) -> int | None:
+        """The colour whose :class:`SwitchWord` is at ``addr`` (the inverse of :meth:`switch`),
+        or None if ``addr`` is not the switch word of one of ``num_colors`` colours."""
+        color = addr - RouterMap.SWITCHES
+        return color if 0 <= color < num_colors else None

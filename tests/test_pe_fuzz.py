@@ -197,9 +197,7 @@ def _illegal_word(rng, kind: str, image, decoded: dict) -> tuple[int, ErrorFlag]
     if kind == "task":
         return encode(Op.ACT, imm=int(rng.integers(PARAMS.num_tasks, 1 << 12))), ErrorFlag.TASK
     names = list(decoded)
-    colors = {id(d): int(decl.split("color=")[1].split()[0])
-              for name, d in decoded.items()
-              for decl in [DECLS[name]] if "color=" in decl}
+    colors = _colors(decoded)
     for _attempt in range(1000):
         op = (FLOAT_OPS + INT_OPS)[int(rng.integers(len(FLOAT_OPS) + len(INT_OPS)))]
         picks = [names[int(rng.integers(len(names)))] for _ in range(3)]
@@ -213,6 +211,13 @@ def _illegal_word(rng, kind: str, image, decoded: dict) -> tuple[int, ErrorFlag]
 
 #: The pool's declarations by name (for colours).
 DECLS = dict(dsd_pool(1))
+
+
+def _colors(decoded: dict) -> dict:
+    """Each fabric DSD's colour, keyed by ``id`` of its decoded :class:`Dsd` (as
+    :func:`isa_forbids` takes them)."""
+    return {id(d): int(DECLS[n].split("color=")[1].split()[0])
+            for n, d in decoded.items() if "color=" in DECLS[n]}
 
 
 def random_sram(rng: np.random.Generator, words: int) -> np.ndarray:
@@ -257,8 +262,7 @@ def coverage(vector_ops) -> tuple[dict, list]:
     instructions, and the holes: bins docs/isa.md allows (:func:`isa_forbids` on the pool) that
     no program generated."""
     decoded = {name: _decode(decl) for name, decl in dsd_pool(1)}
-    colors = {id(d): int(DECLS[n].split("color=")[1].split()[0])
-              for n, d in decoded.items() if "color=" in DECLS[n]}
+    colors = _colors(decoded)
     counts = {}
     for op, operands in vector_ops:
         for pos, name in zip(("dst", "src0", "src1"), operands):

@@ -10,14 +10,8 @@ import random
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from safetensors.numpy import save_file
-
-from sim.cli.wafer import main
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from test_cli import invoke
 
 
 def _check(result, out_dir, name):

@@ -28,8 +28,10 @@ class ProofResult:
     log: str
 
 
-def prove(design, name: str, *, ports, steps: int = 0, timeout: float = 900) -> ProofResult:
-    """Prove the ``Assert`` statements of ``design`` (an Amaranth elaboratable).
+def prove(design, name: str, *, ports, timeout: float = 900) -> ProofResult:
+    """Prove the ``Assert`` statements of ``design`` (an Amaranth elaboratable): properties of
+    the current state and inputs, proved over every register state (no reset assumed, so they
+    hold in any reachable state).
 
     Parameters
     ----------
@@ -39,10 +41,6 @@ def prove(design, name: str, *, ports, steps: int = 0, timeout: float = 900) -> 
         Name for the report and the top module.
     ports : list of Signal
         The signals that are the proof's free inputs and visible outputs (the block's ports).
-    steps : int
-        0: a property of the current state and inputs alone, proved over every state (no
-        reset assumed, so it holds in any reachable state); n > 0: temporal induction from
-        reset, up to ``n`` steps (``sat -tempinduct -set-init-zero``).
     timeout : float
         Seconds for yosys.
 
@@ -61,12 +59,8 @@ def prove(design, name: str, *, ports, steps: int = 0, timeout: float = 900) -> 
     with tempfile.TemporaryDirectory(prefix=f"formal-{name}-") as tmp:
         il = Path(tmp) / f"{name}.il"
         il.write_text(text)
-        if steps:
-            sat = (f"sat -tempinduct -prove-asserts -set-init-zero -seq 1 -maxsteps {steps} "
-                   f"-set-assumes -show-inputs -verify")
-        else:
-            # one step with no initial state: every register (and memory word) is free
-            sat = "sat -seq 1 -prove-asserts -set-assumes -show-inputs -verify"
+        # one step with no initial state: every register (and memory word) is free
+        sat = "sat -seq 1 -prove-asserts -set-assumes -show-inputs -verify"
         script = (f"read_rtlil {il.name}\nhierarchy -top {name}\nproc\nflatten\n"
                   f"chformal -lower\nmemory_map\nasync2sync\nopt_clean\n{sat}\n")
         (Path(tmp) / "prove.ys").write_text(script)

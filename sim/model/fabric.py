@@ -82,13 +82,17 @@ class FabricModel:
         self._position_words: list[dict[tuple[int, int], Route]] = [{} for _ in range(rows * cols)]
 
     # ---- configuration -----------------------------------------------------------------------
+    def _router_word(self, row: int, col: int, addr: int) -> tuple[int, int, RouteTable]:
+        """A router address of the tile map: its local address, the tile's index and its
+        route table."""
+        return addr - TileMap.ROUTER, row * self.cols + col, self.routes[row][col]
+
     def cfg_write(self, row: int, col: int, addr: int, value: int) -> None:
         """Write one tile configuration word (tile address map)."""
         if addr >= TileMap.ROUTER:
-            local = addr - TileMap.ROUTER
-            t = row * self.cols + col
-            table = self.routes[row][col]
+            local, t, table = self._router_word(row, col, addr)
             at = RouterMap.route_at(local, self.num_colors)
+            switch_color = RouterMap.switch_at(local, self.num_colors)
             if at is not None:
                 color, position = at
                 route = Route.from_word(value)
@@ -99,8 +103,8 @@ class FabricModel:
                 else:
                     table.routes[color] = route
                 self._targets_of[t] = {}
-            elif RouterMap.SWITCHES <= local < RouterMap.SWITCHES + self.num_colors:
-                color = local - RouterMap.SWITCHES
+            elif switch_color is not None:
+                color = switch_color
                 word = SwitchWord.from_bits(value & ((1 << SwitchWord.as_shape().size) - 1))
                 if word.last:
                     table.switches[color] = Switch(
@@ -128,17 +132,15 @@ class FabricModel:
     def cfg_read(self, row: int, col: int, addr: int) -> int:
         """Read one tile configuration word."""
         if addr >= TileMap.ROUTER:
-            local = addr - TileMap.ROUTER
-            t = row * self.cols + col
-            table = self.routes[row][col]
+            local, t, table = self._router_word(row, col, addr)
             at = RouterMap.route_at(local, self.num_colors)
+            color = RouterMap.switch_at(local, self.num_colors)
             if at is not None:
                 color, position = at
                 if position:
                     return self._position_words[t].get((color, position), Route()).word()
                 return table[color].word()
-            if RouterMap.SWITCHES <= local < RouterMap.SWITCHES + self.num_colors:
-                color = local - RouterMap.SWITCHES
+            if color is not None:
                 switch = table.switches.get(color)
                 state = self._switch_of[t].get(color) or SwitchState(table, color)
                 word = switch.word() if switch else 0

@@ -89,6 +89,7 @@ import numpy as np
 
 from fabric.array import FabricParams
 from hdl.formats import Format
+from pe.vector import VectorUnit
 from sim.host.driver import FabricImage, TileProgram
 from sim.model import formats as F
 from sim.model.wavelet import Wavelet
@@ -105,8 +106,9 @@ __all__ = ["Region", "LayerPlan", "PipelineMapping", "plan", "map_pipeline", "ac
 #: estimate of a PE's time per input is ``max(Mo + 2, CYCLES_PER_INPUT[acc - 1])``).
 CYCLES_PER_INPUT = (11, 13)
 #: Cycles from an ``fmac`` element's issue until an element that reads the word it writes may
-#: issue: the vector pipeline from issue (S0) to write-back (N2) plus one (docs/isa.md).
-ACCUMULATOR_RAW_CYCLES = 20
+#: issue: the vector pipeline's depth to write-back and two more (issue and the registered RAW
+#: check; measured 19.5-20 per input on the RTL PE).
+ACCUMULATOR_RAW_CYCLES = VectorUnit.DEPTH + 2
 #: First colour used (colour 0 stays free).
 FIRST_COLOR = 1
 
