@@ -44,11 +44,12 @@ included, and drops a wavelet arriving in that cycle: it is the PE's CLEAR, whic
 issues while the fabric is quiet.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import check_int
+from .signature import ParamSignature
 from .wavelet import COLOR_BITS, DATA_BITS, LinkSignature, check_num_colors
 
 __all__ = ["QueueEntry", "QueueReadSignature", "ColorQueues", "MAX_QUEUE_DEPTH"]
@@ -64,7 +65,7 @@ class QueueEntry(data.Struct):
     ctrl: 1
 
 
-class QueueReadSignature(wiring.Signature):
+class QueueReadSignature(ParamSignature):
     """A read port of :class:`ColorQueues`, from the consumer's side.
 
     Parameters
@@ -88,6 +89,8 @@ class QueueReadSignature(wiring.Signature):
         The head wavelet's data and control bit (meaningful when the colour is nonempty).
     """
 
+    PARAMS = ("num_colors",)
+
     def __init__(self, num_colors: int):
         self.num_colors = check_num_colors(num_colors)
         super().__init__({
@@ -98,15 +101,6 @@ class QueueReadSignature(wiring.Signature):
             "data": In(DATA_BITS),
             "ctrl": In(1),
         })
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.num_colors == self.num_colors
-
-    def __hash__(self):
-        return hash((type(self), self.num_colors))
-
-    def __repr__(self):
-        return f"QueueReadSignature({self.num_colors})"
 
 
 def onehot_select(onehot, values) -> object:
@@ -131,12 +125,13 @@ class ColorQueues(wiring.Component):
         Number of read ports (1 to 4); each is one copy of the memory.
     storage : ``"lutram"`` or ``"bram"``
         ``"lutram"`` (default): one memory of ``num_colors x depth`` entries read
-        combinationally (LUT RAM on ECP5). ``"bram"``: one memory per slot, ``num_colors`` deep,
-        read through a register (block RAM on ECP5); a read port then names its colour a cycle
-        ahead (``next_color``), and must not name one whose head is being written in that
-        cycle (the memory does not forward a write to a read in the same cycle): the arrival
-        register's wavelet becomes readable from memory the cycle after it arrived. The
-        consumer's picker excludes it (see :class:`router.Router`).
+        combinationally (LUT RAM on ECP5). ``"bram"``: the data in one memory per slot,
+        ``num_colors`` deep, read through a register (block RAM on ECP5), and the control bits
+        in a LUT RAM read combinationally (a consumer's allocation depends on them); a read
+        port then names its colour a cycle ahead (``next_color``), and must not name one whose
+        head is being written in that cycle (the memory does not forward a write to a read in
+        the same cycle): the arrival register's wavelet becomes readable from memory the cycle
+        after it arrived. The consumer's picker excludes it (see :class:`router.Router`).
 
     Members
     -------
@@ -211,10 +206,21 @@ class ColorQueues(wiring.Component):
         if bram:  # one memory per slot, addressed by colour, read through a register
             slots = []
             for k in range(D):
-                mem = memory.Memory(shape=QueueEntry, depth=C, init=[],
+                mem = memory.Memory(shape=DATA_BITS, depth=C, init=[],
                                     attrs={"ram_style": "block"})
                 m.submodules[f"slot{k}"] = mem
                 slots.append((mem.write_port(), [mem.read_port() for _ in range(R)]))
+            # The control bits apart, in LUT RAM read combinationally: a consumer's allocation
+            # depends on them, and a block RAM's clock-to-output (5.8 ns on ECP5) would start
+            # its longest path.
+            # One per slot, like the data, so that they are read by colour beside the head
+            # pointer, not behind it.
+            ctrl_slots = []
+            for k in range(D):
+                mem = memory.Memory(shape=1, depth=C, init=[])
+                m.submodules[f"ctrl{k}"] = mem
+                ctrl_slots.append((mem.write_port(),
+                                   [mem.read_port(domain="comb") for _ in range(R)]))
         else:  # one memory addressed {colour, slot}, read combinationally
             mem = memory.Memory(shape=QueueEntry, depth=C << slot_bits, init=[])
             m.submodules.mem = mem
@@ -235,8 +241,10 @@ class ColorQueues(wiring.Component):
         for c in range(C):
             m.d.comb += [has_room[c].eq(self.accept[c] & (occ[c] < D)),
                          arriving[c].eq(link.valid & (colour == c) & has_room[c])]
-        # refused: taken (``ready``, below, is high for it) but of no accepted colour
-        m.d.comb += refused.eq(link.valid & link.ready & ~arriving.any())
+        # refused: taken (``ready``, below, is high for it) but of no accepted colour; a mux of
+        # registered bits by the colour, off the occupancy and room logic
+        accepted = Cat(self.accept, Const(0, (1 << COLOR_BITS) - C))
+        m.d.comb += refused.eq(link.valid & ~accepted.bit_select(colour, 1))
         arr_raw = Signal()
         arr_onehot = Signal(C)
         arr_color = Signal(COLOR_BITS)
@@ -304,7 +312,11 @@ class ColorQueues(wiring.Component):
                 for _, rds in slots:
                     m.d.comb += rds[i].addr.eq(port.next_color)
                     outs.append(rds[i].data)
-                m.d.comb += stored.eq(Array(outs)[slot])
+                ctrls = []
+                for _, rds in ctrl_slots:
+                    m.d.comb += rds[i].addr.eq(k)
+                    ctrls.append(rds[i].data)
+                m.d.comb += [stored.data.eq(Array(outs)[slot]), stored.ctrl.eq(Array(ctrls)[slot])]
             else:
                 m.d.comb += [readers[i].addr.eq(Cat(slot, k)), stored.eq(readers[i].data)]
             entry = Signal(QueueEntry, name=f"rd{i}_entry")
@@ -324,7 +336,10 @@ class ColorQueues(wiring.Component):
         kept = arr_onehot.any()
         if bram:
             for k, (w, _) in enumerate(slots):
-                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry),
+                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry.data),
+                             w.en.eq(kept & (tail == k))]
+            for k, (w, _) in enumerate(ctrl_slots):
+                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry.ctrl),
                              w.en.eq(kept & (tail == k))]
         else:
             m.d.comb += [wr.addr.eq(Cat(tail, arr_color)), wr.data.eq(arr_entry), wr.en.eq(kept)]

@@ -10,13 +10,15 @@ Timing, in cycles: a write (``we``) takes effect at the end of the cycle it is a
 Addresses are in 32-bit words.
 """
 
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .params import check_int
+from .signature import ParamSignature
 
 __all__ = ["ConfigBusSignature"]
 
 
-class ConfigBusSignature(wiring.Signature):
+class ConfigBusSignature(ParamSignature):
     """Signature of a configuration bus (initiator's view).
 
     Parameters
@@ -39,13 +41,14 @@ class ConfigBusSignature(wiring.Signature):
 
     Raises
     ------
-    ValueError
-        If ``addr_width`` is outside 1 to 32.
+    TypeError, ValueError
+        If ``addr_width`` is not an integer from 1 to 32 (:func:`hdl.params.check_int`).
     """
 
+    PARAMS = ("addr_width",)
+
     def __init__(self, addr_width: int):
-        if not isinstance(addr_width, int) or not 1 <= addr_width <= 32:
-            raise ValueError(f"addr_width must be an integer from 1 to 32, not {addr_width!r}")
+        check_int("addr_width", addr_width, 1, 32, "bits")
         self.addr_width = addr_width
         super().__init__(
             {
@@ -56,12 +59,3 @@ class ConfigBusSignature(wiring.Signature):
                 "rdata": In(32),
             }
         )
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.addr_width == self.addr_width
-
-    def __hash__(self):
-        return hash((type(self), self.addr_width))
-
-    def __repr__(self):
-        return f"ConfigBusSignature({self.addr_width})"

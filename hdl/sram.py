@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config_bus import ConfigBusSignature
 from .params import check_int
+from .signature import ParamSignature
 
 __all__ = ["SRAMBank", "SRAMPortSignature", "check_sram_words", "MAX_SRAM_WORDS"]
 
@@ -37,7 +38,7 @@ def check_sram_words(sram_words: int) -> int:
     return check_int("sram_words", sram_words, 16, MAX_SRAM_WORDS, "32-bit words (64 KiB)")
 
 
-class SRAMPortSignature(wiring.Signature):
+class SRAMPortSignature(ParamSignature):
     """The datapath's port of an :class:`SRAMBank` (initiator's view): two reads, one write.
 
     Parameters
@@ -57,6 +58,8 @@ class SRAMPortSignature(wiring.Signature):
         Byte enables (bit ``i`` writes bits ``[8i+7:8i]``).
     """
 
+    PARAMS = ("sram_words",)
+
     def __init__(self, sram_words: int):
         self.sram_words = check_sram_words(sram_words)
         super().__init__({
@@ -68,15 +71,6 @@ class SRAMPortSignature(wiring.Signature):
             "wr_data": Out(32),
             "wr_en": Out(4),
         })
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.sram_words == self.sram_words
-
-    def __hash__(self):
-        return hash((type(self), self.sram_words))
-
-    def __repr__(self):
-        return f"SRAMPortSignature({self.sram_words})"
 
 
 class SRAMBank(wiring.Component):

@@ -20,8 +20,10 @@ each other across a hop (the WSE's routers have per-colour flow control the same
 """
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data, enum, wiring
+from amaranth.lib import data, enum
 from amaranth.lib.wiring import In, Out
+
+from .signature import ParamSignature
 
 __all__ = [
     "DATA_BITS",
@@ -138,7 +140,7 @@ def check_num_colors(num_colors: int) -> int:
     return num_colors
 
 
-class LinkSignature(wiring.Signature):
+class LinkSignature(ParamSignature):
     """Signature of one direction of a fabric link (transmitter's view).
 
     Parameters
@@ -159,6 +161,8 @@ class LinkSignature(wiring.Signature):
         Driven from the receiver's registered state only.
     """
 
+    PARAMS = ("num_colors",)
+
     def __init__(self, num_colors: int):
         self.num_colors = check_num_colors(num_colors)
         super().__init__(
@@ -169,12 +173,3 @@ class LinkSignature(wiring.Signature):
                 "color_ready": In(num_colors),
             }
         )
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.num_colors == self.num_colors
-
-    def __hash__(self):
-        return hash((type(self), self.num_colors))
-
-    def __repr__(self):
-        return f"LinkSignature({self.num_colors})"

@@ -73,8 +73,32 @@ def round_pack_fp32(m: Module, sign, exp_field, frac, guard, sticky, *, name: st
     return packed
 
 
-class FMul(wiring.Component):
-    """Binary32 multiplier, five pipeline stages.
+class _BinaryUnit(wiring.Component):
+    """A fixed-latency binary32 unit of two operands (the members :class:`FMul` and
+    :class:`FAdd` share).
+
+    Members
+    -------
+    a, b : ``In(32)``
+        Binary32 operands.
+    result : ``Out(32)``
+        The result of the operands presented ``latency`` cycles earlier (a register output).
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an operand pair at ``a``/``b`` to its result at ``result``.
+    """
+
+    latency: int
+
+    a: In(32)
+    b: In(32)
+    result: Out(32)
+
+
+class FMul(_BinaryUnit):
+    """Binary32 multiplier, six pipeline stages.
 
     Stages (one register after each):
 
@@ -88,24 +112,10 @@ class FMul(wiring.Component):
        denormalising amount, folding the bits shifted out into a sticky bit;
     6. round to nearest even and pack (:func:`round_pack_fp32`).
 
-    Members
-    -------
-    a, b : ``In(32)``
-        Binary32 operands.
-    result : ``Out(32)``
-        Binary32 ``a * b`` of the operands presented ``latency`` cycles earlier.
-
-    Attributes
-    ----------
-    latency : int
-        Cycles from an operand pair at ``a``/``b`` to its product at ``result``: 6.
+    ``result`` is the binary32 product ``a * b``; ``latency`` is 6 cycles.
     """
 
     latency = 6
-
-    a: In(32)
-    b: In(32)
-    result: Out(32)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -230,7 +240,7 @@ class FMul(wiring.Component):
         return m
 
 
-class FAdd(wiring.Component):
+class FAdd(_BinaryUnit):
     """Binary32 adder, six pipeline stages.
 
     Stages (one register after each):
@@ -247,24 +257,10 @@ class FAdd(wiring.Component):
     The sign of a sum is that of the larger operand; an exact zero sum is ``+0`` unless both
     operands are ``-0``.
 
-    Members
-    -------
-    a, b : ``In(32)``
-        Binary32 operands.
-    result : ``Out(32)``
-        Binary32 ``a + b`` of the operands presented ``latency`` cycles earlier.
-
-    Attributes
-    ----------
-    latency : int
-        Cycles from an operand pair at ``a``/``b`` to its sum at ``result``: 6.
+    ``result`` is the binary32 sum ``a + b``; ``latency`` is 6 cycles.
     """
 
     latency = 6
-
-    a: In(32)
-    b: In(32)
-    result: Out(32)
 
     #: Extra low-order bits of the aligned significands: guard, round and sticky.
     _GRS = 3

@@ -203,8 +203,10 @@ class Router(wiring.Component):
                 with m.If(cfg_color == c):
                     m.d.sync += accepts[c].eq(Mux(cfg_pos == 0, rx, accepts[c] | rx))
 
-        # The apply stage: one colour's update per cycle, held while a configuration read uses
-        # the read ports.
+        # The apply stage, two registers deep: stage A reads the switch word and the current
+        # position and writes the new position; stage B reads that position's route and writes
+        # the current routes and the lookup copies. One colour's update enters per cycle; a
+        # configuration read holds both stages (it uses their read ports).
         ap_valid = Signal()
         ap_color = Signal(COLOR_BITS)
         ap_onehot = Signal(C)
@@ -224,16 +226,26 @@ class Router(wiring.Component):
                 m.d.comb += new_pos.eq(sw.start)
             with m.Default():
                 m.d.comb += new_pos.eq(pos)
-        m.d.comb += [
-            pos_r.addr.eq(Mux(cfg.re, Cat(cfg_pos, cfg_color), Cat(new_pos, ap_color))),
-            cur_w.addr.eq(ap_color), cur_w.data.eq(new_pos), cur_w.en.eq(ap_go),
-        ]
+        m.d.comb += [cur_w.addr.eq(ap_color), cur_w.data.eq(new_pos), cur_w.en.eq(ap_go)]
+        # Stage B: loaded from stage A whenever no configuration read holds the stages.
+        b_valid = Signal()
+        b_color = Signal(COLOR_BITS)
+        b_onehot = Signal(C)
+        b_update = Signal(_Update, init=_Update.RELOAD)
+        b_pos = Signal(_POS_BITS)
+        b_pop = Signal(PopMode)
+        b_go = Signal()
+        m.d.comb += b_go.eq(b_valid & ~cfg.re)
+        with m.If(~cfg.re):
+            m.d.sync += [b_valid.eq(ap_valid), b_color.eq(ap_color), b_onehot.eq(ap_onehot),
+                         b_update.eq(ap_update), b_pos.eq(new_pos), b_pop.eq(sw.pop)]
+        m.d.comb += pos_r.addr.eq(Mux(cfg.re, Cat(cfg_pos, cfg_color), Cat(b_pos, b_color)))
         for c in range(C):
-            with m.If(ap_go & ap_onehot[c]):
+            with m.If(b_go & b_onehot[c]):
                 m.d.sync += routes[c].eq(pos_r.data)
-                with m.If(ap_update == _Update.TEARDOWN):
+                with m.If(b_update == _Update.TEARDOWN):
                     m.d.sync += torn[c].eq(1)
-                with m.If(ap_update == _Update.START):
+                with m.If(b_update == _Update.START):
                     m.d.sync += torn[c].eq(0)
 
         def lookup_copy(name, port):
@@ -243,9 +255,9 @@ class Router(wiring.Component):
             m.submodules[name] = table
             w = table.write_port()
             m.d.comb += [
-                w.addr.eq(ap_color), w.en.eq(ap_go),
+                w.addr.eq(b_color), w.en.eq(b_go),
                 w.data.tx.eq(pos_r.data.tx), w.data.rx.eq(pos_r.data.rx[port]),
-                w.data.pop.eq(sw.pop),
+                w.data.pop.eq(b_pop),
             ]
             return table.read_port(domain="comb")
 
@@ -288,7 +300,7 @@ class Router(wiring.Component):
         credit = [self.port_out(o).color_ready for o in range(P)]  # registered at the receivers
         # A colour moves while it is not torn down and not being updated.
         held = Signal(C)
-        m.d.comb += held.eq(torn | Mux(ap_valid, ap_onehot, 0))
+        m.d.comb += held.eq(torn | Mux(ap_valid, ap_onehot, 0) | Mux(b_valid, b_onehot, 0))
         clear = Signal(C)
         for c in range(C):
             tx = routes[c].tx
@@ -409,5 +421,5 @@ class Router(wiring.Component):
         with m.Elif(drops != 0):
             total = dropped + drops
             m.d.sync += dropped.eq(Mux(total > 0xFFFF, 0xFFFF, total))
-        m.d.comb += self.busy.eq(Cat(q.busy for q in queues).any() | ap_valid)
+        m.d.comb += self.busy.eq(Cat(q.busy for q in queues).any() | ap_valid | b_valid)
         return m

@@ -82,17 +82,19 @@ class FabricModel:
         self._position_words: list[dict[tuple[int, int], Route]] = [{} for _ in range(rows * cols)]
 
     # ---- configuration -----------------------------------------------------------------------
-    def _router_word(self, row: int, col: int, addr: int) -> tuple[int, int, RouteTable]:
-        """A router address of the tile map: its local address, the tile's index and its
-        route table."""
-        return addr - TileMap.ROUTER, row * self.cols + col, self.routes[row][col]
+    def _router_word(self, row: int, col: int, addr: int):
+        """A router address of the tile map, decoded: the tile's index, its route table, the
+        ``(colour, position)`` of a route word (or None), the colour of a switch word (or None)
+        and whether it is the status word."""
+        local = addr - TileMap.ROUTER
+        return (row * self.cols + col, self.routes[row][col],
+                RouterMap.route_at(local, self.num_colors),
+                RouterMap.switch_at(local, self.num_colors), local == RouterMap.STATUS)
 
     def cfg_write(self, row: int, col: int, addr: int, value: int) -> None:
         """Write one tile configuration word (tile address map)."""
         if addr >= TileMap.ROUTER:
-            local, t, table = self._router_word(row, col, addr)
-            at = RouterMap.route_at(local, self.num_colors)
-            switch_color = RouterMap.switch_at(local, self.num_colors)
+            t, table, at, switch_color, status = self._router_word(row, col, addr)
             if at is not None:
                 color, position = at
                 route = Route.from_word(value)
@@ -115,7 +117,7 @@ class FabricModel:
                     table.switches.pop(color, None)
                 self._switch_of[t].pop(color, None)  # back at the start, not torn down
                 self._targets_of[t] = {}
-            elif local == RouterMap.STATUS:
+            elif status:
                 self.dropped[row][col] = 0
         else:
             self.pes[row][col].cfg_write(addr, value)
@@ -132,9 +134,7 @@ class FabricModel:
     def cfg_read(self, row: int, col: int, addr: int) -> int:
         """Read one tile configuration word."""
         if addr >= TileMap.ROUTER:
-            local, t, table = self._router_word(row, col, addr)
-            at = RouterMap.route_at(local, self.num_colors)
-            color = RouterMap.switch_at(local, self.num_colors)
+            t, table, at, color, status = self._router_word(row, col, addr)
             if at is not None:
                 color, position = at
                 if position:
@@ -146,7 +146,7 @@ class FabricModel:
                 word = switch.word() if switch else 0
                 return word | SwitchWord.const({"position": state.position,
                                                 "torn": int(state.torn)}).as_bits()
-            if local == RouterMap.STATUS:
+            if status:
                 return min(self.dropped[row][col], 0xFFFF)
             return 0
         return self.pes[row][col].cfg_read(addr)
