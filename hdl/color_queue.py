@@ -202,30 +202,24 @@ class ColorQueues(wiring.Component):
                 return value[:slot_bits]
             return Mux(value >= D, value - D, value)[:slot_bits]
 
+        # One memory per slot, addressed by colour: a read port reads every slot of its colour
+        # beside the head pointer (not behind it) and selects the head's. With "lutram" a slot
+        # is one LUT RAM of whole entries read combinationally. With "bram" a slot's data is in
+        # block RAM read through a register (a cycle ahead, at `next_color`), and its control
+        # bits in LUT RAM read combinationally: a consumer's allocation depends on them, and a
+        # block RAM's clock-to-output (5.8 ns on ECP5) would start its longest path.
         bram = self.storage == "bram"
-        if bram:  # one memory per slot, addressed by colour, read through a register
-            slots = []
-            for k in range(D):
+        fast = []  # per slot: (write port, combinational read ports) of the LUT RAM
+        blocks = []  # per slot, "bram" only: (write port, registered read ports) of the data
+        for k in range(D):
+            mem = memory.Memory(shape=1 if bram else QueueEntry, depth=C, init=[])
+            m.submodules[f"ctrl{k}" if bram else f"slot{k}"] = mem
+            fast.append((mem.write_port(), [mem.read_port(domain="comb") for _ in range(R)]))
+            if bram:
                 mem = memory.Memory(shape=DATA_BITS, depth=C, init=[],
                                     attrs={"ram_style": "block"})
-                m.submodules[f"slot{k}"] = mem
-                slots.append((mem.write_port(), [mem.read_port() for _ in range(R)]))
-            # The control bits apart, in LUT RAM read combinationally: a consumer's allocation
-            # depends on them, and a block RAM's clock-to-output (5.8 ns on ECP5) would start
-            # its longest path.
-            # One per slot, like the data, so that they are read by colour beside the head
-            # pointer, not behind it.
-            ctrl_slots = []
-            for k in range(D):
-                mem = memory.Memory(shape=1, depth=C, init=[])
-                m.submodules[f"ctrl{k}"] = mem
-                ctrl_slots.append((mem.write_port(),
-                                   [mem.read_port(domain="comb") for _ in range(R)]))
-        else:  # one memory addressed {colour, slot}, read combinationally
-            mem = memory.Memory(shape=QueueEntry, depth=C << slot_bits, init=[])
-            m.submodules.mem = mem
-            wr = mem.write_port()
-            readers = [mem.read_port(domain="comb") for _ in range(R)]
+                m.submodules[f"data{k}"] = mem
+                blocks.append((mem.write_port(), [mem.read_port() for _ in range(R)]))
 
         occ = [Signal(range(D + 1), name=f"occ_{c}") for c in range(C)]  # per colour, below
 
@@ -307,18 +301,18 @@ class ColorQueues(wiring.Component):
             from_arrival = Signal(name=f"rd{i}_from_arrival")
             m.d.comb += from_arrival.eq(is_head & (arr_color == k))
             stored = Signal(QueueEntry, name=f"rd{i}_stored")
+            reads = []
+            for _, rds in fast:
+                m.d.comb += rds[i].addr.eq(k)
+                reads.append(rds[i].data)
             if bram:
-                outs = []
-                for _, rds in slots:
+                datas = []
+                for _, rds in blocks:
                     m.d.comb += rds[i].addr.eq(port.next_color)
-                    outs.append(rds[i].data)
-                ctrls = []
-                for _, rds in ctrl_slots:
-                    m.d.comb += rds[i].addr.eq(k)
-                    ctrls.append(rds[i].data)
-                m.d.comb += [stored.data.eq(Array(outs)[slot]), stored.ctrl.eq(Array(ctrls)[slot])]
+                    datas.append(rds[i].data)
+                m.d.comb += [stored.data.eq(Array(datas)[slot]), stored.ctrl.eq(Array(reads)[slot])]
             else:
-                m.d.comb += [readers[i].addr.eq(Cat(slot, k)), stored.eq(readers[i].data)]
+                m.d.comb += stored.eq(Array(reads)[slot])
             entry = Signal(QueueEntry, name=f"rd{i}_entry")
             m.d.comb += [
                 entry.eq(Mux(from_arrival, arr_entry, stored)),
@@ -334,15 +328,14 @@ class ColorQueues(wiring.Component):
         tail = Signal(slot_bits)
         m.d.comb += tail.eq(wrap(arr_head + arr_mem_count))
         kept = arr_onehot.any()
-        if bram:
-            for k, (w, _) in enumerate(slots):
+        for k in range(D):
+            w = fast[k][0]
+            m.d.comb += [w.addr.eq(arr_color), w.en.eq(kept & (tail == k)),
+                         w.data.eq(arr_entry.ctrl if bram else arr_entry)]
+            if bram:
+                w = blocks[k][0]
                 m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry.data),
                              w.en.eq(kept & (tail == k))]
-            for k, (w, _) in enumerate(ctrl_slots):
-                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry.ctrl),
-                             w.en.eq(kept & (tail == k))]
-        else:
-            m.d.comb += [wr.addr.eq(Cat(tail, arr_color)), wr.data.eq(arr_entry), wr.en.eq(kept)]
 
         # ---- dequeue, counts, colour-ready ------------------------------------------------------
         # color_ready is a function of the occupancy registers only: room for one more now.
