@@ -3,7 +3,8 @@
 import pytest
 
 from fabric.tile import Tile
-from sim.formal.proofs import ALL, disabled_tile
+from router import Router
+from sim.formal.proofs import ALL, disabled_tile, router_delivery
 
 
 @pytest.mark.parametrize("name", [n for n, (_, quick) in ALL.items() if quick])
@@ -25,5 +26,33 @@ class _LeakyTile(Tile):
 
 def test_disabled_tile_proof_fails_on_a_planted_leak():
     result = disabled_tile(_LeakyTile)
+    assert not result.proved
+    assert "proof did fail" in result.log, result.log
+
+
+class _LossyRouter(Router):
+    """Planted bug: the south output drops (sends nothing, though the wavelet leaves its queue)
+    every wavelet whose data bit 0 is set."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        with m.If(self.out_s.payload.data[0]):
+            m.d.comb += self.out_s.valid.eq(0)
+        return m
+
+
+class _StrayRouter(Router):
+    """Planted bug: the east output also sends whatever the west output sends."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        with m.If(self.out_w.valid):
+            m.d.comb += [self.out_e.valid.eq(1), self.out_e.payload.eq(self.out_w.payload)]
+        return m
+
+
+@pytest.mark.parametrize("bug", [_LossyRouter, _StrayRouter])
+def test_router_delivery_proof_fails_on_a_planted_bug(bug):
+    result = router_delivery(bug, steps=6)
     assert not result.proved
     assert "proof did fail" in result.log, result.log

@@ -3,17 +3,21 @@
 * :func:`disabled_tile` — a disabled (bypassed) tile never drives ``valid`` north or south,
   never takes anything from its vertical neighbours, passes W<->E straight through, and its
   core (router, and through it the PE's ramp) receives nothing.
+* :func:`router_delivery` — a bounded proof that the router delivers every routed wavelet to
+  each output of its route exactly once and in order per (input, colour), sends nothing
+  unrouted, offers a receiver only colours whose ``color_ready`` is set, and holds nothing
+  once it is idle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Elaboratable, Module
+from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Signal
 
-from hdl.ports import E, N, S, W
+from hdl.ports import E, N, NUM_PORTS, S, W
 
 from .prover import ProofResult, prove
 
-__all__ = ["DisabledTile", "disabled_tile", "ALL"]
+__all__ = ["DisabledTile", "disabled_tile", "RouterDelivery", "router_delivery", "ALL"]
 
 
 class DisabledTile(Elaboratable):
@@ -73,5 +77,126 @@ def disabled_tile(tile_class=None, **tile_kwargs) -> ProofResult:
     return prove(design, "disabled_tile", ports=_ports(design.tile))
 
 
+class RouterDelivery(Elaboratable):
+    """A router between free transmitters and receivers, with a scoreboard of assertions.
+
+    In cycle ``c`` (``0 .. num_colors - 1``) colour ``c``'s default route is written through
+    the configuration bus with a free route word (any ``rx`` and ``tx``, multicast and empty
+    routes included), which the scoreboard keeps. From cycle 0 on, each input may offer a
+    wavelet of a free colour in any cycle in which the router's ``color_ready`` for it is set
+    (a colour-aware transmitter), so wavelets also arrive while the routes are being written
+    and applied; a wavelet its colour's route does not accept (yet) must be dropped. Its data
+    is ``{input port, sequence number}``, counting the accepted wavelets of (input, colour).
+    Each receiver's ``color_ready`` is free in every cycle.
+
+    Assertions, in every cycle: an output's ``valid`` only with the receiver's ``color_ready``
+    for the colour; a delivered wavelet is a data wavelet of a routed colour, from an input its
+    route accepts, on an output of its route, and is the next one expected from its (input,
+    colour) at that output (none lost before it, none duplicated, none reordered); when the
+    router is not busy, every wavelet sent so far has reached every output of its route.
+
+    Parameters
+    ----------
+    router_class : type, optional
+        :class:`router.Router` (default) or a subclass (a planted bug, in the tests).
+    num_colors : int
+        Colours of the router (small: the proof's size grows with them).
+    """
+
+    SEQ_BITS = 4
+
+    def __init__(self, router_class=None, *, num_colors: int = 2):
+        from router import Router
+
+        C, P = num_colors, NUM_PORTS
+        self.num_colors = C
+        self.router = (router_class or Router)(num_colors=C, queue_depth=2)
+        self.offer = [Signal(name=f"offer_{p}") for p in range(P)]
+        self.offer_color = [Signal(range(C), name=f"offer_color_{p}") for p in range(P)]
+        self.credit = [Signal(C, name=f"credit_{o}") for o in range(P)]
+        self.route_rx = Signal(P)
+        self.route_tx = Signal(P)
+
+    def free_inputs(self) -> list:
+        """The signals the prover treats as free inputs."""
+        return [*self.offer, *self.offer_color, *self.credit, self.route_rx, self.route_tx]
+
+    def elaborate(self, platform):
+        from router.params import RouterMap, RouteWord
+
+        m = Module()
+        C, P, B = self.num_colors, NUM_PORTS, self.SEQ_BITS
+        r = m.submodules.router = self.router
+        t = Signal(range(C + 1))
+        with m.If(t != C):
+            m.d.sync += t.eq(t + 1)
+        rx = [Signal(P, name=f"rx_{c}") for c in range(C)]
+        tx = [Signal(P, name=f"tx_{c}") for c in range(C)]
+        for c in range(C):
+            with m.If(t == c):
+                m.d.comb += [r.cfg.we.eq(1), r.cfg.addr.eq(RouterMap.route(c)),
+                             r.cfg.wdata.eq(Cat(self.route_rx, self.route_tx))]
+                m.d.sync += [rx[c].eq(self.route_rx), tx[c].eq(self.route_tx)]
+        assert RouteWord.as_shape().size == 2 * P  # {rx, tx}, as written above
+
+        # Transmitters.
+        sent = [[Signal(B, name=f"sent_{p}_{c}") for c in range(C)] for p in range(P)]
+        for p in range(P):
+            link, colour = r.port_in(p), self.offer_color[p]
+            m.d.comb += Assume(colour < C)
+            seq = Cat(sent[p]).word_select(colour, B)
+            m.d.comb += [
+                link.valid.eq(self.offer[p] & link.color_ready.bit_select(colour, 1)),
+                link.payload.color.eq(colour),
+                link.payload.data.eq(Cat(seq, Const(p, 3))),
+            ]
+            for c in range(C):
+                with m.If(link.valid & (colour == c) & rx[c][p] & tx[c].any()):
+                    m.d.sync += sent[p][c].eq(sent[p][c] + 1)
+
+        # Receivers and the scoreboard.
+        routed = [[[Signal(name=f"routed_{o}_{p}_{c}") for c in range(C)] for p in range(P)]
+                  for o in range(P)]
+        got = [[[Signal(B, name=f"got_{o}_{p}_{c}") for c in range(C)] for p in range(P)]
+               for o in range(P)]
+        for o in range(P):
+            link = r.port_out(o)
+            colour, data = link.payload.color, link.payload.data
+            m.d.comb += [link.color_ready.eq(self.credit[o]),
+                         link.ready.eq(self.credit[o].bit_select(colour, 1))]
+            src, seq = data[B:B + 3], data[:B]
+            with m.If(link.valid):
+                m.d.comb += [
+                    Assert(self.credit[o].bit_select(colour, 1), "valid without color_ready"),
+                    Assert((colour < C) & ~link.payload.ctrl & (src < P)
+                           & (data[B + 3:] == 0), "a wavelet nobody sent"),
+                ]
+            for p in range(P):
+                for c in range(C):
+                    m.d.comb += routed[o][p][c].eq(rx[c][p] & tx[c][o])
+                    with m.If(link.valid & (src == p) & (colour == c)):
+                        m.d.comb += [
+                            Assert(routed[o][p][c], "a wavelet on an output off its route"),
+                            Assert(seq == got[o][p][c], "lost, duplicated or reordered"),
+                        ]
+                        m.d.sync += got[o][p][c].eq(got[o][p][c] + 1)
+                    with m.If(~r.busy & routed[o][p][c]):
+                        m.d.comb += Assert(got[o][p][c] == sent[p][c],
+                                           "idle with a wavelet undelivered")
+        return m
+
+
+def router_delivery(router_class=None, *, num_colors: int = 2, steps: int = 8) -> ProofResult:
+    """Prove :class:`RouterDelivery` for every input sequence of ``steps`` cycles from reset (a
+    bounded proof; registers at their reset values, memories zero, as the FPGA loads them). The
+    routes are written in the first ``num_colors`` cycles and applied two cycles later, so 8
+    steps (about two minutes) leave five or six cycles of traffic: enough to fill and drain the
+    2-deep queues, bypass, multicast and contend; 6 steps take about ten seconds."""
+    design = RouterDelivery(router_class, num_colors=num_colors)
+    return prove(design, "router_delivery", ports=design.free_inputs(), steps=steps)
+
+
 #: name -> (proof function, quick enough for every pytest run)
-ALL = {"disabled_tile": (disabled_tile, True)}
+ALL = {"disabled_tile": (disabled_tile, True),
+       "router_delivery_6": (lambda: router_delivery(steps=6), True),
+       "router_delivery_8": (router_delivery, False)}

@@ -28,10 +28,15 @@ class ProofResult:
     log: str
 
 
-def prove(design, name: str, *, ports, timeout: float = 900) -> ProofResult:
-    """Prove the ``Assert`` statements of ``design`` (an Amaranth elaboratable): properties of
-    the current state and inputs, proved over every register state (no reset assumed, so they
-    hold in any reachable state).
+def prove(design, name: str, *, ports, steps: int | None = None,
+          timeout: float = 900) -> ProofResult:
+    """Prove the ``Assert`` statements of ``design`` (an Amaranth elaboratable).
+
+    With ``steps=None``, properties of the current state and inputs, proved over every register
+    state (no reset assumed, so they hold in any reachable state). With ``steps=N``, a bounded
+    proof (BMC): every assertion holds in each of the first ``N`` cycles from the initial state
+    (registers and memories at their reset values) for every sequence of inputs that meets the
+    ``Assume`` statements.
 
     Parameters
     ----------
@@ -41,6 +46,8 @@ def prove(design, name: str, *, ports, timeout: float = 900) -> ProofResult:
         Name for the report and the top module.
     ports : list of Signal
         The signals that are the proof's free inputs and visible outputs (the block's ports).
+    steps : int, optional
+        Cycles of a bounded proof from the initial state (see above).
     timeout : float
         Seconds for yosys.
 
@@ -59,8 +66,11 @@ def prove(design, name: str, *, ports, timeout: float = 900) -> ProofResult:
     with tempfile.TemporaryDirectory(prefix=f"formal-{name}-") as tmp:
         il = Path(tmp) / f"{name}.il"
         il.write_text(text)
-        # one step with no initial state: every register (and memory word) is free
-        sat = "sat -seq 1 -prove-asserts -set-assumes -show-inputs -verify"
+        if steps is None:  # one step with no initial state: every register is free
+            sat = "sat -seq 1 -prove-asserts -set-assumes -show-inputs -verify"
+        else:  # from the reset values (`init`; zero where none), every input sequence
+            sat = (f"sat -tempinduct -tempinduct-baseonly -maxsteps {steps} -set-init-zero "
+                   f"-prove-asserts -set-assumes -show-inputs -verify")
         script = (f"read_rtlil {il.name}\nhierarchy -top {name}\nproc\nflatten\n"
                   f"chformal -lower\nmemory_map\nasync2sync\nopt_clean\n{sat}\n")
         (Path(tmp) / "prove.ys").write_text(script)
