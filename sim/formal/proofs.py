@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Signal
 
-from hdl.ports import E, N, NUM_PORTS, S, W
+from hdl.ports import NUM_PORTS, E, N, S, W
 
 from .prover import ProofResult, prove
 
