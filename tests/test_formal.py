@@ -3,8 +3,9 @@
 import pytest
 
 from fabric.tile import Tile
+from hdl.config_chain import ConfigStation
 from router import Router
-from sim.formal.proofs import ALL, disabled_tile, router_delivery
+from sim.formal.proofs import ALL, disabled_tile, router_delivery, station_delivery
 
 
 @pytest.mark.parametrize("name", [n for n, (_, quick) in ALL.items() if quick])
@@ -54,5 +55,33 @@ class _StrayRouter(Router):
 @pytest.mark.parametrize("bug", [_LossyRouter, _StrayRouter])
 def test_router_delivery_proof_fails_on_a_planted_bug(bug):
     result = router_delivery(bug, steps=6)
+    assert not result.proved
+    assert "proof did fail" in result.log, result.log
+
+
+class _DroppingStation(ConfigStation):
+    """Planted bug: a word with bit 0 set is not offered downstream, though the buffer lets it
+    go."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        with m.If(self.chain_out.payload[0]):
+            m.d.comb += self.chain_out.valid.eq(0)
+        return m
+
+
+class _ForgetfulStation(ConfigStation):
+    """Planted bug: a data word with bit 1 set is not written to the core."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        with m.If(self.chain_in.payload[1]):
+            m.d.comb += self.bus.we.eq(0)
+        return m
+
+
+@pytest.mark.parametrize("bug", [_DroppingStation, _ForgetfulStation])
+def test_station_delivery_proof_fails_on_a_planted_bug(bug):
+    result = station_delivery(bug, steps=6)
     assert not result.proved
     assert "proof did fail" in result.log, result.log

@@ -7,17 +7,22 @@
   each output of its route exactly once and in order per (input, colour), sends nothing
   unrouted, offers a receiver only colours whose ``color_ready`` is set, and holds nothing
   once it is idle.
+* :func:`station_delivery` — a bounded proof that a configuration station passes on every
+  word of every packet not addressed to it, once, unchanged and in order, writes its core
+  exactly the data words of the WRITE packets for it (broadcasts included) at their
+  addresses, keeps the shell words of its SHELL packets, and invents nothing.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal
 
 from hdl.ports import NUM_PORTS, E, N, S, W
 
 from .prover import ProofResult, prove
 
-__all__ = ["DisabledTile", "disabled_tile", "RouterDelivery", "router_delivery", "ALL"]
+__all__ = ["DisabledTile", "disabled_tile", "RouterDelivery", "router_delivery",
+           "StationDelivery", "station_delivery", "ALL"]
 
 
 class DisabledTile(Elaboratable):
@@ -196,7 +201,132 @@ def router_delivery(router_class=None, *, num_colors: int = 2, steps: int = 8) -
     return prove(design, "router_delivery", ports=design.free_inputs(), steps=steps)
 
 
+class StationDelivery(Elaboratable):
+    """A configuration station between a free packet source and a free sink, with a
+    scoreboard written from the packet format (:mod:`hdl.config_chain`).
+
+    The source offers any word in any cycle and holds an offer until it is taken (a stream
+    transmitter); the sink's ``ready`` is free. READ packets for this station (its answers
+    insert words) are left out by an assumption; every other packet, of any command, length
+    and address, may come. The scoreboard parses the words taken into packets by itself and
+    keeps the words the station must pass on in a shadow queue.
+
+    Assertions, in every cycle: each word the station sends is the next one in the shadow
+    queue (none lost, duplicated, reordered or invented); when it sends nothing, nothing is
+    owed; a core write happens exactly when a data word of a WRITE for this station (or a
+    broadcast, while enabled) is taken, with that word at the packet's next address; no core
+    read; the shell register holds the data word of the last SHELL packet for this station.
+
+    Parameters
+    ----------
+    station_class : type, optional
+        :class:`hdl.config_chain.ConfigStation` (default) or a subclass (a planted bug).
+    """
+
+    ROW, COL = 1, 2
+    SHADOW = 8  # more than the station's buffer can hold
+
+    def __init__(self, station_class=None, *, addr_width: int = 8):
+        from hdl.config_chain import ConfigStation
+
+        self.station = (station_class or ConfigStation)(addr_width)
+        self.addr_width = addr_width
+        self.in_valid = Signal()
+        self.in_word = Signal(32)
+        self.out_ready = Signal()
+
+    def free_inputs(self) -> list:
+        """The signals the prover treats as free inputs."""
+        return [self.in_valid, self.in_word, self.out_ready]
+
+    def elaborate(self, platform):
+        from hdl.config_chain import BROADCAST, SHELL_BITS, ChainHeader, Command
+
+        m = Module()
+        st = m.submodules.station = self.station
+        m.d.comb += [st.row.eq(self.ROW), st.col.eq(self.COL), st.bus.rdata.eq(0),
+                     st.chain_out.ready.eq(self.out_ready)]
+        # The source: a new free offer, or the one not yet taken.
+        held, held_word = Signal(), Signal(32)
+        valid = held | self.in_valid
+        word = Mux(held, held_word, self.in_word)
+        take = valid & st.chain_in.ready
+        m.d.comb += [st.chain_in.valid.eq(valid), st.chain_in.payload.eq(word)]
+        m.d.sync += [held.eq(valid & ~st.chain_in.ready), held_word.eq(word)]
+
+        # The scoreboard's own packet parser.
+        remaining = Signal(13)  # words of the current packet still to come
+        passing = Signal()      # the current packet is passed on
+        writing = Signal()      # its data words are written to the core
+        first = Signal()        # the next body word is a WRITE's address
+        addr = Signal(self.addr_width)
+        enabled = Signal()
+        shell = Signal(SHELL_BITS)
+        shell_next = Signal()   # the next word is the body of a SHELL for this station
+        head = ChainHeader(word)
+        me = (head.row == self.ROW) & (head.col == self.COL)
+        broadcast = (head.row == BROADCAST) & (head.col == BROADCAST)
+        is_write, is_read = head.command == Command.WRITE, head.command == Command.READ
+        is_shell = head.command == Command.SHELL
+        header = remaining == 0
+        with m.If(valid & header):
+            m.d.comb += Assume(~(is_read & me & enabled))
+        consumed_header = (is_write & enabled & me & ~broadcast) | (is_shell & me)
+        forwarded = Signal()
+        m.d.comb += forwarded.eq(Mux(header, ~consumed_header, passing))
+        with m.If(take):
+            with m.If(header):
+                body = Mux(is_write, head.count + 1,
+                           Mux(head.command == Command.RDATA, head.count, 1))
+                m.d.sync += [remaining.eq(body), passing.eq(~consumed_header),
+                             writing.eq(is_write & enabled & (me | broadcast)),
+                             first.eq(1), shell_next.eq(is_shell & me)]
+            with m.Else():
+                m.d.sync += [remaining.eq(remaining - 1), first.eq(0)]
+                with m.If(shell_next):
+                    m.d.sync += [shell.eq(word[:SHELL_BITS]), enabled.eq(word[0])]
+                with m.If(writing):
+                    m.d.sync += addr.eq(Mux(first, word, addr + 1))
+        data_word = take & ~header & writing & ~first
+        m.d.comb += [
+            Assert(st.bus.we == data_word, "a core write that is not a WRITE's data word"),
+            Assert(~st.bus.re, "a core read with no READ for this station"),
+            Assert(st.shell.as_value() == shell, "the shell register"),
+        ]
+        with m.If(data_word):
+            m.d.comb += Assert((st.bus.addr == addr) & (st.bus.wdata == word),
+                               "a core write's address or data")
+
+        # The shadow queue of words owed downstream.
+        N = self.SHADOW
+        shadow = Array(Signal(32, name=f"shadow_{i}") for i in range(N))
+        wp, rp = Signal(range(N)), Signal(range(N))
+        owed = Signal(range(N + 1))
+        with m.If(take & forwarded):
+            m.d.sync += [shadow[wp].eq(word), wp.eq(wp + 1)]
+        sent = st.chain_out.valid & self.out_ready
+        with m.If(sent):
+            m.d.comb += [Assert(owed != 0, "a word nobody sent"),
+                         Assert(st.chain_out.payload == shadow[rp],
+                                "a word lost, duplicated, changed or reordered")]
+            m.d.sync += rp.eq(rp + 1)
+        m.d.sync += owed.eq(owed + (take & forwarded) - sent)
+        m.d.comb += Assume(owed < N)  # within the shadow (the station buffers 4 words)
+        with m.If(~st.chain_out.valid):
+            m.d.comb += Assert(owed == 0, "a word held back")
+        return m
+
+
+def station_delivery(station_class=None, *, steps: int = 10) -> ProofResult:
+    """Prove :class:`StationDelivery` for every input sequence of ``steps`` cycles from reset (a
+    bounded proof; 10 steps take about three minutes, 6 about ten seconds)."""
+    design = StationDelivery(station_class)
+    return prove(design, "station_delivery", ports=design.free_inputs(), steps=steps)
+
+
 #: name -> (proof function, quick enough for every pytest run)
 ALL = {"disabled_tile": (disabled_tile, True),
        "router_delivery_6": (lambda: router_delivery(steps=6), True),
-       "router_delivery_8": (router_delivery, False)}
+       "router_delivery_8": (router_delivery, False),
+       "station_delivery_6": (lambda: station_delivery(steps=6), True),
+       "station_delivery_10": (station_delivery, False)}
