@@ -274,16 +274,14 @@ class VectorUnit(wiring.Component):
         head = {n: Signal(name=f"head_{n}") for n in srcs}
         col = {n: Signal(COLOR_BITS, name=f"col_{n}") for n in srcs}
         # The source fetched this cycle (a register: with two fabric sources it alternates),
-        # and its colour, one-hot (decoded from a register).
+        # and its colour, one-hot (decoded from a register). In the cycle an instruction is
+        # loaded they follow the loaded instruction (x first), not the one leaving: its
+        # operands' colours would name another colour's queue for the first fetch. The
+        # registers are set below, once `load` is defined.
         sel_y = Signal()
-        next_y = Mux(X["xfab"] & X["yfab"], ~sel_y, X["yfab"])
-        next_col = Mux(next_y, col["y"], col["x"])
+        next_y = Signal()
+        next_col = Signal(COLOR_BITS)
         port = self.queue
-        m.d.sync += [
-            sel_y.eq(next_y),
-            port.color.eq(next_col),
-            port.onehot.eq(Cat(next_col == c for c in range(C))),
-        ]
         want = Mux(sel_y, fetch_more["y"] & (count["y"] != 2),
                    fetch_more["x"] & (count["x"] != 2))
         has_wavelet = (self.nonempty & port.onehot).any()
@@ -418,6 +416,19 @@ class VectorUnit(wiring.Component):
         with m.If(load):
             self._load(m, vq, X, acc, col, fetch, fetch_more, pending)
             m.d.sync += vq_valid.eq(0)
+        vq_xfab = vq.src0.kind == DsdKind.FABIN
+        vq_yfab = (vq.op != Op.MOV) & (vq.src1.kind == DsdKind.FABIN)
+        m.d.comb += [
+            next_y.eq(Mux(load, ~vq_xfab & vq_yfab,
+                          Mux(X["xfab"] & X["yfab"], ~sel_y, X["yfab"]))),
+            next_col.eq(Mux(load, Mux(next_y, vq.src1.base, vq.src0.base),
+                            Mux(next_y, col["y"], col["x"]))),
+        ]
+        m.d.sync += [
+            sel_y.eq(next_y),
+            port.color.eq(next_col),
+            port.onehot.eq(Cat(next_col == c for c in range(C))),
+        ]
         # The counters: the current word and byte offset, and the next element's (registers,
         # so that the next word is ready for the interlock's compares).
         m.d.comb += changed.eq(load | can_issue)
