@@ -27,7 +27,7 @@ import pytest
 from test_pe import PARAMS, SPECIALS
 
 from hdl.formats import Format
-from pe.isa import TWO_SOURCE_OPS, DsdKind, ErrorFlag, Op, encode
+from pe.isa import TWO_SOURCE_OPS, AddressMap, DsdKind, ErrorFlag, Op, encode
 from sim.model.pe import Dsd, operand_problem
 from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
 from sim.toolchain.asm import AsmError, assemble
@@ -57,14 +57,15 @@ def isa_forbids(op: Op, dst: Dsd, src0: Dsd, src1: Dsd | None, colors: dict) -> 
     reads = sum(x.kind == DsdKind.MEM for x in srcs) + (mac and dst.kind == DsdKind.MEM)
     if reads >= 3:                                                   # three SRAM reads
         return True
-    if dst.fmt not in _DST_FORMATS:                                  # destination format
+    stored = [x for x in [dst] + srcs if x.kind != DsdKind.REG]  # registers: raw words
+    if dst in stored and dst.fmt not in _DST_FORMATS:               # destination format
         return True
     fab = [colors[id(x)] for x in srcs if x.kind == DsdKind.FABIN]
     if len(fab) != len(set(fab)):                                    # two fabric inputs, 1 colour
         return True
     if op != Op.MOV:                                                 # float op on int or reverse
         is_int = op in INT_OPS
-        if any((x.fmt in _INT_FORMATS) != is_int for x in [dst] + srcs):
+        if any((x.fmt in _INT_FORMATS) != is_int for x in stored):
             return True
     return False
 
@@ -229,6 +230,27 @@ def random_sram(rng: np.random.Generator, words: int) -> np.ndarray:
     return values
 
 
+def _busy_accesses(rng) -> list[tuple[str, int, int]]:
+    """One to three configuration accesses for after the run, RUN still set: writes and
+    reads of SRAM, program, tables and registers."""
+    A = AddressMap
+    regions = [(A.SRAM, PARAMS.sram_words), (A.IMEM, PARAMS.imem_words),
+               (A.TASKS, PARAMS.num_tasks), (A.DSDS, 2 * PARAMS.num_dsds), (A.REGS, 8)]
+    out = []
+    for _ in range(int(rng.integers(1, 4))):
+        base, size = regions[int(rng.integers(len(regions)))]
+        kind = "w" if rng.random() < 0.5 else "r"
+        out.append((kind, base + int(rng.integers(size)), int(rng.integers(1 << 32))))
+    return out
+
+
+def refused_while_running(kind: str, addr: int) -> bool:
+    """docs/isa.md: SRAM, program and tables are read and written, and registers written, only
+    while RUN is clear; registers, STATUS, CTRL and the counters are readable at any time."""
+    A = AddressMap
+    return addr < A.CTRL if kind == "w" else addr < A.REGS
+
+
 def fuzz_jobs() -> list[PEJob]:
     """The fuzz programs as PE jobs; an illegal job's ``expect_fault`` attribute is the flag."""
     rng = np.random.default_rng(SEED)
@@ -253,6 +275,8 @@ def fuzz_jobs() -> list[PEJob]:
                     in_pause=float(rng.choice([0, 0.3])),
                     out_pause=float(rng.choice([0, 0.5])),
                     seed=int(rng.integers(1 << 30)))
+        if expect is None and rng.random() < 0.2:  # configuration while running
+            job.busy_access = _busy_accesses(rng)
         jobs.append((job, vector, expect))
     return jobs
 
@@ -291,7 +315,7 @@ def fuzz_results(sim, waves):
 
 def test_fuzz_programs_match_golden(fuzz_results):
     failures = []
-    faults = 0
+    faults = busy = 0
     for job, _, expect, rtl in fuzz_results:
         golden = run_golden(job, PARAMS)
         faults += bool(golden["status"] & 0xFF00)
@@ -302,6 +326,16 @@ def test_fuzz_programs_match_golden(fuzz_results):
                 if flags != expect:
                     problems.append(f"{side} faulted with {flags!r}, docs/isa.md says "
                                     f"{expect!r}")
+        refused = [(k, a) for k, a, _ in job.busy_access if refused_while_running(k, a)]
+        if refused:
+            busy += 1
+            for side, result in (("golden", golden), ("rtl", rtl)):
+                if not (result["status"] >> 8) & ErrorFlag.CONFIG_BUSY:
+                    problems.append(f"{side}: {refused} while running did not set CONFIG_BUSY")
+            reads = iter(rtl["busy_reads"])
+            for kind, addr, _ in job.busy_access:
+                if kind == "r" and next(reads) != 0 and refused_while_running(kind, addr):
+                    problems.append(f"RTL: a read of {addr:#x} while running returned data")
         if problems:
             failures.append(f"{job.name}: {'; '.join(problems)}\n{_listing(job)}")
     assert not failures, f"{len(failures)} of {len(fuzz_results)} programs differ:\n" + \
@@ -309,6 +343,7 @@ def test_fuzz_programs_match_golden(fuzz_results):
     # The mix must exercise both clean runs and precise faults, and illegal programs.
     assert 0 < faults < len(fuzz_results), f"{faults} of {len(fuzz_results)} programs faulted"
     assert any(expect for _, _, expect, _ in fuzz_results), "no illegal program was generated"
+    assert busy, "no configuration access while running was generated"
 
 
 def test_fuzz_coverage_has_no_holes(fuzz_results):

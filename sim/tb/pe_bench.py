@@ -86,6 +86,12 @@ async def run_jobs(dut):
                 break
         cycles = bench.cycle - start - quiet
         bench.stop()
+        busy_reads = []
+        for kind, addr, value in job.get("busy_access", []):  # while RUN is still set
+            if kind == "w":
+                await cfg.write(addr, value)
+            else:
+                busy_reads.append(await cfg.read(addr))
         await cfg.write(A.CTRL, 0)  # stop, so memory can be read back
         result = {
             "name": job["name"],
@@ -98,6 +104,7 @@ async def run_jobs(dut):
             "macs": await cfg.read(A.MACS),
             "elements": await cfg.read(A.ELEMENTS),
             "busy_cycles": await cfg.read(A.BUSY_CYCLES),
+            "busy_reads": busy_reads,
             "issue_window": (issue_cycles[-1] - issue_cycles[0] + 1) if issue_cycles else None,
             "sram": {},
         }

@@ -46,6 +46,11 @@ class PEJob:
         Seed of the pause patterns.
     source : str
         The assembly text, for failure reports.
+    busy_access : list of (kind, address, value)
+        Configuration accesses made once the program is done, with RUN still set: ``("w",
+        address, value)`` writes, ``("r", address, 0)`` reads (their values are in the result's
+        ``busy_reads``). docs/isa.md: SRAM, program and tables are neither read nor written, and
+        registers not written, while RUN is set (CONFIG_BUSY).
     """
 
     name: str
@@ -57,6 +62,7 @@ class PEJob:
     max_cycles: int = 20000
     seed: int = 1
     source: str = ""
+    busy_access: list[tuple[str, int, int]] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The job as the bench (:mod:`sim.tb.pe_bench`) reads it."""
@@ -69,6 +75,7 @@ class PEJob:
             "out_pause": self.out_pause,
             "max_cycles": self.max_cycles,
             "seed": self.seed,
+            "busy_access": [[k, int(a), int(v)] for k, a, v in self.busy_access],
         }
 
 
@@ -83,6 +90,12 @@ def run_golden(job: PEJob, params: PEParams) -> dict:
         pe.push_wavelet(colour, data)
     pe.cfg_write(AddressMap.CTRL, 1)
     pe.run()
+    busy_reads = []
+    for kind, addr, value in job.busy_access:
+        if kind == "w":
+            pe.cfg_write(addr, value)
+        else:
+            busy_reads.append(pe.cfg_read(addr))
     pe.cfg_write(AddressMap.CTRL, 0)
     return {
         "name": job.name,
@@ -91,6 +104,7 @@ def run_golden(job: PEJob, params: PEParams) -> dict:
         "regs": [pe.cfg_read(AddressMap.REGS + r) for r in range(NUM_REGS)],
         "macs": pe.macs,
         "elements": pe.elements,
+        "busy_reads": busy_reads,
         "sram": {str(s): [pe.cfg_read(AddressMap.SRAM + s + i) for i in range(n)]
                  for s, n in job.read_sram},
     }
@@ -134,7 +148,7 @@ def compare(golden: dict, rtl: dict) -> list[str]:
     if golden["regs"] != rtl["regs"]:
         problems.append(f"registers differ: golden {[hex(v) for v in golden['regs']]}, "
                         f"RTL {[hex(v) for v in rtl['regs']]}")
-    for key in ("macs", "elements"):
+    for key in ("macs", "elements", "busy_reads"):
         if golden[key] != rtl[key]:
             problems.append(f"{key} differ: golden {golden[key]}, RTL {rtl[key]}")
     for start, words in golden["sram"].items():
