@@ -52,9 +52,19 @@ class _StrayRouter(Router):
         return m
 
 
-@pytest.mark.parametrize("bug", [_LossyRouter, _StrayRouter])
-def test_router_delivery_proof_fails_on_a_planted_bug(bug):
-    result = router_delivery(bug, steps=6)
+class _StuckRouter(Router):
+    """Planted bug: no candidate is ever ready, so nothing leaves (nothing is lost either)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += m.submodules.allocator.ready.eq(0)
+        return m
+
+
+@pytest.mark.parametrize("bug, steps", [(_LossyRouter, 6), (_StrayRouter, 6),
+                                        (_StuckRouter, 7)])
+def test_router_delivery_proof_fails_on_a_planted_bug(bug, steps):
+    result = router_delivery(bug, steps=steps)
     assert not result.proved
     assert "proof did fail" in result.log, result.log
 
