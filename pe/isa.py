@@ -319,3 +319,5 @@ class AddressMap:
     STATUS_HALTED = StatusWord.const({"halted": 1}).as_bits()
     STATUS_IDLE = StatusWord.const({"idle": 1}).as_bits()
     ERROR_SHIFT = StatusWord["errors"].offset
+    #: The error flags' field of a STATUS word, as a mask.
+    STATUS_ERRORS = ((1 << StatusWord["errors"].width) - 1) << StatusWord["errors"].offset

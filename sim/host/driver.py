@@ -372,7 +372,7 @@ class FabricDriver:
         dropped = self.read_many(DROPPED_ADDR, 1)
         found = {}
         for tile, (word,) in status.items():
-            flags = ErrorFlag(word >> AddressMap.ERROR_SHIFT & 0xFF)
+            flags = ErrorFlag((word & AddressMap.STATUS_ERRORS) >> AddressMap.ERROR_SHIFT)
             drops = dropped[tile][0]
             if flags or drops:
                 found[tile] = (flags, drops)

@@ -360,7 +360,8 @@ class PEModel:
             if a >= self.p.num_dsds:
                 raise _Fault(ErrorFlag.OPERANDS)
             w0, w1 = self.dsd_words[a]
-            base, length = w0 & 0xFFFF, w0 >> 16 & 0xFFFF
+            base = w0 >> _W0_BASE.offset & _W0_BASE_MASK
+            length = w0 >> _W0_LENGTH.offset & _W0_LENGTH_MASK
             if op == _DSETB:
                 base = r[b & 7] & 0xFFFF
             elif op == _DADDB:
@@ -599,11 +600,18 @@ _MEM, _FABOUT, _REG = int(DsdKind.MEM), int(DsdKind.FABOUT), int(DsdKind.REG)
 _DSD_OPS = frozenset({_DSETB, _DADDB, _DADDBI, _DSETL})
 
 
+# DSD word fields, from their layouts in pe.isa (the DSD update instructions run per element
+# of a kernel, so the golden model shifts and masks rather than building views).
+_W0_BASE, _W0_LENGTH = (isa.DsdWord0.as_shape()[n] for n in ("base", "length"))
+_W0_BASE_MASK, _W0_LENGTH_MASK = (1 << _W0_BASE.width) - 1, (1 << _W0_LENGTH.width) - 1
+_W1_KEPT = sum(((1 << f.width) - 1) << f.offset for _, f in isa.DsdWord1)
+
+
 def _repack_dsd(base: int, length: int, w1: int) -> tuple[int, int]:
     """A DSD's table words with a new base and length (16-bit): what :meth:`Dsd.words` gives
     for the DSD decoded from ``(w0, w1)`` with those fields changed (word 1 keeps stride,
-    format and kind, the bits :func:`pe.isa.unpack_dsd` reads)."""
-    return base | length << 16, w1 & 0x37_FFFF
+    format and kind, the fields of :data:`pe.isa.DsdWord1`)."""
+    return (base << _W0_BASE.offset | length << _W0_LENGTH.offset, w1 & _W1_KEPT)
 
 
 def _compute(op: Op, x: np.uint32, y: np.uint32, acc: np.uint32 | None) -> int:

@@ -22,7 +22,7 @@ from sim.toolchain.asm import PEImage
 __all__ = ["PEJob", "run_golden", "run_rtl", "compare", "STATUS_COMPARED"]
 
 #: STATUS bits compared between golden and RTL: halted and the error flags.
-STATUS_COMPARED = AddressMap.STATUS_HALTED | (0xFF << AddressMap.ERROR_SHIFT)
+STATUS_COMPARED = AddressMap.STATUS_HALTED | AddressMap.STATUS_ERRORS
 
 
 @dataclass

@@ -45,6 +45,7 @@ from pe.isa import (
     VECTOR_OPS,
     AddressMap,
     DsdKind,
+    IForm,
     Op,
     encode,
     pack_dsd,
@@ -54,6 +55,10 @@ from sim.model import formats as F
 from sim.model.pe import Dsd, PEParams, operand_problem
 
 __all__ = ["AsmError", "PEImage", "assemble", "encode_values"]
+
+#: The branch immediate's field (patched into a branch once its label is known).
+_IMM = IForm["imm"]
+_IMM_MASK = (1 << _IMM.width) - 1
 
 
 class AsmError(ValueError):
@@ -425,7 +430,7 @@ class _Assembler:
             offset = labels[target] - pc
             if not -(1 << 15) <= offset < 1 << 15:
                 raise self.error(f"branch to {target!r} is too far ({offset} words)")
-            self.words[index] |= offset & 0xFFFF
+            self.words[index] |= (offset & _IMM_MASK) << _IMM.offset
         for t, (label, blocked, lineno) in self.pending_tasks.items():
             self.lineno = lineno
             if label not in labels:
