@@ -1,16 +1,18 @@
-"""Per-colour queues of one link input, held in one memory: the receiver side of a fabric link.
+"""Per-colour queues of one link input, held in memory: the receiver side of a fabric link.
 
 Every link receiver of the fabric (each router input port, the PE's ramp input) keeps one FIFO
 of ``depth`` wavelets per colour, so that a colour whose consumer is stalled fills only its own
 queue and never blocks another colour (the WSE's per-colour flow control). The queues of all
-colours share one memory of ``num_colors x depth`` entries, addressed ``{colour, slot}`` with a
-head pointer per colour, as CMU CONNECT's MultiFIFOMem does; on ECP5 it maps to LUT RAM
-(``TRELLIS_DPR16X4``), one copy per read port. One wavelet is enqueued and up to one is dequeued
-per read port per cycle.
+colours share ``depth`` slot memories of ``num_colors`` entries, each addressed by colour, with
+a head pointer per colour, as CMU CONNECT's MultiFIFOMem keeps all queues in one memory; on
+ECP5 they map to LUT RAM (``TRELLIS_DPR16X4``) or block RAM, one copy per read port. A read
+port reads every slot of its colour beside the head pointer and selects the head's (not one
+memory read behind the pointer's). One wavelet is enqueued and up to one is dequeued per read
+port per cycle.
 
 Micro-architecture::
 
-    link ──> arrival register ──┬──> memory (written at {colour, tail})
+    link ──> arrival register ──┬──> slot memories (slot ``tail`` written at the colour)
                                 └──> read ports (when it is the head of its colour)
 
 * **Arrival register.** The link's wavelet is captured every cycle, with its colour decoded to
@@ -112,7 +114,8 @@ def onehot_select(onehot, values) -> object:
 
 
 class ColorQueues(wiring.Component):
-    """``num_colors`` FIFOs of ``depth`` wavelets behind one link input, in one memory.
+    """``num_colors`` FIFOs of ``depth`` wavelets behind one link input, in ``depth`` slot
+    memories.
 
     Parameters
     ----------
@@ -124,7 +127,7 @@ class ColorQueues(wiring.Component):
     read_ports : int
         Number of read ports (1 to 4); each is one copy of the memory.
     storage : ``"lutram"`` or ``"bram"``
-        ``"lutram"`` (default): one memory of ``num_colors x depth`` entries read
+        ``"lutram"`` (default): one memory of ``num_colors`` whole entries per slot, read
         combinationally (LUT RAM on ECP5). ``"bram"``: the data in one memory per slot,
         ``num_colors`` deep, read through a register (block RAM on ECP5), and the control bits
         in a LUT RAM read combinationally (a consumer's allocation depends on them); a read

@@ -10,14 +10,15 @@ Organisation (``docs/architecture.md``, "Router"):
   by colour (one per input port: ``tx``, that port's ``rx`` bit and the pop mode). A wavelet
   arriving on a port that some position of its colour accepts is queued; it leaves only while
   the current position accepts its port, so a switch chooses which input feeds a colour.
-* **Switch updates** go through a one-cycle *apply* stage that reads the positions and writes
-  the current route: a control wavelet's command (``ADVANCE``, ``RESET``, ``TEARDOWN``; see
+* **Switch updates** go through a two-register *apply* stage (A: the switch word and current
+  position to the new position; B: that position's route to the current route and the lookup
+  copies): a control wavelet's command (``ADVANCE``, ``RESET``, ``TEARDOWN``; see
   :class:`hdl.wavelet.SwitchCommand`) once the wavelet has left, and every configuration write
   of a route or switch word. While a colour's update is in the stage its wavelets wait, so the
   wavelets behind a control wavelet follow the new position. One control wavelet leaves per
   cycle at most: input ``p`` may send one only on its turn (a rotating one-hot turn, so a
   control wavelet waits up to four cycles) and not while the configuration bus is busy. A
-  configuration read holds the stage for that cycle (they share the positions' read port).
+  configuration read holds both stages for that cycle (they share the memories' read ports).
   The wavelet leaves with its command list popped (shifted by one) when the colour's pop mode
   says so.
 * **Input ports.** Each input is a :class:`hdl.color_queue.ColorQueues`: an arrival register
