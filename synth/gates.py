@@ -17,11 +17,12 @@ router 85 LUT4 larger. The CCU2C count of ``synth/run.py`` is the measure of car
 
 Usage::
 
-    python synth/profile.py router            # the 40 lines with the most gates
-    python synth/profile.py pe --top 80
-    python synth/profile.py tile --files      # per source file instead
+    python synth/gates.py router            # the 40 lines with the most gates
+    python synth/gates.py pe --top 80
+    python synth/gates.py tile --files      # per source file instead
 
-The work files go to ``build/profile/<design>/``.
+The work files go to ``build/gates/<design>/``. (Not named ``profile.py``: ``synth/`` is on
+the path of the synthesis tests, and the name would shadow the standard library's profiler.)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 import designs as registry
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "build" / "profile"
+WORK = ROOT / "build" / "gates"
 
 #: Generic cells that are not logic gates of the LUT fabric.
 _NOT_GATES = re.compile(r"DFF|FF_|LATCH|\$mem|\$mul|\$macc")
