@@ -332,13 +332,11 @@ class ColorQueues(wiring.Component):
         m.d.comb += tail.eq(wrap(arr_head + arr_mem_count))
         kept = arr_onehot.any()
         for k in range(D):
-            w = fast[k][0]
-            m.d.comb += [w.addr.eq(arr_color), w.en.eq(kept & (tail == k)),
-                         w.data.eq(arr_entry.ctrl if bram else arr_entry)]
+            writes = [(fast[k][0], arr_entry.ctrl if bram else arr_entry)]
             if bram:
-                w = blocks[k][0]
-                m.d.comb += [w.addr.eq(arr_color), w.data.eq(arr_entry.data),
-                             w.en.eq(kept & (tail == k))]
+                writes.append((blocks[k][0], arr_entry.data))
+            for w, value in writes:  # slot k's memories: written together at the tail
+                m.d.comb += [w.addr.eq(arr_color), w.data.eq(value), w.en.eq(kept & (tail == k))]
 
         # ---- dequeue, counts, colour-ready ------------------------------------------------------
         # color_ready is a function of the occupancy registers only: room for one more now.

@@ -8,10 +8,16 @@ from collections import deque
 import numpy as np
 import pytest
 from amaranth.hdl import Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from hdl.arbiter import AtomicAllocator, RoundRobin
 from hdl.color_queue import ColorQueues
+from hdl.formats import Format
+from hdl.sram import SRAMBank
+from pe.isa import DsdKind, Op
+from pe.vector import VectorOp, VectorUnit
+from sim.model import formats as F
 
 
 def run(dut, testbench, *, extra=None):
@@ -258,8 +264,6 @@ def _vector_reference(program, sram, fabric_in):
     """Sequential semantics of a list of vector ops (fp32 / int32 operands only): each element
     reads its sources (and an accumulating destination) after every earlier element has been
     written. Returns the final SRAM and the fabric-output wavelets ``(colour, data)``."""
-    from pe.isa import DsdKind, Op
-    from sim.model import formats as F
 
     sram = list(sram)
     queues = {c: deque(v) for c, v in fabric_in.items()}
@@ -299,8 +303,6 @@ def _random_vector_program(rng, count):
     """Legal fp32 / int32 vector ops on a small SRAM: overlapping ranges (read-after-write
     within and across instructions), register and fabric-input sources, memory and
     fabric-output destinations."""
-    from hdl.formats import Format
-    from pe.isa import DsdKind, Op
 
     def mem(length, fmt):
         stride = rng.choice([1, 1, 1, 2, -1, 0])
@@ -355,9 +357,6 @@ def test_vector_unit_matches_sequential_semantics(seed):
 
 
 def _check_vector_unit(seed, count):
-    from hdl.sram import SRAMBank
-    from pe.isa import DsdKind
-    from pe.vector import VectorOp, VectorUnit
 
     rng = random.Random(seed)
     program = _random_vector_program(rng, count)
@@ -374,7 +373,6 @@ def _check_vector_unit(seed, count):
     m.submodules.vu = vu = VectorUnit(sram_words=_VU_WORDS, num_colors=_VU_COLORS)
     m.submodules.bank = bank = SRAMBank(_VU_WORDS)
     m.submodules.inq = inq = ColorQueues(num_colors=_VU_COLORS, depth=2)
-    from amaranth.lib import wiring
     wiring.connect(m, vu.sram, bank.bus)
     m.d.comb += [
         vu.nonempty.eq(inq.nonempty),

@@ -134,17 +134,21 @@ class RouterDelivery(Elaboratable):
         m = Module()
         C, P, B = self.num_colors, NUM_PORTS, self.SEQ_BITS
         r = m.submodules.router = self.router
-        t = Signal(range(C + 1))
-        with m.If(t != C):
-            m.d.sync += t.eq(t + 1)
+        # Cycles since reset: colour c's route is written in cycle c; the routes are applied
+        # (two more cycles through the apply stage) from cycle C + 2 on.
+        age = Signal(range(C + 3))
+        with m.If(age != C + 2):
+            m.d.sync += age.eq(age + 1)
+        settled = age == C + 2
         rx = [Signal(P, name=f"rx_{c}") for c in range(C)]
         tx = [Signal(P, name=f"tx_{c}") for c in range(C)]
+        word = Signal(RouteWord)
+        m.d.comb += [word.rx.eq(self.route_rx), word.tx.eq(self.route_tx)]
         for c in range(C):
-            with m.If(t == c):
+            with m.If(age == c):
                 m.d.comb += [r.cfg.we.eq(1), r.cfg.addr.eq(RouterMap.route(c)),
-                             r.cfg.wdata.eq(Cat(self.route_rx, self.route_tx))]
+                             r.cfg.wdata.eq(word)]
                 m.d.sync += [rx[c].eq(self.route_rx), tx[c].eq(self.route_tx)]
-        assert RouteWord.as_shape().size == 2 * P  # {rx, tx}, as written above
 
         # Transmitters.
         sent = [[Signal(B, name=f"sent_{p}_{c}") for c in range(C)] for p in range(P)]
@@ -194,11 +198,6 @@ class RouterDelivery(Elaboratable):
         # Progress: once the routes are in effect, a router holding wavelets while every
         # receiver gives credit for every colour sends something within three cycles (the
         # pickers see credit a cycle late and choose a cycle ahead).
-        settled = Signal()  # the routes are applied (written in cycles 0 .. C-1, 2 more)
-        age = Signal(range(C + 3))
-        with m.If(age != C + 2):
-            m.d.sync += age.eq(age + 1)
-        m.d.comb += settled.eq(age == C + 2)
         full = Cat(cr == (1 << C) - 1 for cr in self.credit).all()
         sending = Cat(r.port_out(o).valid for o in range(P)).any()
         waited = Signal(2)  # the last two cycles: settled, busy, full credit, nothing sent
