@@ -3,7 +3,8 @@
 #
 #   make install                 pip install -e ".[dev]"
 #   make test                    pytest (PYTEST_ARGS="-m slow" etc.)
-#   make synth                   synthesise every design in synth/designs.py
+#   make synth                   synthesise every default design in synth/designs.py
+#   make synth-variants          the trade-off variants (registered router outputs)
 #   make synth DESIGNS=router    ... or only some (space- or comma-separated)
 #   make synth SYNTH_ARGS=--no-pnr   extra flags for synth/run.py (--freq, --seed, --timeout)
 #   make formal                  run every formal proof (python -m sim.formal)
@@ -15,7 +16,7 @@ DESIGNS ?=
 SYNTH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install test synth synth-list formal bench clean
+.PHONY: help install test synth synth-list synth-variants formal bench clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -31,6 +32,9 @@ synth:
 
 synth-list:
 	@$(PYTHON) synth/run.py --list
+
+synth-variants:
+	$(PYTHON) synth/run.py tile_outreg fabric1x1_outreg $(SYNTH_ARGS)
 
 formal:
 	$(PYTHON) -m sim.formal

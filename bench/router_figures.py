@@ -14,7 +14,11 @@ Runs the ``figures`` test of :mod:`sim.tb.router_bench` on the simulator and pri
   output-queued figure for the same traffic (wavelets per cycle per port), and
   ``saturation_ratio``: accepted over ideal at full offered load (the NoC papers' figure).
 
-Usage: ``python bench/router_figures.py [--json] [--colors N] [--depth D] [--sim verilator|icarus]``
+With ``--output-register`` the router registers its outputs (two cycles per hop; the depth
+defaults to 3 then, the least for one wavelet per cycle per colour).
+
+Usage: ``python bench/router_figures.py [--json] [--colors N] [--depth D] [--output-register]
+[--sim verilator|icarus]``
 """
 
 from __future__ import annotations
@@ -31,22 +35,24 @@ from router.params import DEFAULT_COLORS
 from sim.tb.harness import default_simulator, run_cocotb
 
 
-def measure(num_colors: int, depth: int, sim: str) -> dict:
+def measure(num_colors: int, depth: int, sim: str, output_register: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.json"
         t0 = time.perf_counter()
         run_cocotb(
-            Router(num_colors=num_colors, queue_depth=depth),
-            toplevel=f"router_c{num_colors}_d{depth}",
+            Router(num_colors=num_colors, queue_depth=depth, output_register=output_register),
+            toplevel=f"router_c{num_colors}_d{depth}{'_or' if output_register else ''}",
             test_module="sim.tb.router_bench",
             testcase="figures",
             sim=sim,
             extra_env={"ROUTER_NUM_COLORS": str(num_colors), "ROUTER_QUEUE_DEPTH": str(depth),
+                       "ROUTER_OUTPUT_REGISTER": str(int(output_register)),
                        "ROUTER_FIGURES": str(out)},
         )
         figures = json.loads(out.read_text())
     top = figures["uniform_random"][-1]
-    figures.update(num_colors=num_colors, queue_depth=depth, simulator=sim,
+    figures.update(num_colors=num_colors, queue_depth=depth, output_register=output_register,
+                   simulator=sim,
                    saturation_ratio=round(top["accepted"] / top["ideal"], 4),
                    wall_seconds=round(time.perf_counter() - t0, 2))
     return figures
@@ -61,8 +67,9 @@ def text(figures: dict) -> str:
         ("two colours -> one output", figures["throughput_two_colours_one_output"],
          "wavelets/cycle"),
     ]
-    lines = [f"router, {figures['num_colors']} colours, queue depth {figures['queue_depth']}, "
-             f"on {figures['simulator']}"]
+    registered = ", registered outputs" if figures["output_register"] else ""
+    lines = [f"router, {figures['num_colors']} colours, queue depth {figures['queue_depth']}"
+             f"{registered}, on {figures['simulator']}"]
     lines += [f"  {name:32s} {value:8.3f} {unit}" for name, value, unit in rows]
     lines += ["  uniform random traffic (wavelets/cycle/port):",
               "    offered  accepted  ideal (output-queued)"]
@@ -76,9 +83,13 @@ def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--colors", type=int, default=DEFAULT_COLORS,
                     help=f"num_colors (default {DEFAULT_COLORS})")
-    ap.add_argument("--depth", type=int, default=2, help="queue depth (default 2)")
+    ap.add_argument("--depth", type=int, default=None,
+                    help="queue depth (default 2; 3 with --output-register)")
+    ap.add_argument("--output-register", action="store_true",
+                    help="register the router's outputs (two cycles per hop)")
     args = parse(ap, sim=True)
-    figures = measure(args.colors, args.depth, args.sim or default_simulator())
+    depth = args.depth if args.depth is not None else 2 + args.output_register
+    figures = measure(args.colors, depth, args.sim or default_simulator(), args.output_register)
     emit(args, figures, lambda: text(figures))
 
 

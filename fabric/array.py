@@ -52,9 +52,9 @@ class FabricParams:
         Logical array (1 to 255 rows; ``cols + spares`` at most 255).
     spares : int
         Spare columns, 0 to 7 (default 1).
-    num_colors, queue_depth
+    num_colors, queue_depth, output_register
         Router parameters, defaults from :class:`router.params.RouterParams` (24 colours,
-        depth 2).
+        depth 2, outputs not registered: one cycle per hop).
     sram_words, imem_words, num_tasks, num_dsds, in_depth
         PE parameters (``sram_words`` in 32-bit words), defaults from
         :class:`pe.params.PEParams`.
@@ -77,6 +77,7 @@ class FabricParams:
     num_tasks: int = PEParams.num_tasks
     num_dsds: int = PEParams.num_dsds
     in_depth: int = PEParams.in_depth
+    output_register: bool = RouterParams.output_register
     fault_injection: bool = False
 
     def __post_init__(self):
@@ -114,12 +115,14 @@ class FabricParams:
         """The PEs' :class:`pe.params.PEParams` (the RTL's and the golden model's)."""
         return PEParams(sram_words=self.sram_words, imem_words=self.imem_words,
                         num_colors=self.num_colors, num_tasks=self.num_tasks,
-                        num_dsds=self.num_dsds, in_depth=self.in_depth)
+                        num_dsds=self.num_dsds, in_depth=self.in_depth,
+                        in_flight=int(self.output_register))
 
     def name(self) -> str:
         """A short identifier, e.g. ``fabric_2x2s1_c8_m1024``."""
         return (f"fabric_{self.rows}x{self.cols}s{self.spares}_c{self.num_colors}"
-                f"_m{self.sram_words}{'_fi' if self.fault_injection else ''}")
+                f"_m{self.sram_words}{'_or' if self.output_register else ''}"
+                f"{'_fi' if self.fault_injection else ''}")
 
 
 def _unused(tile: Tile) -> Tile:

@@ -73,8 +73,11 @@ class Tile(wiring.Component):
     ----------
     spares : int
         Spare columns of the array (sets the width of the vertical selects).
-    num_colors, queue_depth
-        Router parameters (:class:`router.Router`).
+    num_colors, queue_depth, output_register
+        Router parameters (:class:`router.Router`). With ``output_register`` every router
+        output is registered (two cycles per hop) and the PE's input queues keep a place for
+        the wavelet in the RAMP output register (``PEParams.in_flight = 1``; ``in_depth`` at
+        least 3).
     sram_words, imem_words, num_tasks, num_dsds, in_depth
         PE parameters (:class:`pe.pe.PE`).
     fault_injection : bool
@@ -108,15 +111,18 @@ class Tile(wiring.Component):
     def __init__(self, *, spares: int = 1, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
                  sram_words: int = PEParams.sram_words, imem_words: int = PEParams.imem_words,
                  num_tasks: int = PEParams.num_tasks, num_dsds: int = PEParams.num_dsds,
-                 in_depth: int = PEParams.in_depth, fault_injection: bool = False):
+                 in_depth: int = PEParams.in_depth, output_register: bool = False,
+                 fault_injection: bool = False):
         with refusing(self):
             check_int("spares", spares, 0, MAX_SPARES, "spare columns")
             # Constructing the blocks validates their parameters.
-            self.router = Router(num_colors=num_colors, queue_depth=queue_depth)
+            self.router = Router(num_colors=num_colors, queue_depth=queue_depth,
+                                 output_register=output_register)
             with refusing(self.router):
                 self.pe = PE(PEParams(sram_words=sram_words, imem_words=imem_words,
                                       num_colors=num_colors, num_tasks=num_tasks,
-                                      num_dsds=num_dsds, in_depth=in_depth))
+                                      num_dsds=num_dsds, in_depth=in_depth,
+                                      in_flight=int(output_register)))
         self.spares = spares
         self.num_colors = num_colors
         self.fault_injection = fault_injection

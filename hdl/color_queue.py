@@ -26,10 +26,14 @@ Micro-architecture::
   and allocators, and ``arrival_onehot`` / ``arrival_is_head`` for the bypass.
 * **Flow control.** ``color_ready[c]`` is a function of the occupancy registers alone: colour
   ``c`` has room for one more wavelet (``occupancy < depth``, the arrival register counted), or
-  the colour is refused (its wavelets are taken and dropped). A wavelet offered because
-  ``color_ready`` was set always finds room, so ``valid`` alone is the transfer for a
-  colour-aware transmitter; a wavelet offered without room is not taken (``ready`` is low: a
-  plain stream transmitter holds it and offers it again), and is not counted as dropped. With
+  the colour is refused (its wavelets are taken and dropped). Behind a transmitter with an
+  output register (``in_flight=1``: it sends in cycle ``t + 1`` what it decided on the
+  ``color_ready`` of cycle ``t``) it means room for one more beyond the wavelet that may be in
+  flight (``occupancy < depth - 1``), while ``ready`` still reports the room there is now. A
+  wavelet offered because ``color_ready`` was set always finds room, so ``valid`` alone is the
+  transfer for a colour-aware transmitter; a wavelet offered without room is not taken
+  (``ready`` is low: a plain stream transmitter holds it and offers it again), and is not
+  counted as dropped. With
   ``depth = 2`` one colour sustains one wavelet per cycle while it is dequeued as it arrives
   (occupancy stays at one: the wavelet in the arrival register).
 * **Read ports** (``rd[i]``, combinational): the consumer names a colour; the port gives the
@@ -38,8 +42,9 @@ Micro-architecture::
 * **Pointers.** Per-colour head pointers, and the tail derived as head plus the memory count,
   so their initial values do not matter (memories are not reset). With one read port the head
   pointers are themselves LUT RAM; with more they are flip-flops (several pops per cycle).
-* ``ready = color_ready[payload.color]`` (high for colours at or above ``num_colors``) serves
-  plain stream transmitters that ignore ``color_ready``.
+* ``ready`` is the room for ``payload.color`` now (``color_ready[payload.color]`` when
+  ``in_flight`` is 0; high for colours at or above ``num_colors``); it serves plain stream
+  transmitters that ignore ``color_ready``.
 
 ``flush`` (a synchronous reset of the queue state) empties every queue, the arrival register
 included, and drops a wavelet arriving in that cycle: it is the PE's CLEAR, which the host
@@ -135,6 +140,11 @@ class ColorQueues(wiring.Component):
         head is being written in that cycle (the memory does not forward a write to a read in
         the same cycle): the arrival register's wavelet becomes readable from memory the cycle
         after it arrived. The consumer's picker excludes it (see :class:`router.Router`).
+    in_flight : int
+        Wavelets the transmitter may have in flight beyond the ``color_ready`` it saw: 0
+        (default, a transmitter that decides and sends in one cycle) or 1 (one with an output
+        register). ``depth`` must be at least ``2 + in_flight`` for one wavelet per cycle per
+        colour, and is at least ``1 + in_flight``.
 
     Members
     -------
@@ -170,9 +180,10 @@ class ColorQueues(wiring.Component):
     """
 
     def __init__(self, *, num_colors: int, depth: int, read_ports: int = 1,
-                 storage: str = "lutram"):
+                 storage: str = "lutram", in_flight: int = 0):
         self.num_colors = check_num_colors(num_colors)
         self.depth = check_int("depth", depth, 2, MAX_QUEUE_DEPTH, "wavelets per colour")
+        self.in_flight = check_int("in_flight", in_flight, 0, 1, "wavelets in flight")
         self.read_ports = check_int("read_ports", read_ports, 1, 4)
         if storage not in ("lutram", "bram"):
             raise ValueError(f"storage must be 'lutram' or 'bram', not {storage!r}")
@@ -339,11 +350,15 @@ class ColorQueues(wiring.Component):
                 m.d.comb += [w.addr.eq(arr_color), w.data.eq(value), w.en.eq(kept & (tail == k))]
 
         # ---- dequeue, counts, colour-ready ------------------------------------------------------
-        # color_ready is a function of the occupancy registers only: room for one more now.
+        # color_ready is a function of the occupancy registers only: room for one more now
+        # (beyond the one that may be in flight, with ``in_flight``); `room` is what there is.
         color_ready = Signal(C)
+        room = Signal(C, name="room") if self.in_flight else color_ready
         for c in range(C):
             m.d.sync += occ[c].eq(occ[c] - pops[c] + arriving[c])
-            m.d.comb += color_ready[c].eq(~self.accept[c] | has_room[c])
+            m.d.comb += room[c].eq(~self.accept[c] | has_room[c])
+            if self.in_flight:
+                m.d.comb += color_ready[c].eq(~self.accept[c] | (occ[c] < D - self.in_flight))
         # Every pop advances its colour's head pointer.
         if R == 1:
             port = self.rd[0]
@@ -357,9 +372,10 @@ class ColorQueues(wiring.Component):
                 with m.If(pops[c]):
                     m.d.sync += head[c].eq(wrap(head[c] + 1))
         m.d.comb += link.color_ready.eq(color_ready)
-        # ready = color_ready[colour]; colours without a queue are taken (and dropped).
+        # ready = room[colour] (color_ready[colour] without a wavelet in flight); colours
+        # without a queue are taken (and dropped).
         if C < 1 << COLOR_BITS:
-            m.d.comb += link.ready.eq(Mux(colour < C, color_ready.bit_select(colour, 1), 1))
+            m.d.comb += link.ready.eq(Mux(colour < C, room.bit_select(colour, 1), 1))
         else:
-            m.d.comb += link.ready.eq(color_ready.bit_select(colour, 1))
+            m.d.comb += link.ready.eq(room.bit_select(colour, 1))
         return ResetInserter(self.flush)(m)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from amaranth.lib import data, enum
 
 from hdl.color_queue import MAX_QUEUE_DEPTH
-from hdl.params import check_int
+from hdl.params import check_bool, check_int
 from hdl.ports import NUM_PORTS
 from hdl.wavelet import COLOR_BITS, check_num_colors
 
@@ -32,6 +32,12 @@ class RouterParams:
     queue_depth : int
         Wavelets per (input port, colour) queue, 2 to 16 (default 2, the least that sustains one
         wavelet per cycle per colour with a registered ``color_ready``).
+    output_register : bool
+        Register every output link (default ``False``): two cycles per hop instead of one, and
+        no logic of the transmitter in the cycle that crosses a link. The mesh inputs then keep
+        one place per colour for the wavelet in a neighbour's output register, so
+        ``queue_depth`` must be at least 3 (one wavelet per cycle per colour). The trade-off
+        is measured in ``docs/architecture.md``.
 
     Raises
     ------
@@ -41,12 +47,18 @@ class RouterParams:
 
     num_colors: int = DEFAULT_COLORS
     queue_depth: int = 2
+    output_register: bool = False
 
     def __post_init__(self):
         check_num_colors(self.num_colors)
         check_int("queue_depth", self.queue_depth, 2, MAX_QUEUE_DEPTH,
                   "wavelets (2 is the least that sustains one wavelet per cycle, as "
                   "color_ready is registered)")
+        if check_bool("output_register", self.output_register) and self.queue_depth < 3:
+            raise ValueError(
+                f"output_register=True needs queue_depth >= 3, not {self.queue_depth}: each "
+                f"mesh input keeps one place per colour for the wavelet in its neighbour's "
+                f"output register, and two more sustain one wavelet per cycle")
 
 #: Switch positions of a colour: the default route (position 0) and pos1..pos3, as the WSE.
 NUM_POSITIONS = 4

@@ -44,6 +44,12 @@ Organisation (``docs/architecture.md``, "Router"):
   combinational path goes across a link and back. Every output's ``valid``/``payload`` is
   combinational from the inputs' registered state (arbiter, credit check, 5:1 mux) and ends at
   the receiver's registers.
+* **Output register** (``output_register=True``, default off): every output's ``valid`` and
+  payload are registered, so a wavelet takes two cycles per hop and the cycle that crosses a
+  link holds no logic of the transmitter. The credit check is unchanged: the receivers keep a
+  place for the wavelet in flight (:class:`hdl.color_queue.ColorQueues` ``in_flight=1``, here
+  on the four mesh inputs, whose transmitters are routers built alike; the PE's RAMP input
+  does the same). The trade-off is measured in ``docs/architecture.md``.
 * **Drops.** A wavelet whose colour accepts the port it arrived on at no switch position (with
   an output), or whose colour is at or above ``num_colors``, is taken, dropped and counted in a
   sticky, saturating 16-bit counter (``dropped``; configuration word ``RouterMap.STATUS``,
@@ -58,7 +64,7 @@ from amaranth.lib.wiring import In, Out
 from hdl.arbiter import AtomicAllocator, RoundRobin
 from hdl.color_queue import ColorQueues, onehot_select
 from hdl.config_bus import ConfigBusSignature
-from hdl.ports import NUM_PORTS, PORT_NAMES
+from hdl.ports import NUM_PORTS, PORT_NAMES, RAMP
 from hdl.refused import refusing
 from hdl.wavelet import COLOR_BITS, COMMANDS_LSB, ControlWord, LinkSignature, SwitchCommand
 
@@ -114,14 +120,18 @@ class Router(wiring.Component):
     num_colors : int
         Routable colours, 1 to 32 (default 24, the WSE-2's).
     queue_depth : int
-        Wavelets per (input port, colour) queue, 2 to 16 (default 2).
+        Wavelets per (input port, colour) queue, 2 to 16 (default 2; at least 3 with
+        ``output_register``).
+    output_register : bool
+        Register the output links (two cycles per hop; see above).
 
     Members
     -------
     in_n, in_e, in_s, in_w, in_ramp : ``In(LinkSignature(num_colors))``
         Input links (the router is the receiver).
     out_n, out_e, out_s, out_w, out_ramp : ``Out(LinkSignature(num_colors))``
-        Output links (the router is a colour-aware transmitter: it never looks at ``ready``).
+        Output links (the router is a colour-aware transmitter: it never looks at ``ready``;
+        with ``output_register`` it sends in cycle ``t + 1`` on the ``color_ready`` of ``t``).
     cfg : ``In(ConfigBusSignature(RouterMap.ADDR_WIDTH))``
         Configuration bus (:class:`~router.params.RouterMap`).
     dropped : ``Out(16)``
@@ -136,11 +146,14 @@ class Router(wiring.Component):
         :class:`~router.params.RouterParams`).
     """
 
-    def __init__(self, *, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2):
+    def __init__(self, *, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
+                 output_register: bool = False):
         with refusing(self):
-            self.params = RouterParams(num_colors=num_colors, queue_depth=queue_depth)
+            self.params = RouterParams(num_colors=num_colors, queue_depth=queue_depth,
+                                       output_register=output_register)
         self.num_colors = num_colors
         self.queue_depth = queue_depth
+        self.output_register = output_register
         members = {}
         for name in PORT_NAMES:
             members[f"in_{name}"] = In(LinkSignature(num_colors))
@@ -328,7 +341,10 @@ class Router(wiring.Component):
         ctrl_go, cand_colors, cand_onehots, cand_cmds = [], [], [], []
         for p in range(P):
             name = PORT_NAMES[p]
-            q = ColorQueues(num_colors=C, depth=self.queue_depth, storage="bram")
+            # Behind a registered neighbour a mesh input keeps a place for its wavelet in flight.
+            in_flight = int(self.output_register and p != RAMP)
+            q = ColorQueues(num_colors=C, depth=self.queue_depth, storage="bram",
+                            in_flight=in_flight)
             m.submodules[f"queues_{name}"] = q
             wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
             m.d.comb += q.accept.eq(Cat(a[p] for a in accepts))
@@ -405,9 +421,10 @@ class Router(wiring.Component):
         ]
 
         # ---- outputs ----------------------------------------------------------------------------
+        out_domain = m.d.sync if self.output_register else m.d.comb
         for o in range(P):
             link, grant = self.port_out(o), alloc.grants[o]
-            m.d.comb += [
+            out_domain += [
                 link.valid.eq(grant.any()),
                 link.payload.data.eq(onehot_select(grant, cand_data)),
                 link.payload.color.eq(onehot_select(grant, [q.rd[0].color for q in queues])),
@@ -422,5 +439,8 @@ class Router(wiring.Component):
         with m.Elif(drops != 0):
             total = dropped + drops
             m.d.sync += dropped.eq(Mux(total > 0xFFFF, 0xFFFF, total))
-        m.d.comb += self.busy.eq(Cat(q.busy for q in queues).any() | ap_valid | b_valid)
+        busy = Cat(q.busy for q in queues).any() | ap_valid | b_valid
+        if self.output_register:  # a wavelet in an output register is still the router's
+            busy = busy | Cat(self.port_out(o).valid for o in range(P)).any()
+        m.d.comb += self.busy.eq(busy)
         return m

@@ -74,6 +74,9 @@ class Design:
     pnr_timeout_s, fallback_pnr_timeout_s : float, optional
         Limit in seconds for nextpnr on the design / its variant (the smaller of this and
         ``--timeout`` applies); a run that hits it is reported as timed out.
+    default : bool
+        Part of a plain ``make synth`` (default); ``False`` for a trade-off variant that runs
+        only when named (``make synth-variants``).
     """
 
     name: str
@@ -88,6 +91,7 @@ class Design:
     fallback_pnr_args: Sequence[str] = ()
     pnr_timeout_s: float | None = None
     fallback_pnr_timeout_s: float | None = None
+    default: bool = True
 
     @property
     def top_name(self) -> str:
@@ -186,6 +190,30 @@ DESIGNS: dict[str, Design] = {
             fallback_pnr_args=("--router", "router2"),
             fallback_pnr_timeout_s=1800,
         ),
+        # Trade-off variants (docs/architecture.md, "Registered outputs"): not in a plain
+        # `make synth`; `make synth-variants` runs them.
+        Design(
+            name="tile_outreg",
+            factory=_tile,
+            params={"spares": 1, "num_colors": 24, "queue_depth": 3, "sram_words": 1024,
+                    "imem_words": 256, "num_tasks": 32, "num_dsds": 16, "in_depth": 3,
+                    "output_register": True, "fault_injection": False},
+            description="the tile with registered router outputs (two cycles per hop; "
+                        "3-wavelet queues keep one wavelet per cycle per colour)",
+            default=False,
+        ),
+        Design(
+            name="fabric1x1_outreg",
+            factory=_fabric,
+            params={"rows": 1, "cols": 1, "spares": 1, "num_colors": 24, "queue_depth": 3,
+                    "sram_words": 1024, "imem_words": 256, "num_tasks": 32, "num_dsds": 16,
+                    "in_depth": 3, "output_register": True, "fault_injection": False},
+            description="1 x 2 physical tiles (the fabric2x2 variant that is placed) with "
+                        "registered router outputs: the E/W link between the tiles",
+            pnr_args=("--router", "router2"),
+            pnr_timeout_s=1800,
+            default=False,
+        ),
     ]
 }
 
@@ -222,7 +250,7 @@ def select(names: Sequence[str] | None) -> list[Design]:
             if name not in wanted:
                 wanted.append(name)
     if not wanted:
-        return list(DESIGNS.values())
+        return [d for d in DESIGNS.values() if d.default]
     unknown = [n for n in wanted if n not in DESIGNS]
     if unknown:
         raise UnknownDesignError(

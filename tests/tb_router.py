@@ -2,7 +2,8 @@
 
 Built on the router bench :mod:`sim.tb.router_bench` (whose ``figures`` test tests/test_router.py
 runs with these). Parameters come from the environment: ``ROUTER_NUM_COLORS``,
-``ROUTER_QUEUE_DEPTH``, ``ROUTER_SEED`` (random tests).
+``ROUTER_QUEUE_DEPTH``, ``ROUTER_OUTPUT_REGISTER`` (``1``: the router registers its outputs),
+``ROUTER_SEED`` (random tests).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sim.toolchain.routes import Route, RouteTable
 
 NUM_COLORS = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
 QUEUE_DEPTH = int(os.environ.get("ROUTER_QUEUE_DEPTH", "2"))
+OUTPUT_REGISTER = os.environ.get("ROUTER_OUTPUT_REGISTER", "0") == "1"
 SEED = int(os.environ.get("ROUTER_SEED", "1"))
 
 
@@ -34,7 +36,7 @@ async def read_dropped(tb):
 @cocotb.test()
 async def every_input_to_every_output(dut):
     """Each input port reaches each output port (5 x 5 unicast routes, U-turns included)."""
-    tb = RouterTB(dut, NUM_COLORS)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER)
     await tb.start()
     pairs = [(p, o) for p in range(NUM_PORTS) for o in range(NUM_PORTS)]
     for first in range(0, len(pairs), NUM_COLORS):
@@ -51,7 +53,7 @@ async def every_input_to_every_output(dut):
 @cocotb.test()
 async def every_colour_and_full_multicast(dut):
     """Every colour is routable; a 5-way multicast reaches all five ports exactly once."""
-    tb = RouterTB(dut, NUM_COLORS)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER)
     await tb.start()
     table = RouteTable(NUM_COLORS)
     for c in range(NUM_COLORS):
@@ -71,7 +73,7 @@ async def every_colour_and_full_multicast(dut):
 @cocotb.test()
 async def route_table_read_back(dut):
     """Every route word written through the configuration bus reads back unchanged."""
-    tb = RouterTB(dut, NUM_COLORS)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER)
     await tb.start()
     rng = random.Random(SEED)
     words = [rng.randrange(1 << 10) for _ in range(NUM_COLORS)]
@@ -90,6 +92,8 @@ async def random_traffic_with_backpressure(dut):
     tb = RouterTB(
         dut,
         NUM_COLORS,
+        queue_depth=QUEUE_DEPTH,
+        output_register=OUTPUT_REGISTER,
         source_pause=lambda p: pauses("random", SEED * 31 + p, 0.3),
         sink_pause=lambda p: pauses("random", SEED * 57 + p, 0.35),
     )
@@ -129,7 +133,7 @@ async def random_traffic_with_backpressure(dut):
 async def stalled_colour_does_not_block_others(dut):
     """Colour A (W -> E) is stalled at E; colour B shares its input (W -> S) and colour C shares
     its output (N -> E): both keep flowing at full rate while A waits, and A completes later."""
-    tb = RouterTB(dut, NUM_COLORS)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER)
     await tb.start()
     A, B, C = 1, 2, 3 % NUM_COLORS
     table = RouteTable(NUM_COLORS)
@@ -146,8 +150,8 @@ async def stalled_colour_does_not_block_others(dut):
         2000, "colours B and C delivered while A is stalled")
     assert not any(w.color == A for w in tb.sinks[E].wavelets()), "stalled colour A got through"
     assert cycles <= 130, f"B and C took {cycles} cycles for 100 wavelets each: they were slowed"
-    assert tb.sources[W].pending == 20 - QUEUE_DEPTH, (
-        f"expected A to fill exactly its queue ({QUEUE_DEPTH}) and wait, "
+    assert tb.sources[W].pending == 20 - tb.room(W), (
+        f"expected A to fill exactly its queue ({tb.room(W)}) and wait, "
         f"{tb.sources[W].pending} of 20 still pending")
     tb.sinks[E].stalled_colours = 0
     await tb.bench.wait_until(lambda: tb.sources[W].pending == 0, 200, "A drained")
@@ -162,7 +166,7 @@ async def stalled_colour_does_not_block_others(dut):
 async def drops_are_counted(dut):
     """Wavelets on a port the colour does not accept, on a colour with no outputs, or on a
     colour above num_colors are dropped and counted; writing the status word clears it."""
-    tb = RouterTB(dut, NUM_COLORS)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER)
     await tb.start()
     table = RouteTable(NUM_COLORS).set(0, ["w"], ["e"])
     if NUM_COLORS > 1:
@@ -209,7 +213,7 @@ async def switch_advances_around_a_ring(dut):
     and the switch ends where the model says."""
     if NUM_COLORS < 2:
         return
-    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
                   source_pause=lambda p: pauses("random", SEED * 11 + p, 0.3),
                   sink_pause=lambda p: pauses("random", SEED * 13 + p, 0.4))
     await tb.start()
@@ -240,7 +244,7 @@ async def switch_start_reset_teardown_and_pop(dut):
     stays), RESET to position 0, then TEARDOWN: what follows waits until the switch word is
     written again, then goes from the start position. Each control wavelet leaves with its
     command popped; the switch word and position routes read back."""
-    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
                   sink_pause=lambda p: pauses("random", SEED * 17 + p, 0.3))
     await tb.start()
     A = NUM_COLORS // 2
@@ -281,7 +285,7 @@ async def random_switches_under_backpressure(dut):
     backpressure: every flow exactly once and in order, waiting wavelets kept, final positions
     as the model says."""
     rng = random.Random(SEED * 101)
-    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
                   source_pause=lambda p: pauses("random", SEED * 23 + p, 0.25),
                   sink_pause=lambda p: pauses("random", SEED * 29 + p, 0.3))
     await tb.start()
@@ -325,7 +329,7 @@ async def random_switches_under_backpressure(dut):
                 f"{state.torn}), the model at {position} (torn {torn})")
         if expected.waiting:  # start afresh: reset the router (drops what waits)
             tb.bench.stop()
-            tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+            tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
                           source_pause=lambda p, k=round_: pauses("random", k + p, 0.25))
             await reset(dut)
             tb.bench.start()
@@ -349,7 +353,7 @@ async def directed_flows_under_every_idle_and_backpressure_pattern(dut):
     for n, (src_kind, sink_kind) in enumerate(itertools.product(kinds, kinds)):
         if tb is not None:
             tb.bench.stop()
-        tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH,
+        tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
                       source_pause=lambda p, k=src_kind, n=n: pauses(k, SEED * 100 + n + p),
                       sink_pause=lambda p, k=sink_kind, n=n: pauses(k, SEED * 200 + n + p),
                       sink_credit_depth=2)
@@ -372,8 +376,8 @@ async def directed_flows_under_every_idle_and_backpressure_pattern(dut):
 async def plain_stream_sources_are_accepted(dut):
     """Plain stream transmitters (not colour-aware: they offer any colour and hold it until
     ``ready``) get the same deliveries; ``ready`` still follows ``color_ready[colour]``."""
-    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, colour_aware=False,
-                  sink_pause=lambda p: pauses("bursty", SEED * 300 + p))
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
+                  colour_aware=False, sink_pause=lambda p: pauses("bursty", SEED * 300 + p))
     await tb.start()
     table = RouteTable(NUM_COLORS)
     table.set(0, ["w"], ["ramp"])
@@ -388,7 +392,8 @@ async def control_wavelets_from_every_input_into_a_broadcast(dut):
     input may send one only on its turn and only the allocator's first requester can win, so a
     turn that kept pace with the allocator's priority locked them out for ever (a deadlock the
     random traffic found). Sinks that keep credit, so only that could stop them."""
-    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, sink_credit_depth=2)
+    tb = RouterTB(dut, NUM_COLORS, queue_depth=QUEUE_DEPTH, output_register=OUTPUT_REGISTER,
+                  sink_credit_depth=2)
     await tb.start()
     table = RouteTable(NUM_COLORS)
     table.routes[0] = Route((1 << NUM_PORTS) - 1, (1 << NUM_PORTS) - 1)

@@ -93,16 +93,19 @@ def test_atomic_allocator_never_splits_a_multicast_and_always_progresses():
     run(dut, bench)
 
 
-@pytest.mark.parametrize("storage, depth", [("lutram", 2), ("lutram", 3), ("bram", 2),
-                                            ("bram", 3)])
-def test_color_queues_keep_order_and_never_overflow(storage, depth):
+@pytest.mark.parametrize("storage, depth, in_flight", [
+    ("lutram", 2, 0), ("lutram", 3, 0), ("bram", 2, 0), ("bram", 3, 0), ("lutram", 3, 1),
+    ("bram", 3, 1)])
+def test_color_queues_keep_order_and_never_overflow(storage, depth, in_flight):
     """Random arrivals on colours whose ``color_ready`` is set, random pops of nonempty
     colours: every wavelet comes out once, in order per colour, with its control bit; the
     occupancy and arrival outputs match a model of per-colour FIFOs; ``color_ready`` never
     promises room that is not there. With block-RAM storage the reader names its colour a
-    cycle ahead and never one whose only other wavelet is the arrival being written."""
+    cycle ahead and never one whose only other wavelet is the arrival being written. With
+    ``in_flight=1`` the transmitter sends each wavelet a cycle after the ``color_ready`` it
+    chose it on (an output register), and every one is taken."""
     colors = 5
-    dut = ColorQueues(num_colors=colors, depth=depth, storage=storage)
+    dut = ColorQueues(num_colors=colors, depth=depth, storage=storage, in_flight=in_flight)
     rng = random.Random(3)
     m = Module()
     m.submodules.dut = dut
@@ -112,6 +115,7 @@ def test_color_queues_keep_order_and_never_overflow(storage, depth):
         serial = 0
         named = None  # bram: the colour named for this cycle
         last = None   # the colour that arrived last cycle (now in the arrival register)
+        decided = None  # in_flight: the wavelet chosen last cycle, sent this cycle
         for _ in range(1500):
             cready = ctx.get(dut.link.color_ready)
             nonempty = ctx.get(dut.nonempty)
@@ -123,7 +127,7 @@ def test_color_queues_keep_order_and_never_overflow(storage, depth):
                 assert bool(nonempty >> c & 1) == bool(model[c]), (c, list(model[c]))
                 assert ctx.get(dut.occupancy[c]) == len(model[c])
                 if cready >> c & 1:
-                    assert len(model[c]) < depth, f"colour {c} ready while full"
+                    assert len(model[c]) < depth - in_flight, f"colour {c} ready while full"
             # Pop a nonempty colour: any (LUT RAM), or the named one or the arrival when it is
             # its colour's head (block RAM).
             choices = [c for c in range(colors) if model[c]]
@@ -140,13 +144,15 @@ def test_color_queues_keep_order_and_never_overflow(storage, depth):
             # Offer a wavelet of a colour that has room.
             offer = [c for c in range(colors) if cready >> c & 1]
             ctx.set(dut.link.valid, 0)
-            sent = None
+            chosen = None
             if offer and rng.random() < 0.8:
-                c = rng.choice(offer)
                 serial += 1
-                sent = (c, (serial * 2654435761) & 0xFFFF_FFFF, serial & 1)
-                ctx.set(dut.link.payload, {"data": sent[1], "color": c, "ctrl": sent[2]})
+                chosen = (rng.choice(offer), (serial * 2654435761) & 0xFFFF_FFFF, serial & 1)
+            sent, decided = (decided, chosen) if in_flight else (chosen, None)
+            if sent is not None:
+                ctx.set(dut.link.payload, {"data": sent[1], "color": sent[0], "ctrl": sent[2]})
                 ctx.set(dut.link.valid, 1)
+                assert ctx.get(dut.link.ready), f"colour {sent[0]} sent on credit, not taken"
             if storage == "bram":
                 # Name next cycle's colour: one holding a wavelet besides the one popped now
                 # and the arrival being written now.

@@ -6,6 +6,8 @@ the tile and what went wrong, and the next load must clear it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fabric.array import FabricParams
@@ -138,9 +140,14 @@ SMALL_RINGS = EngineParams(queue_words=16, capture_words=16, chain_words=64,
                            chain_capture_words=64)
 
 
-@pytest.fixture(scope="module")
-def small_ring_driver(sim, waves):
-    rtl = FabricDriver(PARAMS, backend="rtl", sim=sim, waves=waves,
+@pytest.fixture(scope="module", params=[False, True], ids=["comb", "outreg"])
+def small_ring_driver(request, sim, waves):
+    """The 1x1 fabric on small rings; also with registered router outputs, whose sinks take
+    what arrives on the credit of the cycle before (rings full and paused sinks included)."""
+    params = PARAMS
+    if request.param:
+        params = dataclasses.replace(PARAMS, output_register=True, queue_depth=3, in_depth=3)
+    rtl = FabricDriver(params, backend="rtl", sim=sim, waves=waves,
                        rtl_options={"engines": SMALL_RINGS})
     yield rtl
     rtl.close()

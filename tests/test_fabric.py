@@ -21,13 +21,17 @@ from sim.apps.defects import random_defects
 from sim.host.driver import FabricDriver
 from sim.host.errors import RunTimeout
 
-SIZES = [(1, 1), (2, 2), (3, 3)]
+#: (rows, cols, output_register): the 2x2 fabric also with registered router outputs (two
+#: cycles per hop, 3-wavelet queues), defect maps and their bypassed tiles included.
+SIZES = [(1, 1, False), (2, 2, False), (3, 3, False), (2, 2, True)]
 
 
-def params_for(rows, cols):
+def params_for(rows, cols, output_register=False):
     # tests/test_mapper.py builds the same fabrics (two-layer MLPs need 10 tasks, 14 DSDs).
+    depth = {"queue_depth": 3, "in_depth": 3} if output_register else {}
     return FabricParams(rows=rows, cols=cols, spares=1, sram_words=256, imem_words=64,
-                        num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True)
+                        num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True,
+                        output_register=output_register, **depth)
 
 
 def run_scenario(driver: FabricDriver, scenario):
@@ -41,10 +45,10 @@ def run_scenario(driver: FabricDriver, scenario):
     return received, memory, result
 
 
-@pytest.fixture(scope="module", params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.fixture(scope="module", params=SIZES,
+                ids=lambda s: f"{s[0]}x{s[1]}{'-outreg' if s[2] else ''}")
 def fabric(request, sim, waves):
-    rows, cols = request.param
-    params = params_for(rows, cols)
+    params = params_for(*request.param)
     golden = FabricDriver(params, backend="golden")
     rtl = FabricDriver(params, backend="rtl", sim=sim, waves=waves)
     yield params, golden, rtl

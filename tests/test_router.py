@@ -25,6 +25,8 @@ HERE = Path(__file__).parent
         ({"num_colors": 2.5}, "num_colors must be an integer"),
         ({"queue_depth": 1}, "queue_depth must be between 2 and 16"),
         ({"queue_depth": "2"}, "queue_depth must be an integer"),
+        ({"output_register": True}, r"output_register=True needs queue_depth >= 3, not 2"),
+        ({"output_register": 1, "queue_depth": 3}, "output_register must be True or False"),
     ],
 )
 def test_bad_parameters_raise(kwargs, message):
@@ -142,12 +144,13 @@ def test_golden_switch_semantics():
     assert result.positions[0] == (0, True)
 
 
-@pytest.mark.parametrize("num_colors, queue_depth, seed", [
-    (8, 2, 1), (5, 3, 2), pytest.param(32, 2, 3, marks=pytest.mark.slow)])
-def test_router_rtl(sim, waves, num_colors, queue_depth, seed):
+@pytest.mark.parametrize("num_colors, queue_depth, output_register, seed", [
+    (8, 2, False, 1), (5, 3, False, 2), (8, 3, True, 4),
+    pytest.param(32, 2, False, 3, marks=pytest.mark.slow)])
+def test_router_rtl(sim, waves, num_colors, queue_depth, output_register, seed):
     run_cocotb(
-        Router(num_colors=num_colors, queue_depth=queue_depth),
-        toplevel=f"router_c{num_colors}_d{queue_depth}",
+        Router(num_colors=num_colors, queue_depth=queue_depth, output_register=output_register),
+        toplevel=f"router_c{num_colors}_d{queue_depth}{'_or' if output_register else ''}",
         test_module=["tb_router", "sim.tb.router_bench"],  # the tests, then the figures
         test_dir=HERE,
         sim=sim,
@@ -155,6 +158,7 @@ def test_router_rtl(sim, waves, num_colors, queue_depth, seed):
         extra_env={
             "ROUTER_NUM_COLORS": str(num_colors),
             "ROUTER_QUEUE_DEPTH": str(queue_depth),
+            "ROUTER_OUTPUT_REGISTER": str(int(output_register)),
             "ROUTER_SEED": str(seed),
         },
     )

@@ -25,3 +25,14 @@ def test_select_width_covers_every_offset():
         assert 2 ** select_bits(spares) >= 2 * spares + 1  # offsets -S..S, stored + S
     # The largest spare count is accepted (FabricParams builds a tile to validate).
     assert FabricParams(rows=1, cols=1, spares=MAX_SPARES).physical_cols == 1 + MAX_SPARES
+
+
+def test_registered_outputs_need_deeper_queues():
+    """Registered router outputs keep a place per colour for the wavelet in flight, so the
+    router's and the PE's queues need three places; the errors say which and why."""
+    with pytest.raises(ValueError, match=r"output_register=True needs queue_depth >= 3, not 2"):
+        Tile(output_register=True)
+    with pytest.raises(ValueError, match=r"in_depth must be at least 3 with in_flight=1"):
+        Tile(output_register=True, queue_depth=3)
+    tile = Tile(output_register=True, queue_depth=3, in_depth=3)
+    assert tile.router.output_register and tile.pe.p.in_flight == 1

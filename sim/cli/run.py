@@ -53,6 +53,9 @@ def _fabric_options(f):
                      show_default=True, help="RTL simulation or the golden model."),
         click.option("--sim", type=click.Choice(["verilator", "icarus"]), default=None,
                      help="Simulator for the RTL backend (default verilator)."),
+        click.option("--output-register", is_flag=True,
+                     help="Register the routers' outputs: two cycles per hop, 3-wavelet "
+                          "queues (the Fmax trade-off of docs/architecture.md)."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                      help="Directory for the heat map and report (default out/<workload>)."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON "
@@ -68,7 +71,8 @@ def run() -> None:
     """Run a real workload on the simulated fabric and report result, cycles and utilisation."""
 
 
-def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim):
+def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
+           output_register=False):
     from fabric.array import FabricParams
     from fabric.repair import UnrepairableError
     from sim.apps.defects import random_defects
@@ -77,8 +81,10 @@ def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend,
 
     try:
         fmt = parse_dtype(dtype)
+        depths = {"queue_depth": 3, "in_depth": 3} if output_register else {}
         params = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=sram_words,
-                              fault_injection=backend == "rtl" and defects > 0)
+                              fault_injection=backend == "rtl" and defects > 0,
+                              output_register=output_register, **depths)
         defect_map = random_defects(rows, params.physical_cols, spares, defects,
                                     np.random.default_rng(seed))
     except (MappingError, WorkloadError, UnrepairableError, TypeError, ValueError) as exc:
@@ -126,7 +132,8 @@ def _mlp_options(f):
 
 
 def _run_mlp(layers, xs, labels, *, title, workload, rows, cols, spares, defects, fault, seed,
-             dtype, sram_words, backend, sim, out_dir, as_json, mode, clock_mhz, describe):
+             dtype, sram_words, backend, sim, output_register, out_dir, as_json, mode,
+             clock_mhz, describe):
     """Run an MLP job and print its report (shared by ``mlp`` and ``mlp-digits``)."""
     from tqdm import tqdm
 
@@ -136,7 +143,7 @@ def _run_mlp(layers, xs, labels, *, title, workload, rows, cols, spares, defects
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
-                                     sram_words, backend, sim)
+                                     sram_words, backend, sim, output_register)
     out_path = output_dir(out_dir or f"out/{workload}")
     if backend == "rtl":
         echo("building and starting the RTL simulation (the first build of a fabric size takes "
@@ -175,7 +182,8 @@ def _run_mlp(layers, xs, labels, *, title, workload, rows, cols, spares, defects
     lines = [
         ("workload", describe),
         ("fabric", f"{rows} x {cols} PEs (+{spares} spare column), "
-                   f"{report['defects']} defective tile(s), {backend}"),
+                   f"{report['defects']} defective tile(s), {backend}"
+                   f"{', registered router outputs' if output_register else ''}"),
         ("mode", mode_text),
     ]
     if report["regions"]:
@@ -215,7 +223,7 @@ def _run_mlp(layers, xs, labels, *, title, workload, rows, cols, spares, defects
 @click.option("--layers", "hidden_layers", default=None,
               help="Hidden layer sizes, comma-separated (e.g. 128,128); overrides --hidden.")
 def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
-               out_dir, as_json, mode, clock_mhz, limit, hidden, hidden_layers):
+               output_register, out_dir, as_json, mode, clock_mhz, limit, hidden, hidden_layers):
     """Train (cached) an MLP on scikit-learn's digits and run the test images on the fabric."""
     from sim.apps.digits import train_digits_mlp
 
@@ -230,7 +238,8 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
     shape = "-".join(str(s) for s in (64, *sizes, 10))
     _run_mlp(model["layers"], x_test, y_test, title="mlp-digits", workload="mlp-digits",
              rows=rows, cols=cols, spares=spares, defects=defects, fault=fault, seed=seed,
-             dtype=dtype, sram_words=sram_words, backend=backend, sim=sim, out_dir=out_dir,
+             dtype=dtype, sram_words=sram_words, backend=backend, sim=sim,
+             output_register=output_register, out_dir=out_dir,
              as_json=as_json, mode=mode, clock_mhz=clock_mhz,
              describe=f"mlp-digits, {shape} MLP, {dtype} weights, fp32 activations")
 
@@ -245,7 +254,8 @@ def mlp_digits(rows, cols, spares, defects, fault, seed, dtype, sram_words, back
               help=".npy file of inputs, shape (N, K) or (K,) (default: random).")
 @click.option("--images", type=click.IntRange(min=1), default=16, show_default=True,
               help="Random inputs to run when no --input is given.")
-def mlp(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim, out_dir,
+def mlp(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
+        output_register, out_dir,
         as_json, mode, clock_mhz, weights, input_file, images):
     """Any MLP from a weight file (ReLU between layers), on the fabric."""
     from sim.apps.errors import WorkloadError
@@ -275,7 +285,8 @@ def mlp(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, si
     shape = "-".join(str(s) for s in (K, *(W.shape[0] for W, _ in layers)))
     _run_mlp(layers, xs, None, title=Path(weights).name, workload="mlp", rows=rows,
              cols=cols, spares=spares, defects=defects, fault=fault, seed=seed, dtype=dtype,
-             sram_words=sram_words, backend=backend, sim=sim, out_dir=out_dir,
+             sram_words=sram_words, backend=backend, sim=sim,
+             output_register=output_register, out_dir=out_dir,
              as_json=as_json, mode=mode, clock_mhz=clock_mhz,
              describe=f"{Path(weights).name}, {shape} MLP, {dtype} weights, fp32 activations")
 
@@ -292,7 +303,8 @@ def mlp(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, si
 @click.option("--max-cols", type=click.IntRange(min=1), default=None,
               help="Use only the first N columns of W.")
 @click.option("--relu", is_flag=True, help="Apply ReLU to the result.")
-def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim, out_dir,
+def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
+         output_register, out_dir,
          as_json, weights, tensor, x_source, max_rows, max_cols, relu):
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
     model and numpy."""
@@ -305,7 +317,7 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
 
     echo = (lambda *_a, **_k: None) if as_json else (lambda m: click.echo(m, err=True))
     params, fmt, defect_map = _setup(rows, cols, spares, defects, fault, seed, dtype,
-                                     sram_words, backend, sim)
+                                     sram_words, backend, sim, output_register)
     try:
         W, name = load_weights(weights, tensor)
         full = W.shape
@@ -356,7 +368,7 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
         "workload": "gemv", "backend": backend, "weights": str(weights), "tensor": name,
         "shape": list(W.shape), "full_shape": list(full), "dtype": dtype,
         "rows": rows, "cols": cols, "spares": spares, "defects": int(defect_map.sum()),
-        "bit_exact": exact, "reference_exact": ref_exact,
+        "output_register": output_register, "bit_exact": exact, "reference_exact": ref_exact,
         "max_abs_error_vs_float32": float(np.max(np.abs(y - y_float))),
         "cycles": cyc,
         "macs": m.macs,
@@ -372,7 +384,7 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
         ("workload", f"GEMV, W = {name} {W.shape[0]} x {W.shape[1]} (of {full[0]} x {full[1]}), "
                      f"{dtype}"),
         ("fabric", f"{rows} x {cols} PEs (+{spares} spare), {report['defects']} defective "
-                   f"tile(s), {backend}"),
+                   f"tile(s), {backend}{', registered router outputs' if output_register else ''}"),
         ("bit-exact vs golden model", "n/a (golden backend)" if exact is None
          else ("yes" if exact else "NO")),
         ("bit-exact vs numpy (same rounding)", "yes" if ref_exact else "NO"),

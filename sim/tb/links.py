@@ -14,9 +14,10 @@ Verilator and Icarus.
   (whole-link backpressure) and a per-colour stall mask.
 * :class:`LinkMonitor` — passive protocol checks of one link, whichever side the DUT is on:
   no X on ``valid``/``color_ready`` (nor on a valid ``payload``); a colour-aware transmitter
-  offers only a colour whose ``color_ready`` bit is set; ``ready`` equals
-  ``color_ready[payload.color]`` (high for colours the link does not have); an offer not taken
-  is held unchanged. :class:`LinkBench` puts one on every link it drives.
+  offers only a colour whose ``color_ready`` bit is set (in the cycle before, behind an output
+  register); ``ready`` equals ``color_ready[payload.color]`` (high for colours the link does
+  not have; at least that where the receiver keeps a place for a wavelet in flight); an offer
+  not taken is held unchanged. :class:`LinkBench` puts one on every link it drives.
 * :func:`pauses` — idle/backpressure patterns (cocotbext-axi style).
 """
 
@@ -123,13 +124,17 @@ class LinkSource(_LinkEnd):
 
     ``dut``, ``prefix``, ``num_colors`` and ``pause`` are those of every link end
     (:class:`_LinkEnd`); ``colour_aware`` uses ``color_ready`` to pick a colour that can be
-    accepted (default), or makes a plain in-order stream source.
+    accepted (default), or makes a plain in-order stream source. ``in_flight`` is the DUT
+    receiver's (:class:`hdl.color_queue.ColorQueues`): 1 when it keeps a place per colour for
+    a registered transmitter, so its ``ready`` may be high where ``color_ready`` is low (for the
+    link's :class:`LinkMonitor`).
     """
 
     def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None,
-                 colour_aware: bool = True):
+                 colour_aware: bool = True, in_flight: int = 0):
         super().__init__(dut, prefix, num_colors, pause)
         self.colour_aware = colour_aware
+        self.in_flight = in_flight
         self.queues: dict[int, deque[Wavelet]] = {}
         self.order: deque[Wavelet] = deque()  # for the plain mode
         self.rotation = 0
@@ -214,11 +219,24 @@ class LinkSink(_LinkEnd):
       ColorQueues`): ``n`` places per colour, ``color_ready[c]`` set while colour ``c`` has a
       free place, so credit disappears only through a transfer; ``pause`` then stalls the
       sink's *consumer*, which otherwise frees one place per cycle (the oldest wavelet).
+
+    ``latency=1`` serves a transmitter with an output register, which sends in cycle ``t + 1``
+    what it decided on the ``color_ready`` of cycle ``t``: the sink takes every wavelet that
+    arrives (``ready`` stays high) and checks that its colour had credit in the cycle before;
+    a pause withdraws credit only for later cycles, and in credit mode a colour has credit while
+    it has a free place beyond the one that may be in flight.
     """
 
     def __init__(self, dut, prefix: str, num_colors: int, *, pause: Iterator[bool] | None = None,
-                 credit_depth: int | None = None):
+                 credit_depth: int | None = None, latency: int = 0):
         super().__init__(dut, prefix, num_colors, pause)
+        if latency not in (0, 1):
+            raise ValueError(f"latency must be 0 or 1, not {latency!r}")
+        if credit_depth is not None and credit_depth < 1 + latency:
+            raise ValueError(f"credit_depth must be at least {1 + latency} with latency "
+                             f"{latency}, not {credit_depth}")
+        self.latency = latency
+        self._credit_before = 0  # the colour mask driven in the previous cycle
         self.all_colours = (1 << num_colors) - 1
         #: Colours this sink refuses (bit c set = colour c stalled).
         self.stalled_colours = 0
@@ -231,6 +249,7 @@ class LinkSink(_LinkEnd):
         self.color_ready.value = 0
 
     def drive(self) -> None:
+        self._credit_before = self._driven[1] if self._driven else 0
         if self.credit_depth is None:
             self._accepting = not next(self.pause)
             mask = self.all_colours & ~self.stalled_colours if self._accepting else 0
@@ -239,10 +258,12 @@ class LinkSink(_LinkEnd):
                 self._held.popleft()  # the consumer takes the oldest wavelet
             full = 0
             for c in set(self._held):
-                if self._held.count(c) >= self.credit_depth:
+                if self._held.count(c) >= self.credit_depth - self.latency:
                     full |= 1 << c
             mask = self.all_colours & ~self.stalled_colours & ~full
             self._accepting = True  # what is offered without credit is simply not taken
+        if self.latency:
+            self._accepting = True  # what arrives was sent on the credit of the cycle before
         if self._driven != (self._accepting, mask):  # write only what changes
             self.color_ready.value = mask
             self.ready.value = 1 if self._accepting else 0
@@ -251,12 +272,17 @@ class LinkSink(_LinkEnd):
     def sample(self, cycle: int) -> None:
         if self._accepting and int(self.valid.value):
             w = unpack(int(self.payload.value))
-            if self.stalled_colours >> w.color & 1:
+            credit = self._credit_before if self.latency else self._driven[1]
+            if self.latency or self.credit_depth is not None:
+                if w.color < self.num_colors and credit >> w.color & 1 == 0:
+                    raise AssertionError(f"{self.name}: got colour {w.color} without credit")
+            elif self.stalled_colours >> w.color & 1:
                 raise AssertionError(f"{self.name}: got colour {w.color} while it was stalled")
             if self.credit_depth is not None:
-                if self._driven[1] >> w.color & 1 == 0:
-                    raise AssertionError(f"{self.name}: got colour {w.color} without credit")
                 self._held.append(w.color)
+                if self._held.count(w.color) > self.credit_depth:
+                    raise AssertionError(f"{self.name}: colour {w.color} overflowed its "
+                                         f"{self.credit_depth} places")
             self.received.append((cycle, w))
 
     def wavelets(self) -> list[Wavelet]:
@@ -282,6 +308,12 @@ class LinkMonitor:
         The transmitter is colour-aware (the router, the PE, the benches' default sources): it
         must offer only a colour whose ``color_ready`` bit is set. A plain stream transmitter
         may offer any colour and must hold its offer until ``ready``.
+    latency : int
+        1 for a transmitter with an output register: the ``color_ready`` bit that counts is
+        the previous cycle's, and the receiver must take what it sends.
+    in_flight : int
+        1 for a receiver that keeps a place per colour for a wavelet in flight: its ``ready``
+        must be high where ``color_ready`` is set, and may be high where it is not.
 
     Each cycle (after the logic settled, from :meth:`check`) it raises ``AssertionError``,
     naming the link and cycle, if ``valid`` or ``color_ready`` is X, ``payload`` is X while
@@ -290,12 +322,15 @@ class LinkMonitor:
     an offer that was not taken changed or was withdrawn.
     """
 
-    def __init__(self, dut, prefix: str, num_colors: int, *, colour_aware: bool = True):
+    def __init__(self, dut, prefix: str, num_colors: int, *, colour_aware: bool = True,
+                 latency: int = 0, in_flight: int = 0):
         self.payload = getattr(dut, f"{prefix}__payload")
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.color_ready = getattr(dut, f"{prefix}__color_ready")
         self.name, self.num_colors, self.colour_aware = prefix, num_colors, colour_aware
+        self.latency, self.in_flight = latency, in_flight
+        self.credit_before = 0  # color_ready in the previous cycle
         self.held: int | None = None  # payload of an offer not taken last cycle
         self.transfers = 0
 
@@ -309,6 +344,8 @@ class LinkMonitor:
             self._fail(cycle, f"valid is {valid}")
         if not _resolvable(color_ready):
             self._fail(cycle, f"color_ready is {color_ready}")
+        credit = self.credit_before if self.latency else int(color_ready)
+        self.credit_before = int(color_ready)
         if not int(valid):
             if self.held is not None:
                 self._fail(cycle, "an offer that was not taken was withdrawn")
@@ -321,14 +358,19 @@ class LinkMonitor:
             self._fail(cycle, f"an offer that was not taken changed from {self.held:#x} to "
                               f"{bits:#x}")
         color = unpack(bits).color
-        has_credit = color >= self.num_colors or bool(int(color_ready) >> color & 1)
+        has_credit = color >= self.num_colors or bool(credit >> color & 1)
         if self.colour_aware and not has_credit:
-            self._fail(cycle, f"colour {color} offered while its color_ready bit is low")
+            when = "in the cycle before" if self.latency else "while"
+            self._fail(cycle, f"colour {color} offered {when} its color_ready bit was low")
         ready = self.ready.value
-        if not _resolvable(ready) or int(ready) != int(has_credit):
+        credit_now = color >= self.num_colors or bool(int(color_ready) >> color & 1)
+        exact = not (self.latency or self.in_flight)
+        if (not _resolvable(ready)
+                or (exact and int(ready) != int(credit_now))
+                or (not exact and (has_credit or credit_now) and not int(ready))):
             self._fail(cycle, f"ready is {ready} for colour {color} with color_ready "
                               f"{int(color_ready):#x}")
-        if has_credit:
+        if int(ready):
             self.transfers += 1
             self.held = None
         else:
@@ -355,9 +397,9 @@ class LinkBench:
         self.sources = list(sources)
         self.sinks = list(sinks)
         self.monitors = (
-            [LinkMonitor(dut, s.name, s.num_colors, colour_aware=s.colour_aware)
-             for s in self.sources]
-            + [LinkMonitor(dut, k.name, k.num_colors) for k in self.sinks])
+            [LinkMonitor(dut, s.name, s.num_colors, colour_aware=s.colour_aware,
+                         in_flight=s.in_flight) for s in self.sources]
+            + [LinkMonitor(dut, k.name, k.num_colors, latency=k.latency) for k in self.sinks])
         self.hooks = [m.check for m in self.monitors] + list(hooks or [])
         self.cycle = 0
         self._task = None

@@ -5,7 +5,8 @@ bus and checks what comes out against the golden model (:mod:`sim.model.router`)
 (input port, colour) flow, exactly the expected wavelets in order (:func:`check_output`). The
 router's tests (tests/tb_router.py) are built on it. The ``figures`` test here measures the
 latency and throughput that bench/router_figures.py prints; its environment:
-``ROUTER_NUM_COLORS`` and ``ROUTER_FIGURES`` (a JSON file to write).
+``ROUTER_NUM_COLORS``, ``ROUTER_OUTPUT_REGISTER`` (``1`` for a router with registered outputs)
+and ``ROUTER_FIGURES`` (a JSON file to write).
 """
 
 from __future__ import annotations
@@ -107,28 +108,42 @@ class RouterTB:
     sink_credit_depth : int, optional
         Sinks that keep credit as a fabric receiver does (see :class:`LinkSink`), with this
         many places per colour; ``sink_pause`` then stalls their consumers.
+    output_register : bool
+        The router registers its outputs (``Router(output_register=True)``): the sinks take
+        what arrives on the credit of the cycle before, and the mesh inputs keep a place per
+        colour for a wavelet in flight (a waiting flow fills ``queue_depth - 1`` there).
     """
 
     def __init__(self, dut, num_colors: int, *, source_pause=None, sink_pause=None,
-                 colour_aware=True, queue_depth: int = 2, sink_credit_depth: int | None = None):
+                 colour_aware=True, queue_depth: int = 2, sink_credit_depth: int | None = None,
+                 output_register: bool = False):
         self.dut = dut
         self.num_colors = num_colors
         self.queue_depth = queue_depth
+        self.output_register = output_register
         self.cfg = ConfigBusDriver(dut)
         self.sources = [
             LinkSource(dut, f"in_{n}", num_colors,
                        pause=source_pause(p) if source_pause else None,
-                       colour_aware=colour_aware)
+                       colour_aware=colour_aware, in_flight=self.in_flight(p))
             for p, n in enumerate(PORT_NAMES)
         ]
         self.sinks = [
             LinkSink(dut, f"out_{n}", num_colors, pause=sink_pause(p) if sink_pause else None,
-                     credit_depth=sink_credit_depth)
+                     credit_depth=sink_credit_depth, latency=int(output_register))
             for p, n in enumerate(PORT_NAMES)
         ]
         self.coverage = RouterCoverage()
         self._table: RouteTable | None = None
         self.bench = LinkBench(dut, self.sources, self.sinks, hooks=[self._count_offers])
+
+    def in_flight(self, port: int) -> int:
+        """Places per colour input ``port`` keeps for a wavelet in flight (0 or 1)."""
+        return int(self.output_register and port != RAMP)
+
+    def room(self, port: int) -> int:
+        """Wavelets of a waiting flow input ``port`` takes in from a bench source."""
+        return self.queue_depth - self.in_flight(port)
 
     def _count_offers(self, cycle: int) -> None:
         """Bench hook: this cycle's offers into the coverage's contention counters."""
@@ -174,7 +189,7 @@ class RouterTB:
         total = {o: expected.count(o) for o in range(NUM_PORTS)}
         waiting = sum(len(v) for v in expected.waiting.values())
         # What cannot enter: per colour, whatever does not fit the queue behind a waiting one.
-        stuck = sum(max(0, len(v) - self.queue_depth) for v in expected.waiting.values())
+        stuck = sum(max(0, len(v) - self.room(p)) for (p, _), v in expected.waiting.items())
         await self.bench.wait_until(
             lambda: sum(s.pending for s in self.sources) == stuck
             and all(len(k.received) - base[o] >= total[o] for o, k in enumerate(self.sinks)),
@@ -300,7 +315,8 @@ async def figures(dut):
     there)."""
     path = os.environ.get("ROUTER_FIGURES")
     num_colors = int(os.environ.get("ROUTER_NUM_COLORS", "8"))
-    tb = RouterTB(dut, num_colors)
+    output_register = os.environ.get("ROUTER_OUTPUT_REGISTER", "0") == "1"
+    tb = RouterTB(dut, num_colors, output_register=output_register)
     await tb.start()
     table = RouteTable(num_colors)
     table.set(0, ["w"], ["e"])                                   # unicast
@@ -337,7 +353,7 @@ async def figures(dut):
         [(E, 2 % num_colors), (S, 3 % num_colors)], [RAMP])
     figures["uniform_random"] = await uniform_random_load(tb, num_colors)
     dut._log.info("router figures: %s", figures)
-    assert figures["latency_cycles_per_hop"] == 1, figures
+    assert figures["latency_cycles_per_hop"] == 1 + output_register, figures
     if path:
         with open(path, "w") as fh:
             json.dump(figures, fh)

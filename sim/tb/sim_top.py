@@ -11,8 +11,10 @@ memcpy:
   while its colour's ``color_ready`` bit is set (a colour at or above ``num_colors`` is always
   offered: the receiver drops it), so every offer is taken in the cycle it is made;
 * per host output port a **sink engine**: every wavelet leaving the port is captured into the
-  ring ``snk_{p}_mem``; ``snk_{p}_wr`` counts them (free-running), the host frees space by
-  advancing ``snk_{p}_rd``; ``pause`` (0..15) makes every sink refuse that many sixteenths of the
+  ring ``snk_{p}_mem`` (behind routers with registered outputs, ``output_register``, it takes
+  whatever arrives, sent on its credit of the cycle before, and keeps a place for it);
+  ``snk_{p}_wr`` counts them (free-running), the host frees space by advancing
+  ``snk_{p}_rd``; ``pause`` (0..15) makes every sink refuse that many sixteenths of the
   cycles, from a per-port LFSR (backpressure for tests);
 * a **chain feeder** streaming the ring ``chq_mem`` (32-bit configuration words) into
   ``chain_in``, and a **chain sink** capturing ``chain_out`` into ``chc_mem`` and counting
@@ -295,26 +297,40 @@ class SimTop(wiring.Component):
             wr = Signal(32, name=f"snk_{p}_wr_q")
             rd, target = host[f"snk_{p}_rd"], host[f"snk_{p}_target"]
             full = Signal(name=f"snk_{p}_full")
-            m.d.comb += [full.eq((wr - rd)[:32] == eng.capture_words),
+            # Behind registered outputs a place is kept for the wavelet in the output register.
+            room = eng.capture_words - int(prm.output_register)
+            m.d.comb += [full.eq((wr - rd)[:32] >= room),
                          getattr(self, f"snk_{p}_wr").eq(wr)]
             lfsr = Signal(16, init=(0xACE1 + 0x1D3 * k) & 0xFFFF or 1, name=f"snk_{p}_lfsr")
             m.d.sync += lfsr.eq(Mux(lfsr[0], (lfsr >> 1) ^ 0xB400, lfsr >> 1))  # Galois LFSR
             paused = lfsr[:4] < host["pause"]
             accepting = Signal(name=f"snk_{p}_accepting")
-            m.d.comb += [accepting.eq(running & ~full & ~paused), link["ready"].eq(accepting),
+            m.d.comb += [accepting.eq(running & ~full & ~paused),
                          link["color_ready"].eq(accepting.replicate(prm.num_colors))]
-            take = link["valid"] & accepting
+            bad = Signal(name=f"snk_{p}_bad")
+            if prm.output_register:
+                # What arrives was sent on the credit of the cycle before: take it, whatever
+                # this cycle's credit (a stop or a pause withdraws credit for later cycles).
+                credit_before = Signal(name=f"snk_{p}_credit_before")
+                m.d.sync += credit_before.eq(accepting)
+                take = link["valid"]
+                m.d.comb += link["ready"].eq(1)
+                with m.If(link["valid"] & ~credit_before):
+                    m.d.sync += bad.eq(1)
+            else:
+                take = link["valid"] & accepting
+                m.d.comb += link["ready"].eq(accepting)
+                # Stream rule: an offer that was not taken stays, unchanged.
+                was_stalled = Signal(name=f"snk_{p}_stalled")
+                last = Signal(WAVELET_BITS, name=f"snk_{p}_last")
+                m.d.sync += [was_stalled.eq(link["valid"] & ~accepting),
+                             last.eq(link["payload"])]
+                with m.If((link["valid"] & ~accepting)
+                          | (was_stalled & (~link["valid"] | (link["payload"] != last)))):
+                    m.d.sync += bad.eq(1)
             m.d.comb += [wp.addr.eq(wr), wp.data.eq(link["payload"]), wp.en.eq(take)]
             with m.If(take):
                 m.d.sync += wr.eq(wr + 1)
-            # Stream rule: an offer that was not taken stays, unchanged.
-            was_stalled = Signal(name=f"snk_{p}_stalled")
-            last = Signal(WAVELET_BITS, name=f"snk_{p}_last")
-            m.d.sync += [was_stalled.eq(link["valid"] & ~accepting), last.eq(link["payload"])]
-            bad = Signal(name=f"snk_{p}_bad")
-            with m.If((link["valid"] & ~accepting)
-                      | (was_stalled & (~link["valid"] | (link["payload"] != last)))):
-                m.d.sync += bad.eq(1)
             sink_bad.append(bad)
             done_terms.append(_reached(wr, target))
             stop_when(STOP_FULL, full)
