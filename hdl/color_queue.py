@@ -276,8 +276,19 @@ class ColorQueues(wiring.Component):
                 self.plural[c].eq(occ[c] >= 2),
                 only[c].eq(occ[c] == 1),
             ]
+        # The arrival is the head of its colour when the memory holds none of it. Behind a
+        # registered transmitter (``in_flight``) the link's wavelet lands early in the cycle,
+        # so the flag is registered as it lands (from the arriving colour's occupancy and
+        # whether a read port pops that colour now) and a consumer's allocation starts from a
+        # flip-flop; behind a combinational one the wavelet lands at the end of the
+        # transmitter's allocation, so the flag is a reduction over the arrival register.
         is_head = Signal()
-        m.d.comb += is_head.eq((arr_onehot & only).any())
+        if self.in_flight:
+            pops_colour = Cat(p.pop & (p.color == colour) for p in self.rd).any()
+            m.d.sync += is_head.eq(Cat(arriving[c] & (occ[c] == 0) for c in range(C)).any()
+                                   | ((arriving & only).any() & pops_colour))
+        else:
+            m.d.comb += is_head.eq((arr_onehot & only).any())
         m.d.comb += [
             self.arrival_valid.eq(arr_raw),
             self.arrival_onehot.eq(arr_onehot),

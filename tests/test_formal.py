@@ -69,6 +69,23 @@ def test_router_delivery_proof_fails_on_a_planted_bug(bug, steps):
     assert "proof did fail" in result.log, result.log
 
 
+class _EagerRouter(Router):
+    """Planted bug: every candidate counts as having credit (registered outputs then send on no
+    credit at all)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += m.submodules.allocator.ready.eq(1)
+        return m
+
+
+@pytest.mark.parametrize("bug, steps", [(_EagerRouter, 6), (_StuckRouter, 8)])
+def test_router_delivery_proof_with_registered_outputs_fails_on_a_planted_bug(bug, steps):
+    result = router_delivery(bug, steps=steps, output_register=True)
+    assert not result.proved
+    assert "proof did fail" in result.log, result.log
+
+
 class _DroppingStation(ConfigStation):
     """Planted bug: a word with bit 0 set is not offered downstream, though the buffer lets it
     go."""

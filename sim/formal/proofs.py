@@ -108,16 +108,22 @@ class RouterDelivery(Elaboratable):
         :class:`router.Router` (default) or a subclass (a planted bug, in the tests).
     num_colors : int
         Colours of the router (small: the proof's size grows with them).
+    output_register : bool
+        The router registers its outputs (queue depth 3): an output's ``valid`` then needs the
+        receiver's ``color_ready`` of the previous cycle, the receivers take whatever arrives,
+        and progress is due within four cycles.
     """
 
     SEQ_BITS = 4
 
-    def __init__(self, router_class=None, *, num_colors: int = 2):
+    def __init__(self, router_class=None, *, num_colors: int = 2, output_register: bool = False):
         from router import Router
 
         C, P = num_colors, NUM_PORTS
         self.num_colors = C
-        self.router = (router_class or Router)(num_colors=C, queue_depth=2)
+        self.output_register = output_register
+        self.router = (router_class or Router)(num_colors=C, queue_depth=2 + output_register,
+                                               output_register=output_register)
         self.offer = [Signal(name=f"offer_{p}") for p in range(P)]
         self.offer_color = [Signal(range(C), name=f"offer_color_{p}") for p in range(P)]
         self.credit = [Signal(C, name=f"credit_{o}") for o in range(P)]
@@ -173,12 +179,19 @@ class RouterDelivery(Elaboratable):
         for o in range(P):
             link = r.port_out(o)
             colour, data = link.payload.color, link.payload.data
+            # The credit a wavelet on the link was sent on: this cycle's, or the previous one's
+            # behind an output register (whose receivers take whatever arrives).
+            credit = self.credit[o]
+            if self.output_register:
+                credit = Signal(C, name=f"credit_before_{o}")
+                m.d.sync += credit.eq(self.credit[o])
             m.d.comb += [link.color_ready.eq(self.credit[o]),
-                         link.ready.eq(self.credit[o].bit_select(colour, 1))]
+                         link.ready.eq(1 if self.output_register
+                                       else self.credit[o].bit_select(colour, 1))]
             src, seq = data[B:B + 3], data[:B]
             with m.If(link.valid):
                 m.d.comb += [
-                    Assert(self.credit[o].bit_select(colour, 1), "valid without color_ready"),
+                    Assert(credit.bit_select(colour, 1), "valid without color_ready"),
                     Assert((colour < C) & ~link.payload.ctrl & (src < P)
                            & (data[B + 3:] == 0), "a wavelet nobody sent"),
                 ]
@@ -198,24 +211,26 @@ class RouterDelivery(Elaboratable):
         # Progress: once the routes are in effect, a router holding wavelets while every
         # receiver gives credit for every colour sends something within three cycles (the
         # pickers see credit a cycle late and choose a cycle ahead).
+        # (An output register makes it four: the wavelet shows a cycle later.)
         full = Cat(cr == (1 << C) - 1 for cr in self.credit).all()
         sending = Cat(r.port_out(o).valid for o in range(P)).any()
-        waited = Signal(2)  # the last two cycles: settled, busy, full credit, nothing sent
-        m.d.sync += waited.eq(Cat(settled & r.busy & full & ~sending, waited[0]))
+        waited = Signal(2 + self.output_register)  # settled, busy, full credit, nothing sent
+        m.d.sync += waited.eq(Cat(settled & r.busy & full & ~sending, waited[:-1]))
         with m.If(waited.all() & r.busy & full):
-            m.d.comb += Assert(sending, "holding wavelets with credit, nothing sent for three "
-                                        "cycles")
+            m.d.comb += Assert(sending, "holding wavelets with credit, nothing sent for "
+                                        f"{len(waited) + 1} cycles")
         return m
 
 
-def router_delivery(router_class=None, *, num_colors: int = 2, steps: int = 8) -> ProofResult:
+def router_delivery(router_class=None, *, num_colors: int = 2, steps: int = 8,
+                    output_register: bool = False) -> ProofResult:
     """Prove :class:`RouterDelivery` for every input sequence of ``steps`` cycles from reset (a
     bounded proof; registers at their reset values, memories zero, as the FPGA loads them). The
     routes are written in the first ``num_colors`` cycles and applied two cycles later; wavelets
     flow from cycle 0, enough in 7 steps (about a minute) to fill and drain the 2-deep queues,
     bypass, multicast and contend, and the progress check starts at cycle 6. 8 steps take a few
-    minutes."""
-    design = RouterDelivery(router_class, num_colors=num_colors)
+    minutes. ``output_register`` proves the router with registered outputs (queue depth 3)."""
+    design = RouterDelivery(router_class, num_colors=num_colors, output_register=output_register)
     return prove(design, "router_delivery", ports=design.free_inputs(), steps=steps)
 
 
@@ -346,5 +361,7 @@ def station_delivery(station_class=None, *, steps: int = 10) -> ProofResult:
 ALL = {"disabled_tile": (disabled_tile, True),
        "router_delivery_7": (lambda: router_delivery(steps=7), True),
        "router_delivery_8": (router_delivery, False),
+       "router_delivery_outreg_8": (lambda: router_delivery(steps=8, output_register=True),
+                                    True),
        "station_delivery_6": (lambda: station_delivery(steps=6), True),
        "station_delivery_10": (station_delivery, False)}
