@@ -55,7 +55,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, 
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import check_int
+from .params import check_bool, check_int
 from .signature import ParamSignature
 from .wavelet import COLOR_BITS, DATA_BITS, LinkSignature, check_num_colors
 
@@ -145,6 +145,12 @@ class ColorQueues(wiring.Component):
         (default, a transmitter that decides and sends in one cycle) or 1 (one with an output
         register). ``depth`` must be at least ``2 + in_flight`` for one wavelet per cycle per
         colour, and is at least ``1 + in_flight``.
+    early_head : bool
+        The transmitter drives the link from registers (an output register, a FIFO head), so
+        the link's wavelet lands early in the cycle: the arrival's head flag is then registered
+        as it lands, and a consumer's allocation starts from a flip-flop. Behind a transmitter
+        whose link is the end of its allocation (default ``False``) the flag is a reduction
+        over the arrival register, which keeps the landing short.
 
     Members
     -------
@@ -180,10 +186,11 @@ class ColorQueues(wiring.Component):
     """
 
     def __init__(self, *, num_colors: int, depth: int, read_ports: int = 1,
-                 storage: str = "lutram", in_flight: int = 0):
+                 storage: str = "lutram", in_flight: int = 0, early_head: bool = False):
         self.num_colors = check_num_colors(num_colors)
         self.depth = check_int("depth", depth, 2, MAX_QUEUE_DEPTH, "wavelets per colour")
         self.in_flight = check_int("in_flight", in_flight, 0, 1, "wavelets in flight")
+        self.early_head = check_bool("early_head", early_head)
         self.read_ports = check_int("read_ports", read_ports, 1, 4)
         if storage not in ("lutram", "bram"):
             raise ValueError(f"storage must be 'lutram' or 'bram', not {storage!r}")
@@ -276,14 +283,12 @@ class ColorQueues(wiring.Component):
                 self.plural[c].eq(occ[c] >= 2),
                 only[c].eq(occ[c] == 1),
             ]
-        # The arrival is the head of its colour when the memory holds none of it. Behind a
-        # registered transmitter (``in_flight``) the link's wavelet lands early in the cycle,
-        # so the flag is registered as it lands (from the arriving colour's occupancy and
-        # whether a read port pops that colour now) and a consumer's allocation starts from a
-        # flip-flop; behind a combinational one the wavelet lands at the end of the
-        # transmitter's allocation, so the flag is a reduction over the arrival register.
+        # The arrival is the head of its colour when the memory holds none of it. With
+        # ``early_head`` the flag is registered as the wavelet lands (from the arriving
+        # colour's occupancy and whether a read port pops that colour now); otherwise it is a
+        # reduction over the arrival register.
         is_head = Signal()
-        if self.in_flight:
+        if self.early_head:
             pops_colour = Cat(p.pop & (p.color == colour) for p in self.rd).any()
             m.d.sync += is_head.eq(Cat(arriving[c] & (occ[c] == 0) for c in range(C)).any()
                                    | ((arriving & only).any() & pops_colour))

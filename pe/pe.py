@@ -165,7 +165,7 @@ class PE(wiring.Component):
         m.submodules.vu = vu = VectorUnit(sram_words=p.sram_words, num_colors=C)
         wiring.connect(m, vu.sram, bank.bus)
         m.submodules.inq = inq = ColorQueues(num_colors=C, depth=p.in_depth,
-                                             in_flight=p.in_flight)
+                                             in_flight=p.in_flight, early_head=p.in_flight > 0)
         wiring.connect(m, wiring.flipped(self.ramp_in), inq.link)
         wiring.connect(m, vu.ramp_out, wiring.flipped(self.ramp_out))
         m.d.comb += vu.nonempty.eq(inq.nonempty)

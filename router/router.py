@@ -343,8 +343,10 @@ class Router(wiring.Component):
             name = PORT_NAMES[p]
             # Behind a registered neighbour a mesh input keeps a place for its wavelet in flight.
             in_flight = int(self.output_register and p != RAMP)
+            # With registered outputs every input's transmitter drives its link from registers
+            # (a neighbour's output register; the PE's output FIFO head on the ramp).
             q = ColorQueues(num_colors=C, depth=self.queue_depth, storage="bram",
-                            in_flight=in_flight)
+                            in_flight=in_flight, early_head=self.output_register)
             m.submodules[f"queues_{name}"] = q
             wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
             m.d.comb += q.accept.eq(Cat(a[p] for a in accepts))

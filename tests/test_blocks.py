@@ -93,19 +93,21 @@ def test_atomic_allocator_never_splits_a_multicast_and_always_progresses():
     run(dut, bench)
 
 
-@pytest.mark.parametrize("storage, depth, in_flight", [
-    ("lutram", 2, 0), ("lutram", 3, 0), ("bram", 2, 0), ("bram", 3, 0), ("lutram", 3, 1),
-    ("bram", 3, 1)])
-def test_color_queues_keep_order_and_never_overflow(storage, depth, in_flight):
+@pytest.mark.parametrize("storage, depth, in_flight, early_head", [
+    ("lutram", 2, 0, False), ("lutram", 3, 0, False), ("bram", 2, 0, False),
+    ("bram", 3, 0, False), ("bram", 2, 0, True), ("lutram", 3, 1, True), ("bram", 3, 1, True)])
+def test_color_queues_keep_order_and_never_overflow(storage, depth, in_flight, early_head):
     """Random arrivals on colours whose ``color_ready`` is set, random pops of nonempty
     colours: every wavelet comes out once, in order per colour, with its control bit; the
     occupancy and arrival outputs match a model of per-colour FIFOs; ``color_ready`` never
     promises room that is not there. With block-RAM storage the reader names its colour a
     cycle ahead and never one whose only other wavelet is the arrival being written. With
     ``in_flight=1`` the transmitter sends each wavelet a cycle after the ``color_ready`` it
-    chose it on (an output register), and every one is taken."""
+    chose it on (an output register), and every one is taken. ``early_head`` registers the
+    arrival's head flag as it lands; ``arrival_is_head`` must mean the same either way."""
     colors = 5
-    dut = ColorQueues(num_colors=colors, depth=depth, storage=storage, in_flight=in_flight)
+    dut = ColorQueues(num_colors=colors, depth=depth, storage=storage, in_flight=in_flight,
+                      early_head=early_head)
     rng = random.Random(3)
     m = Module()
     m.submodules.dut = dut
