@@ -142,7 +142,7 @@ class RouterTB:
         return int(self.output_register and port != RAMP)
 
     def room(self, port: int) -> int:
-        """Wavelets of a waiting flow input ``port`` takes in from a bench source."""
+        """Wavelets of a waiting flow input ``port`` takes in from a colour-aware bench source."""
         return self.queue_depth - self.in_flight(port)
 
     def _count_offers(self, cycle: int) -> None:
