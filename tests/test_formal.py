@@ -25,8 +25,10 @@ class _LeakyTile(Tile):
         return m
 
 
-def test_disabled_tile_proof_fails_on_a_planted_leak():
-    result = disabled_tile(_LeakyTile)
+@pytest.mark.parametrize("kwargs", [{}, {"output_register": True, "queue_depth": 3,
+                                         "in_depth": 3}], ids=["default", "outreg"])
+def test_disabled_tile_proof_fails_on_a_planted_leak(kwargs):
+    result = disabled_tile(_LeakyTile, **kwargs)
     assert not result.proved
     assert "proof did fail" in result.log, result.log
 

@@ -359,6 +359,8 @@ def station_delivery(station_class=None, *, steps: int = 10) -> ProofResult:
 
 #: name -> (proof function, quick enough for every pytest run)
 ALL = {"disabled_tile": (disabled_tile, True),
+       "disabled_tile_outreg": (lambda: disabled_tile(output_register=True, queue_depth=3,
+                                                      in_depth=3), True),
        "router_delivery_7": (lambda: router_delivery(steps=7), True),
        "router_delivery_8": (router_delivery, False),
        "router_delivery_outreg_8": (lambda: router_delivery(steps=8, output_register=True),
