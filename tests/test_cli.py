@@ -27,6 +27,16 @@ def test_elaborate_writes_verilog_and_summary(tmp_path):
     assert (tmp_path / "summary.md").exists()
 
 
+def test_elaborate_with_registered_router_outputs(tmp_path):
+    result = invoke("elaborate", "--rows", "1", "--cols", "1", "--output-register", "-o",
+                    str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["top"].endswith("_or")
+    assert (summary["parameters"]["output_register"], summary["parameters"]["queue_depth"],
+            summary["parameters"]["in_depth"]) == (True, 3, 3)
+
+
 def test_bad_parameters_are_one_clear_line(tmp_path):
     result = invoke("elaborate", "--rows", "2", "--cols", "2", "--spares", "9", "-o",
                     str(tmp_path))

@@ -28,12 +28,15 @@ __all__ = ["elaborate"]
 @click.option("--tasks", "num_tasks", type=int, default=None,
               help="Task-table entries per PE, from --colors to 64 (each colour has a data "
                    "task; the rest are local tasks). Default: max(16, --colors).")
+@click.option("--output-register", is_flag=True,
+              help="Register the routers' outputs: two cycles per hop, 3-wavelet queues (the "
+                   "Fmax trade-off of docs/architecture.md).")
 @click.option("--fault-injection", is_flag=True, help="Add fault-injection inputs (simulation).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def elaborate(rows, cols, spares, sram_words, imem_words, num_colors, num_tasks, fault_injection,
-              out_dir, as_json):
+def elaborate(rows, cols, spares, sram_words, imem_words, num_colors, num_tasks, output_register,
+              fault_injection, out_dir, as_json):
     """Write the Verilog of a fabric and a JSON + Markdown summary."""
     from fabric.array import FabricParams
     from fabric.elaborate import elaborate as run
@@ -41,9 +44,11 @@ def elaborate(rows, cols, spares, sram_words, imem_words, num_colors, num_tasks,
     if num_tasks is None:
         num_tasks = max(16, num_colors)
     try:
+        depths = {"queue_depth": 3, "in_depth": 3} if output_register else {}
         params = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=sram_words,
                               imem_words=imem_words, num_colors=num_colors, num_tasks=num_tasks,
-                              fault_injection=fault_injection)
+                              output_register=output_register, fault_injection=fault_injection,
+                              **depths)
     except (TypeError, ValueError) as exc:
         raise UserError(with_flag_names(str(exc))) from None
     try:
