@@ -32,12 +32,13 @@ from amaranth.lib.wiring import In, Out
 from hdl.refused import mark_unused
 from hdl.wavelet import LinkSignature
 from pe.params import PEParams
-from router.params import RouterParams
+from router.params import REGISTERED_MIN_DEPTH, RouterParams
 
 from .repair import MAX_SPARES
 from .tile import Tile
 
-__all__ = ["FabricParams", "Fabric", "TILE_MODULE", "emit_verilog", "chain_order"]
+__all__ = ["FabricParams", "Fabric", "TILE_MODULE", "emit_verilog", "chain_order",
+           "registered_outputs"]
 
 TILE_MODULE = "wafer_tile"
 
@@ -123,6 +124,15 @@ class FabricParams:
         return (f"fabric_{self.rows}x{self.cols}s{self.spares}_c{self.num_colors}"
                 f"_m{self.sram_words}{'_or' if self.output_register else ''}"
                 f"{'_fi' if self.fault_injection else ''}")
+
+
+def registered_outputs() -> dict:
+    """The parameters that turn on registered router outputs, for :class:`FabricParams` or
+    :class:`fabric.tile.Tile` keyword arguments: ``output_register`` with the least queue
+    depths it allows (:data:`router.params.REGISTERED_MIN_DEPTH` for the routers' queues and
+    for the PEs' input queues, which keep the same place for the wavelet in flight)."""
+    return {"output_register": True, "queue_depth": REGISTERED_MIN_DEPTH,
+            "in_depth": REGISTERED_MIN_DEPTH}
 
 
 def _unused(tile: Tile) -> Tile:

@@ -16,10 +16,13 @@ from hdl.ports import NUM_PORTS
 from hdl.wavelet import COLOR_BITS, check_num_colors
 
 __all__ = ["RouterParams", "RouteWord", "PopMode", "SwitchWord", "RouterMap", "DEFAULT_COLORS",
-           "NUM_POSITIONS"]
+           "NUM_POSITIONS", "REGISTERED_MIN_DEPTH"]
 
 #: Routable colours by default: the WSE-2's 24.
 DEFAULT_COLORS = 24
+#: The least ``queue_depth`` with ``output_register``: one place per colour for the wavelet in
+#: a neighbour's output register, and two that sustain one wavelet per cycle.
+REGISTERED_MIN_DEPTH = 3
 
 @dataclass(frozen=True)
 class RouterParams:
@@ -54,9 +57,11 @@ class RouterParams:
         check_int("queue_depth", self.queue_depth, 2, MAX_QUEUE_DEPTH,
                   "wavelets (2 is the least that sustains one wavelet per cycle, as "
                   "color_ready is registered)")
-        if check_bool("output_register", self.output_register) and self.queue_depth < 3:
+        if (check_bool("output_register", self.output_register)
+                and self.queue_depth < REGISTERED_MIN_DEPTH):
             raise ValueError(
-                f"output_register=True needs queue_depth >= 3, not {self.queue_depth}: each "
+                f"output_register=True needs queue_depth >= {REGISTERED_MIN_DEPTH}, not "
+                f"{self.queue_depth}: each "
                 f"mesh input keeps one place per colour for the wavelet in its neighbour's "
                 f"output register, and two more sustain one wavelet per cycle")
 

@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from fabric.array import FabricParams
+from fabric.array import FabricParams, registered_outputs
 from pe.isa import ErrorFlag
 from sim.host.driver import FabricDriver, FabricImage, TileProgram
 from sim.host.errors import FabricError
@@ -146,7 +146,7 @@ def small_ring_driver(request, sim, waves):
     what arrives on the credit of the cycle before (rings full and paused sinks included)."""
     params = PARAMS
     if request.param:
-        params = dataclasses.replace(PARAMS, output_register=True, queue_depth=3, in_depth=3)
+        params = dataclasses.replace(PARAMS, **registered_outputs())
     rtl = FabricDriver(params, backend="rtl", sim=sim, waves=waves,
                        rtl_options={"engines": SMALL_RINGS})
     yield rtl

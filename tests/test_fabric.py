@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fabric_programs import multicast, reduction, starved, switched_scatter
 
-from fabric.array import FabricParams
+from fabric.array import FabricParams, registered_outputs
 from fabric.repair import UnrepairableError, repair
 from fabric.tile import TileMap
 from pe.isa import AddressMap
@@ -28,10 +28,9 @@ SIZES = [(1, 1, False), (2, 2, False), (3, 3, False), (2, 2, True)]
 
 def params_for(rows, cols, output_register=False):
     # tests/test_mapper.py builds the same fabrics (two-layer MLPs need 10 tasks, 14 DSDs).
-    depth = {"queue_depth": 3, "in_depth": 3} if output_register else {}
     return FabricParams(rows=rows, cols=cols, spares=1, sram_words=256, imem_words=64,
                         num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True,
-                        output_register=output_register, **depth)
+                        **(registered_outputs() if output_register else {}))
 
 
 def run_scenario(driver: FabricDriver, scenario):

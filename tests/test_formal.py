@@ -2,6 +2,7 @@
 
 import pytest
 
+from fabric.array import registered_outputs
 from fabric.tile import Tile
 from hdl.config_chain import ConfigStation
 from router import Router
@@ -25,8 +26,7 @@ class _LeakyTile(Tile):
         return m
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"output_register": True, "queue_depth": 3,
-                                         "in_depth": 3}], ids=["default", "outreg"])
+@pytest.mark.parametrize("kwargs", [{}, registered_outputs()], ids=["default", "outreg"])
 def test_disabled_tile_proof_fails_on_a_planted_leak(kwargs):
     result = disabled_tile(_LeakyTile, **kwargs)
     assert not result.proved

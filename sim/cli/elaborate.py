@@ -38,17 +38,16 @@ __all__ = ["elaborate"]
 def elaborate(rows, cols, spares, sram_words, imem_words, num_colors, num_tasks, output_register,
               fault_injection, out_dir, as_json):
     """Write the Verilog of a fabric and a JSON + Markdown summary."""
-    from fabric.array import FabricParams
+    from fabric.array import FabricParams, registered_outputs
     from fabric.elaborate import elaborate as run
 
     if num_tasks is None:
         num_tasks = max(16, num_colors)
     try:
-        depths = {"queue_depth": 3, "in_depth": 3} if output_register else {}
         params = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=sram_words,
                               imem_words=imem_words, num_colors=num_colors, num_tasks=num_tasks,
-                              output_register=output_register, fault_injection=fault_injection,
-                              **depths)
+                              fault_injection=fault_injection,
+                              **(registered_outputs() if output_register else {}))
     except (TypeError, ValueError) as exc:
         raise UserError(with_flag_names(str(exc))) from None
     try:

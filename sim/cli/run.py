@@ -73,7 +73,7 @@ def run() -> None:
 
 def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
            output_register=False):
-    from fabric.array import FabricParams
+    from fabric.array import FabricParams, registered_outputs
     from fabric.repair import UnrepairableError
     from sim.apps.defects import random_defects
     from sim.apps.errors import WorkloadError
@@ -81,10 +81,9 @@ def _setup(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend,
 
     try:
         fmt = parse_dtype(dtype)
-        depths = {"queue_depth": 3, "in_depth": 3} if output_register else {}
         params = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=sram_words,
                               fault_injection=backend == "rtl" and defects > 0,
-                              output_register=output_register, **depths)
+                              **(registered_outputs() if output_register else {}))
         defect_map = random_defects(rows, params.physical_cols, spares, defects,
                                     np.random.default_rng(seed))
     except (MappingError, WorkloadError, UnrepairableError, TypeError, ValueError) as exc:

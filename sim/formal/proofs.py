@@ -118,11 +118,13 @@ class RouterDelivery(Elaboratable):
 
     def __init__(self, router_class=None, *, num_colors: int = 2, output_register: bool = False):
         from router import Router
+        from router.params import REGISTERED_MIN_DEPTH
 
         C, P = num_colors, NUM_PORTS
         self.num_colors = C
         self.output_register = output_register
-        self.router = (router_class or Router)(num_colors=C, queue_depth=2 + output_register,
+        depth = REGISTERED_MIN_DEPTH if output_register else 2
+        self.router = (router_class or Router)(num_colors=C, queue_depth=depth,
                                                output_register=output_register)
         self.offer = [Signal(name=f"offer_{p}") for p in range(P)]
         self.offer_color = [Signal(range(C), name=f"offer_color_{p}") for p in range(P)]
@@ -357,10 +359,15 @@ def station_delivery(station_class=None, *, steps: int = 10) -> ProofResult:
     return prove(design, "station_delivery", ports=design.free_inputs(), steps=steps)
 
 
+def _registered_outputs() -> dict:
+    from fabric.array import registered_outputs
+
+    return registered_outputs()
+
+
 #: name -> (proof function, quick enough for every pytest run)
 ALL = {"disabled_tile": (disabled_tile, True),
-       "disabled_tile_outreg": (lambda: disabled_tile(output_register=True, queue_depth=3,
-                                                      in_depth=3), True),
+       "disabled_tile_outreg": (lambda: disabled_tile(**_registered_outputs()), True),
        "router_delivery_7": (lambda: router_delivery(steps=7), True),
        "router_delivery_8": (router_delivery, False),
        "router_delivery_outreg_8": (lambda: router_delivery(steps=8, output_register=True),
