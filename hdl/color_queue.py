@@ -55,6 +55,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, 
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .logic import at_least
 from .params import check_bool, check_int
 from .signature import ParamSignature
 from .wavelet import COLOR_BITS, DATA_BITS, LinkSignature, check_num_colors
@@ -172,6 +173,7 @@ class ColorQueues(wiring.Component):
         One-hot colour of the kept wavelet in the arrival register (zero when there is none).
     arrival_color : ``Out(5)``
         Its colour, binary.
+
     arrival_is_head : ``Out(1)``
         The arrival register holds a kept wavelet and the memory holds none of its colour.
     dropped : ``Out(1)``
@@ -254,7 +256,7 @@ class ColorQueues(wiring.Component):
         arriving = Signal(C)  # the link delivers a kept wavelet of colour c now
         refused = Signal()  # the link delivers a wavelet of a refused colour (taken, dropped)
         for c in range(C):
-            m.d.comb += [has_room[c].eq(self.accept[c] & (occ[c] < D)),
+            m.d.comb += [has_room[c].eq(self.accept[c] & ~at_least(occ[c], D)),
                          arriving[c].eq(link.valid & (colour == c) & has_room[c])]
         # refused: taken (``ready``, below, is high for it) but of no accepted colour; a mux of
         # registered bits by the colour, off the occupancy and room logic
@@ -280,7 +282,7 @@ class ColorQueues(wiring.Component):
             m.d.comb += [
                 self.occupancy[c].eq(occ[c]),
                 self.nonempty[c].eq(occ[c] != 0),
-                self.plural[c].eq(occ[c] >= 2),
+                self.plural[c].eq(at_least(occ[c], 2)),
                 only[c].eq(occ[c] == 1),
             ]
         # The arrival is the head of its colour when the memory holds none of it. With
@@ -374,7 +376,8 @@ class ColorQueues(wiring.Component):
             m.d.sync += occ[c].eq(occ[c] - pops[c] + arriving[c])
             m.d.comb += room[c].eq(~self.accept[c] | has_room[c])
             if self.in_flight:
-                m.d.comb += color_ready[c].eq(~self.accept[c] | (occ[c] < D - self.in_flight))
+                m.d.comb += color_ready[c].eq(~self.accept[c]
+                                                  | ~at_least(occ[c], D - self.in_flight))
         # Every pop advances its colour's head pointer.
         if R == 1:
             port = self.rd[0]

@@ -34,13 +34,14 @@ flight); status and counters are readable at any time. Read data is one register
 AND-OR of memory read ports and registers (SRAM and program memory: their own block RAM read).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.color_queue import ColorQueues
 from hdl.config_bus import ConfigBusSignature
 from hdl.formats import Format
+from hdl.logic import at_least
 from hdl.refused import refusing
 from hdl.sram import SRAMBank
 from hdl.wavelet import LinkSignature
@@ -76,18 +77,6 @@ class _DsdShape(data.Struct):
     stride: signed(16)
     fmt: 3
     kind: 2
-
-
-def _at_least(value, k: int):
-    """``value >= k`` for an unsigned value and a constant: the bits above ``k``'s width ORed,
-    and a compare on the few below (LUTs, not a carry chain)."""
-    value = Value.cast(value)
-    w = max(1, k.bit_length())
-    if k <= 0:
-        return Const(1)
-    if w >= len(value):
-        return value >= k if k < 1 << len(value) else Const(0)
-    return value[w:].any() | (value[:w] >= k)
 
 
 def _onehot(m: Module, index, width: int, name: str) -> Signal:
@@ -313,11 +302,11 @@ class PE(wiring.Component):
             checked = used[k] & (~kind_is(o, DsdKind.REG) if k == "a" else Const(1))
             is_float = o["fmt"] <= Format.E5M2
             bad.append((op != Op.MOV) & checked & data_kind & (is_float == d_int))
-        bad += [used[k] & kind_is(opd[k], DsdKind.FABIN) & _at_least(opd[k]["base"], C)
+        bad += [used[k] & kind_is(opd[k], DsdKind.FABIN) & at_least(opd[k]["base"], C)
                 for k in "bc"]
-        bad.append(kind_is(dst, DsdKind.FABOUT) & _at_least(dst["base"], C))
+        bad.append(kind_is(dst, DsdKind.FABOUT) & at_least(dst["base"], C))
         if D < 1 << dsd_bits:
-            bad += [_at_least(fa, D), _at_least(fb, D), d_two & _at_least(fc, D)]
+            bad += [at_least(fa, D), at_least(fb, D), d_two & at_least(fc, D)]
         d_illegal = Signal()
         m.d.comb += d_illegal.eq(d_vector & Cat(bad).any())
 
@@ -362,7 +351,7 @@ class PE(wiring.Component):
             "valid": 1, "pc": 16, "op": 6, "a": 4, "b": 4, "imm": 16, "target": 16,
             "vector": 1, "writes": 1, "branch": 1, "dsd_update": 1, "task_op": 1,
             "length": 16, "length_nz": 1, "mismatch": 3, "uses": 8,
-            "fault": 8, "p1": 3, "p2": 3, "p3": 3,
+            "fault": 8, "faulty": 1, "p1": 3, "p2": 3, "p3": 3,
         }.items()}
         # One flag per opcode E tells apart (decoded in D).
         flag_ops = ("SUB", "ADDI", "LI", "LIH", "JMP", "BNZ", "BZ", "END", "HALT", "DSETB",
@@ -385,10 +374,10 @@ class PE(wiring.Component):
 
         # Faults known in D, one flag at most: OPCODE, else OPERANDS, else TASK.
         d_fault = Signal(8)
-        pc_bad = _at_least(d_pc, p.imem_words)
+        pc_bad = at_least(d_pc, p.imem_words)
         opcode_bad = pc_bad | ~known
-        operands_bad = (d_vector & d_illegal) | (d_dsd_update & _at_least(fa, D))
-        task_bad = d_task_op & _at_least(imm, T)
+        operands_bad = (d_vector & d_illegal) | (d_dsd_update & at_least(fa, D))
+        task_bad = d_task_op & at_least(imm, T)
         m.d.comb += d_fault.eq(Mux(opcode_bad, ErrorFlag.OPCODE, 0)
                                | Mux(~opcode_bad & operands_bad, ErrorFlag.OPERANDS, 0)
                                | Mux(~opcode_bad & ~operands_bad & task_bad, ErrorFlag.TASK, 0))
@@ -401,13 +390,14 @@ class PE(wiring.Component):
             E["vector"].eq(d_vector),
             E["writes"].eq(pre["writes"]),
             E["branch"].eq(pre["branch"]),
-            E["dsd_update"].eq(d_dsd_update & ~_at_least(fa, D)),
+            E["dsd_update"].eq(d_dsd_update & ~at_least(fa, D)),
             E["task_op"].eq(d_task_op),
             E["length"].eq(length),
             E["length_nz"].eq(length_nz),
             E["mismatch"].eq(Mux(d_vector, mismatch, 0)),
             E["uses"].eq(uses),
             E["fault"].eq(d_fault),
+            E["faulty"].eq(opcode_bad | operands_bad | task_bad),  # d_fault != 0, decoded in D
             E["p1"].eq(Mux(d_vector, src0["base"][:3], Mux(op == Op.LIH, fa[:3], fb[:3]))),
             E["p2"].eq(Mux(d_vector, src1["base"][:3], fc[:3])),
             E["p3"].eq(dst["base"][:3]),
@@ -446,7 +436,7 @@ class PE(wiring.Component):
         e_wr_onehot = Signal(8)
         reg_stall = (E["uses"] & (vu.reg_busy | Mux(e_wr, e_wr_onehot, 0))).any()
         # A length mismatch matters for a legal vector instruction with elements.
-        mismatched = E["vector"] & E["mismatch"].any() & (E["fault"] == 0) & E["length_nz"]
+        mismatched = E["vector"] & E["mismatch"].any() & ~E["faulty"] & E["length_nz"]
         mismatch_wait = mismatched
         m.d.comb += hold_e.eq(E["valid"] & ~redirect & (
             reg_stall | (E["vector"] & ~vu.op.ready) | (E["writes"] & vu.reg_we_next)
@@ -466,14 +456,14 @@ class PE(wiring.Component):
             oob.append(use & is_mem & (o["oob_first"] | last[-1]
                                        | beyond(last.as_unsigned()[:_SPAN_BITS], o["shift"])))
         bounds = Signal()
-        m.d.comb += bounds.eq(E["vector"] & (E["fault"] == 0) & E["length_nz"] & Cat(oob).any())
+        m.d.comb += bounds.eq(E["vector"] & ~E["faulty"] & E["length_nz"] & Cat(oob).any())
         fault = Signal(8)
         m.d.comb += fault.eq(Mux(go, E["fault"] | Mux(bounds, ErrorFlag.BOUNDS, 0), 0))
         do = Signal()  # the instruction takes effect (vector: also within bounds)
         m.d.comb += do.eq(go & ~fault.any())
         # A scalar instruction's effects do not wait for the bounds check (it has none).
         do_scalar = Signal()
-        m.d.comb += do_scalar.eq(go & ~E["fault"].any())
+        m.d.comb += do_scalar.eq(go & ~E["faulty"])
 
         # Scalar ALU.
         e_imm = E["imm"]

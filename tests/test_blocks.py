@@ -7,13 +7,14 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from hdl.arbiter import AtomicAllocator, RoundRobin
 from hdl.color_queue import ColorQueues
 from hdl.formats import Format
+from hdl.logic import at_least
 from hdl.sram import SRAMBank
 from pe.isa import DsdKind, Op
 from pe.vector import VectorOp, VectorUnit
@@ -25,6 +26,26 @@ def run(dut, testbench, *, extra=None):
     sim = Simulator(extra if extra is not None else dut)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
+    sim.run()
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5])
+def test_at_least_compares_every_value_with_every_constant(width):
+    """The carry-free comparator against Python's ``>=``, exhaustively, constants outside the
+    operand's range included."""
+    m = Module()
+    value = Signal(width)
+    ks = list(range(-1, (1 << width) + 2))
+    outs = [Signal(name=f"ge_{i}") for i in range(len(ks))]
+    m.d.comb += [o.eq(at_least(value, k)) for o, k in zip(outs, ks)]
+
+    async def bench(ctx):
+        for v in range(1 << width):
+            ctx.set(value, v)
+            assert [ctx.get(o) for o in outs] == [int(v >= k) for k in ks], v
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
     sim.run()
 
 
