@@ -31,7 +31,7 @@ from pathlib import Path
 from _common import emit, parse, parser
 
 from router import Router
-from router.params import DEFAULT_COLORS, REGISTERED_MIN_DEPTH
+from router.params import DEFAULT_COLORS, min_queue_depth
 from sim.tb.harness import default_simulator, run_cocotb
 
 
@@ -88,8 +88,7 @@ def main() -> None:
     ap.add_argument("--output-register", action="store_true",
                     help="register the router's outputs (two cycles per hop)")
     args = parse(ap, sim=True)
-    depth = args.depth if args.depth is not None else (
-        REGISTERED_MIN_DEPTH if args.output_register else 2)
+    depth = args.depth if args.depth is not None else min_queue_depth(args.output_register)
     figures = measure(args.colors, depth, args.sim or default_simulator(), args.output_register)
     emit(args, figures, lambda: text(figures))
 

@@ -16,13 +16,23 @@ from hdl.ports import NUM_PORTS
 from hdl.wavelet import COLOR_BITS, check_num_colors
 
 __all__ = ["RouterParams", "RouteWord", "PopMode", "SwitchWord", "RouterMap", "DEFAULT_COLORS",
-           "NUM_POSITIONS", "REGISTERED_MIN_DEPTH"]
+           "NUM_POSITIONS", "MIN_QUEUE_DEPTH", "REGISTERED_MIN_DEPTH", "min_queue_depth"]
 
 #: Routable colours by default: the WSE-2's 24.
 DEFAULT_COLORS = 24
+#: The least ``queue_depth``: two places sustain one wavelet per cycle per colour, as the
+#: receiver's ``color_ready`` is registered.
+MIN_QUEUE_DEPTH = 2
 #: The least ``queue_depth`` with ``output_register``: one place per colour for the wavelet in
 #: a neighbour's output register, and two that sustain one wavelet per cycle.
-REGISTERED_MIN_DEPTH = 3
+REGISTERED_MIN_DEPTH = MIN_QUEUE_DEPTH + 1
+
+
+def min_queue_depth(output_register: bool) -> int:
+    """The least ``queue_depth`` (wavelets) a router with or without registered outputs
+    allows, which is also the depth the proofs and benches use by default."""
+    return REGISTERED_MIN_DEPTH if output_register else MIN_QUEUE_DEPTH
+
 
 @dataclass(frozen=True)
 class RouterParams:
@@ -49,12 +59,12 @@ class RouterParams:
     """
 
     num_colors: int = DEFAULT_COLORS
-    queue_depth: int = 2
+    queue_depth: int = MIN_QUEUE_DEPTH
     output_register: bool = False
 
     def __post_init__(self):
         check_num_colors(self.num_colors)
-        check_int("queue_depth", self.queue_depth, 2, MAX_QUEUE_DEPTH,
+        check_int("queue_depth", self.queue_depth, MIN_QUEUE_DEPTH, MAX_QUEUE_DEPTH,
                   "wavelets (2 is the least that sustains one wavelet per cycle, as "
                   "color_ready is registered)")
         if (check_bool("output_register", self.output_register)

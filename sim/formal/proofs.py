@@ -118,13 +118,13 @@ class RouterDelivery(Elaboratable):
 
     def __init__(self, router_class=None, *, num_colors: int = 2, output_register: bool = False):
         from router import Router
-        from router.params import REGISTERED_MIN_DEPTH
+        from router.params import min_queue_depth
 
         C, P = num_colors, NUM_PORTS
         self.num_colors = C
         self.output_register = output_register
-        depth = REGISTERED_MIN_DEPTH if output_register else 2
-        self.router = (router_class or Router)(num_colors=C, queue_depth=depth,
+        self.router = (router_class or Router)(num_colors=C,
+                                               queue_depth=min_queue_depth(output_register),
                                                output_register=output_register)
         self.offer = [Signal(name=f"offer_{p}") for p in range(P)]
         self.offer_color = [Signal(range(C), name=f"offer_color_{p}") for p in range(P)]
