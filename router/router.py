@@ -24,12 +24,7 @@ Organisation (``docs/architecture.md``, "Router"):
 * **Input ports.** Each input is a :class:`hdl.color_queue.ColorQueues`: an arrival register
   straight off the link, then per-colour queues of ``queue_depth`` wavelets in one LUT-RAM
   memory. A colour whose output is stalled fills only its own queue; the link's ``color_ready``
-  is registered. The arrival's head flag is registered as the wavelet lands
-  (``ColorQueues(early_head=True)``), and so is its route lookup: each lookup copy has a second
-  read port addressed by the link's colour, whose word is registered beside the arrival (with a
-  write of that colour in the same cycle forwarded, so it is never stale). A candidate's
-  requests therefore start at flip-flops: the registered pick through one LUT-RAM read, or the
-  arrival's registered lookup.
+  is registered.
 * **Separable allocation.** Each input offers one wavelet per cycle, its *candidate*: the head
   of the colour its picker selected in the previous cycle, or else the wavelet that has just
   arrived if it is the head of its colour (a bypass: one cycle per hop). The outputs are
@@ -269,12 +264,8 @@ class Router(wiring.Component):
                     m.d.sync += torn[c].eq(0)
 
         def lookup_copy(name, port):
-            """A LUT-RAM copy of the current routes, as input ``port`` looks them up by colour.
-
-            Returns the read port for the picked colour (addressed by the caller) and the
-            arrival's lookup: read a cycle ahead, at the colour of the wavelet landing in the
-            arrival register, and registered (a lookahead). A write of that colour's lookup in
-            the same cycle is forwarded, so the registered copy is never stale."""
+            """A LUT-RAM copy of the current routes, as input ``port`` looks them up by colour;
+            returns its read port."""
             table = memory.Memory(shape=_Lookup, depth=C, init=[])
             m.submodules[name] = table
             w = table.write_port()
@@ -283,13 +274,7 @@ class Router(wiring.Component):
                 w.data.tx.eq(pos_r.data.tx), w.data.rx.eq(pos_r.data.rx[port]),
                 w.data.pop.eq(b_pop),
             ]
-            at_landing = table.read_port(domain="comb")
-            landing_color = self.port_in(port).payload.color
-            arrival = Signal(_Lookup, name=f"arrival_{name}")
-            m.d.comb += at_landing.addr.eq(landing_color)
-            m.d.sync += arrival.eq(Mux(w.en & (landing_color == b_color), w.data,
-                                       at_landing.data))
-            return table.read_port(domain="comb"), arrival
+            return table.read_port(domain="comb")
 
         # Updates: configuration writes, or the command of a control wavelet that left.
         event_valid = Signal()
@@ -359,10 +344,10 @@ class Router(wiring.Component):
             name = PORT_NAMES[p]
             # Behind a registered neighbour a mesh input keeps a place for its wavelet in flight.
             in_flight = int(self.output_register and p != RAMP)
-            # The arrival's head flag is registered as it lands (early_head): with the
-            # arrival's lookahead lookup, the requests are made from flip-flops.
+            # With registered outputs every input's transmitter drives its link from registers
+            # (a neighbour's output register; the PE's output FIFO head on the ramp).
             q = ColorQueues(num_colors=C, depth=self.queue_depth, storage="bram",
-                            in_flight=in_flight, early_head=True)
+                            in_flight=in_flight, early_head=self.output_register)
             m.submodules[f"queues_{name}"] = q
             wiring.connect(m, wiring.flipped(self.port_in(p)), q.link)
             m.d.comb += q.accept.eq(Cat(a[p] for a in accepts))
@@ -381,18 +366,13 @@ class Router(wiring.Component):
                 q.rd[0].onehot.eq(onehot),
                 q.rd[0].pop.eq(alloc.go[p]),
             ]
-            # The candidate's lookup: the picked colour's, read at the registered pick; the
-            # arrival's, read a cycle ahead as the wavelet lands in the arrival register (a
-            # lookahead), so that neither waits for the other's colour.
-            at_pick, arrival_lookup = lookup_copy(f"lookup_{name}", p)
-            lookup = Signal(_Lookup, name=f"cand_lookup_{name}")
-            m.d.comb += lookup.eq(Mux(sel_valid, at_pick.data, arrival_lookup))
+            lookup = lookup_copy(f"lookup_{name}", p)
             ctrl = q.rd[0].ctrl
             m.d.comb += [
-                at_pick.addr.eq(sel),
+                lookup.addr.eq(colour),
                 # Only a port the current position accepts feeds the colour.
-                alloc.requests[p].eq(Mux((sel_valid | q.arrival_is_head) & lookup.rx,
-                                         lookup.tx, 0)),
+                alloc.requests[p].eq(Mux((sel_valid | q.arrival_is_head) & lookup.data.rx,
+                                         lookup.data.tx, 0)),
                 # Credit, for either kind of candidate (two AND-ORs side by side); a control
                 # wavelet only on its turn.
                 alloc.ready[p].eq(Mux(sel_valid, (sel_onehot & clear).any(),
@@ -404,8 +384,8 @@ class Router(wiring.Component):
             word = ControlWord(q.rd[0].data)
             cmd = word.commands[0]
             pops = Signal(name=f"pops_{name}")
-            m.d.comb += pops.eq(ctrl & ((lookup.pop == PopMode.ALWAYS_POP)
-                                        | ((lookup.pop == PopMode.POP_ON_ADVANCE)
+            m.d.comb += pops.eq(ctrl & ((lookup.data.pop == PopMode.ALWAYS_POP)
+                                        | ((lookup.data.pop == PopMode.POP_ON_ADVANCE)
                                            & (cmd == SwitchCommand.ADVANCE))))
             commands = q.rd[0].data[COMMANDS_LSB:]
             cand_data.append(Cat(q.rd[0].data[:COMMANDS_LSB],
