@@ -173,7 +173,6 @@ class ColorQueues(wiring.Component):
         One-hot colour of the kept wavelet in the arrival register (zero when there is none).
     arrival_color : ``Out(5)``
         Its colour, binary.
-
     arrival_is_head : ``Out(1)``
         The arrival register holds a kept wavelet and the memory holds none of its colour.
     dropped : ``Out(1)``
