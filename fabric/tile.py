@@ -38,7 +38,7 @@ from pe.isa import AddressMap
 from pe.params import PEParams
 from pe.pe import PE
 from router import Router
-from router.params import DEFAULT_COLORS, RouterMap
+from router.params import DEFAULT_COLORS, RouterMap, RouterParams
 
 from .repair import MAX_SPARES
 
@@ -108,7 +108,8 @@ class Tile(wiring.Component):
         Only with ``fault_injection``.
     """
 
-    def __init__(self, *, spares: int = 1, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
+    def __init__(self, *, spares: int = 1, num_colors: int = DEFAULT_COLORS,
+                 queue_depth: int = RouterParams.queue_depth,
                  sram_words: int = PEParams.sram_words, imem_words: int = PEParams.imem_words,
                  num_tasks: int = PEParams.num_tasks, num_dsds: int = PEParams.num_dsds,
                  in_depth: int = PEParams.in_depth, output_register: bool = False,

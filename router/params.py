@@ -65,8 +65,8 @@ class RouterParams:
     def __post_init__(self):
         check_num_colors(self.num_colors)
         check_int("queue_depth", self.queue_depth, MIN_QUEUE_DEPTH, MAX_QUEUE_DEPTH,
-                  "wavelets (2 is the least that sustains one wavelet per cycle, as "
-                  "color_ready is registered)")
+                  f"wavelets ({MIN_QUEUE_DEPTH} is the least that sustains one wavelet per "
+                  "cycle, as color_ready is registered)")
         if (check_bool("output_register", self.output_register)
                 and self.queue_depth < REGISTERED_MIN_DEPTH):
             raise ValueError(

@@ -147,8 +147,8 @@ class Router(wiring.Component):
         :class:`~router.params.RouterParams`).
     """
 
-    def __init__(self, *, num_colors: int = DEFAULT_COLORS, queue_depth: int = 2,
-                 output_register: bool = False):
+    def __init__(self, *, num_colors: int = DEFAULT_COLORS,
+                 queue_depth: int = RouterParams.queue_depth, output_register: bool = False):
         with refusing(self):
             self.params = RouterParams(num_colors=num_colors, queue_depth=queue_depth,
                                        output_register=output_register)
