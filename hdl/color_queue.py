@@ -55,6 +55,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, 
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .block_ram import BLOCK_RAM, registered_read
 from .logic import at_least
 from .params import check_bool, check_int
 from .signature import ParamSignature
@@ -231,17 +232,20 @@ class ColorQueues(wiring.Component):
         # bits in LUT RAM read combinationally: a consumer's allocation depends on them, and a
         # block RAM's clock-to-output (5.8 ns on ECP5) would start its longest path.
         bram = self.storage == "bram"
+        # (A block RAM's word read while it is written is never used, so the collision is a
+        # don't-care: hdl.block_ram.)
         fast = []  # per slot: (write port, combinational read ports) of the LUT RAM
-        blocks = []  # per slot, "bram" only: (write port, registered read ports) of the data
+        blocks = []  # per slot, "bram" only: (write port, registered read data) of the data
         for k in range(D):
             mem = memory.Memory(shape=1 if bram else QueueEntry, depth=C, init=[])
             m.submodules[f"ctrl{k}" if bram else f"slot{k}"] = mem
             fast.append((mem.write_port(), [mem.read_port(domain="comb") for _ in range(R)]))
             if bram:
-                mem = memory.Memory(shape=DATA_BITS, depth=C, init=[],
-                                    attrs={"ram_style": "block"})
+                mem = memory.Memory(shape=DATA_BITS, depth=C, init=[], attrs=BLOCK_RAM)
                 m.submodules[f"data{k}"] = mem
-                blocks.append((mem.write_port(), [mem.read_port() for _ in range(R)]))
+                blocks.append((mem.write_port(),
+                               [registered_read(m, mem, addr=self.rd[i].next_color,
+                                                name=f"data{k}_rd{i}") for i in range(R)]))
 
         occ = [Signal(range(D + 1), name=f"occ_{c}") for c in range(C)]  # per colour, below
 
@@ -337,10 +341,7 @@ class ColorQueues(wiring.Component):
                 m.d.comb += rds[i].addr.eq(k)
                 reads.append(rds[i].data)
             if bram:
-                datas = []
-                for _, rds in blocks:
-                    m.d.comb += rds[i].addr.eq(port.next_color)
-                    datas.append(rds[i].data)
+                datas = [rds[i] for _, rds in blocks]
                 m.d.comb += [stored.data.eq(Array(datas)[slot]), stored.ctrl.eq(Array(reads)[slot])]
             else:
                 m.d.comb += stored.eq(Array(reads)[slot])

@@ -8,13 +8,15 @@ maps it to block RAM by replicating the storage once per read port (two ECP5 DP1
 16 Kbit), which is the cost of two reads per cycle without address-interleaved banks.
 
 Read ports are not transparent: a read in the cycle of a write to the same word returns the old
-word (the PE's hazard interlock never issues such a read).
+word in simulation, and an undefined one in synthesis (:mod:`hdl.block_ram`): the PE's hazard
+interlock never uses such a read.
 """
 
 from amaranth.hdl import Module, Mux
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .block_ram import DONT_CARE_COLLISION, registered_read
 from .config_bus import ConfigBusSignature
 from .params import check_int
 from .signature import ParamSignature
@@ -105,19 +107,18 @@ class SRAMBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=32, depth=self.sram_words, init=[])
+        m.submodules.mem = mem = memory.Memory(shape=32, depth=self.sram_words, init=[],
+                                               attrs=DONT_CARE_COLLISION)
         wr = mem.write_port(granularity=8)
-        rd_a = mem.read_port()
-        rd_b = mem.read_port()
         bus, host = self.bus, self.host
+        rd_a = registered_read(m, mem, addr=Mux(host.re, host.addr, bus.rd_a_addr), name="rd_a")
+        rd_b = registered_read(m, mem, addr=bus.rd_b_addr, name="rd_b")
         m.d.comb += [
             wr.addr.eq(Mux(host.we, host.addr, bus.wr_addr)),
             wr.data.eq(Mux(host.we, host.wdata, bus.wr_data)),
             wr.en.eq(Mux(host.we, 0b1111, bus.wr_en)),
-            rd_a.addr.eq(Mux(host.re, host.addr, bus.rd_a_addr)),
-            rd_b.addr.eq(bus.rd_b_addr),
-            bus.rd_a_data.eq(rd_a.data),
-            bus.rd_b_data.eq(rd_b.data),
-            host.rdata.eq(rd_a.data),
+            bus.rd_a_data.eq(rd_a),
+            bus.rd_b_data.eq(rd_b),
+            host.rdata.eq(rd_a),
         ]
         return m

@@ -38,6 +38,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.block_ram import DONT_CARE_COLLISION, registered_read
 from hdl.color_queue import ColorQueues
 from hdl.config_bus import ConfigBusSignature
 from hdl.formats import Format
@@ -159,8 +160,10 @@ class PE(wiring.Component):
         wiring.connect(m, vu.ramp_out, wiring.flipped(self.ramp_out))
         m.d.comb += vu.nonempty.eq(inq.nonempty)
 
-        m.submodules.imem = imem = memory.Memory(shape=32, depth=p.imem_words, init=[])
-        imem_rd = imem.read_port()
+        # Program memory (block RAM): written only while the PE is stopped, when its read serves
+        # only the bus, so a read never meets a write of its word that matters (hdl.block_ram).
+        m.submodules.imem = imem = memory.Memory(shape=32, depth=p.imem_words, init=[],
+                                                 attrs=DONT_CARE_COLLISION)
         imem_wr = imem.write_port()
         # Register file: one LUT-RAM copy per read port (E's three, the configuration bus).
         m.submodules.regs = regfile = memory.Memory(shape=32, depth=NUM_REGS, init=[])
@@ -656,17 +659,15 @@ class PE(wiring.Component):
         i_pc1 = Signal(16)  # i_pc + 1
         m.d.comb += fetch_addr.eq(Mux(start, entry, Mux(redirect, target, i_pc1)))
         fetch_en = start | redirect | ~hold_d
-        m.d.comb += [
-            imem_rd.addr.eq(Mux(cfg_mode, addr[:16], fetch_addr)),
-            imem_rd.en.eq(cfg_mode | fetch_en),
-        ]
+        imem_data = registered_read(m, imem, addr=Mux(cfg_mode, addr[:16], fetch_addr),
+                                    en=cfg_mode | fetch_en, name="imem_data")
         with m.If(fetch_en):
             m.d.sync += [i_pc.eq(fetch_addr), i_pc1.eq(fetch_addr + 1),
                          i_valid.eq(start | redirect | (i_valid & ~squash))]
         with m.Elif(squash):
             m.d.sync += i_valid.eq(0)
         with m.If(~hold_d):
-            m.d.sync += [ir.eq(imem_rd.data), d_pc.eq(i_pc), d_valid.eq(i_valid & ~squash)]
+            m.d.sync += [ir.eq(imem_data), d_pc.eq(i_pc), d_valid.eq(i_valid & ~squash)]
         with m.Elif(squash):
             m.d.sync += d_valid.eq(0)
 
@@ -752,7 +753,7 @@ class PE(wiring.Component):
                                 if i < len(v)).any() for i in range(32))),
             ]
         m.d.comb += cfg.rdata.eq(Mux(rsel == 1, bank.host.rdata,
-                                     Mux(rsel == 2, imem_rd.data, rreg)))
+                                     Mux(rsel == 2, imem_data, rreg)))
 
         # ---- counters and status -------------------------------------------------------------
         with m.If(run & ~clear):

@@ -41,6 +41,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.block_ram import BLOCK_RAM, registered_read
 from hdl.color_queue import QueueReadSignature
 from hdl.formats import Format, narrow_dynamic, widen_dynamic
 from hdl.sram import SRAMPortSignature
@@ -288,14 +289,22 @@ class VectorUnit(wiring.Component):
         pop = Signal()
         m.d.comb += [pop.eq(want & has_wavelet), port.pop.eq(pop)]
         popped = {"x": pop & ~sel_y, "y": pop & sel_y}
-        # ---- output FIFO (LUT RAM) and credits -----------------------------------------------
+        # ---- output FIFO and credits ------------------------------------------------------------
+        # The data in block RAM, read through its output register, which is the head's data
+        # register (read at a refill; the entry was written a cycle or more before, and the
+        # pointers differ whenever both move, so a read never meets a write of its word); the
+        # colours in LUT RAM, read combinationally, so the head's one-hot colour is decoded
+        # before its register and ``valid`` is one AND-OR of flip-flops.
         Q = self.out_depth
-        fifo = memory.Memory(shape=data.StructLayout({"data": 32, "color": COLOR_BITS}),
-                             depth=Q, init=[])
+        fifo = memory.Memory(shape=32, depth=Q, init=[], attrs=BLOCK_RAM)
         m.submodules.out_fifo = fifo
-        fifo_w = fifo.write_port()
-        fifo_r = fifo.read_port(domain="comb")
+        colours = memory.Memory(shape=COLOR_BITS, depth=Q, init=[])
+        m.submodules.out_colors = colours
+        fifo_w, color_w = fifo.write_port(), colours.write_port()
+        color_r = colours.read_port(domain="comb")
         rptr = Signal(range(Q))
+        refill = Signal()
+        out_data = registered_read(m, fifo, addr=rptr, en=refill, name="out_data")
         wptr = Signal(range(Q))
         level = Signal(range(Q + 1))
         credits = Signal(range(Q + 1), init=Q)
@@ -303,11 +312,10 @@ class VectorUnit(wiring.Component):
         # The head leaves from an output register that holds its colour one-hot: ``valid`` is
         # that colour's ``color_ready`` bit (registered at the receiver) and nothing else.
         out_valid = Signal()
-        out_data = Signal(32)
         out_color = Signal(COLOR_BITS)
         out_onehot = Signal(C)
         m.d.comb += [
-            fifo_r.addr.eq(rptr),
+            color_r.addr.eq(rptr),
             link.payload.data.eq(out_data),
             link.payload.color.eq(out_color),
             link.payload.ctrl.eq(0),
@@ -315,14 +323,12 @@ class VectorUnit(wiring.Component):
         sent = Signal()
         m.d.comb += [sent.eq(out_valid & (out_onehot & link.color_ready).any()),
                      link.valid.eq(sent)]
-        refill = Signal()
         m.d.comb += refill.eq((level != 0) & (~out_valid | sent))
         with m.If(refill):
             m.d.sync += [
                 out_valid.eq(1),
-                out_data.eq(fifo_r.data.data),
-                out_color.eq(fifo_r.data.color),
-                out_onehot.eq(Cat(fifo_r.data.color == c for c in range(C))),
+                out_color.eq(color_r.data),
+                out_onehot.eq(Cat(color_r.data == c for c in range(C))),
             ]
         with m.Elif(sent):
             m.d.sync += out_valid.eq(0)
@@ -585,10 +591,8 @@ class VectorUnit(wiring.Component):
             self.sram.wr_data.eq(Mux(wb.half, Cat(stored[:16], stored[:16]), stored)),
             self.sram.wr_en.eq(Mux(wb.valid & wb.wmem,
                                    Mux(wb.half, Mux(wb.lane, 0b1100, 0b0011), 0b1111), 0)),
-            fifo_w.addr.eq(wptr),
-            fifo_w.data.data.eq(stored),
-            fifo_w.data.color.eq(wb.color),
-            fifo_w.en.eq(wb.valid & wb.fabric),
+            fifo_w.addr.eq(wptr), fifo_w.data.eq(stored), fifo_w.en.eq(wb.valid & wb.fabric),
+            color_w.addr.eq(wptr), color_w.data.eq(wb.color), color_w.en.eq(wb.valid & wb.fabric),
         ]
         pushed = wb.valid & wb.fabric
         m.d.sync += [
