@@ -244,6 +244,14 @@ def _busy_accesses(rng) -> list[tuple[str, int, int]]:
     return out
 
 
+def _running_reads(rng) -> list[tuple[str, int, int]]:
+    """One to three reads docs/isa.md allows at any time: registers, STATUS, CTRL, counters."""
+    A = AddressMap
+    allowed = [A.REGS + r for r in range(8)] + [A.STATUS, A.CTRL, A.BUSY_CYCLES, A.MACS,
+                                                A.RUN_CYCLES, A.ELEMENTS]
+    return [("r", int(rng.choice(allowed)), 0) for _ in range(int(rng.integers(1, 4)))]
+
+
 def refused_while_running(kind: str, addr: int) -> bool:
     """docs/isa.md: SRAM, program and tables are read and written, and registers written, only
     while RUN is clear; registers, STATUS, CTRL and the counters are readable at any time."""
@@ -277,6 +285,9 @@ def fuzz_jobs() -> list[PEJob]:
                     seed=int(rng.integers(1 << 30)))
         if expect is None and rng.random() < 0.2:  # configuration while running
             job.busy_access = _busy_accesses(rng)
+        elif expect is None and rng.random() < 0.3:  # ... and in the middle of the program
+            job.mid_access = _busy_accesses(rng) if rng.random() < 0.6 else _running_reads(rng)
+            job.mid_delay = int(rng.integers(1, 24))
         jobs.append((job, vector, expect))
     return jobs
 
@@ -315,11 +326,27 @@ def fuzz_results(sim, waves):
 
 def test_fuzz_programs_match_golden(fuzz_results):
     failures = []
-    faults = busy = 0
+    faults = busy = mid_refused = mid_allowed = mid_running = 0
     for job, _, expect, rtl in fuzz_results:
         golden = run_golden(job, PARAMS)
         faults += bool(golden["status"] & 0xFF00)
-        problems = compare(golden, rtl)
+        # docs/isa.md: an access made while the program runs either is allowed (a read of a
+        # register, STATUS, CTRL or a counter) or is refused, has no effect and sets
+        # CONFIG_BUSY without stopping the program; either way the run ends as golden's
+        # without the access (the untimed model cannot say when "mid-run" is), plus the flag.
+        refused_mid = [(k, a) for k, a, _ in job.mid_access if refused_while_running(k, a)]
+        expected = golden
+        if refused_mid:
+            expected = dict(golden, status=golden["status"] | ErrorFlag.CONFIG_BUSY << 8)
+        problems = compare(expected, rtl)
+        if job.mid_access:
+            mid_running += not (rtl["mid_status"] >> 2) & 1  # STATUS bit 2: idle
+            mid_refused += bool(refused_mid)
+            mid_allowed += not refused_mid
+            reads = iter(rtl["mid_reads"])
+            for kind, addr, _ in job.mid_access:
+                if kind == "r" and next(reads) != 0 and refused_while_running(kind, addr):
+                    problems.append(f"RTL: a read of {addr:#x} mid-run returned data")
         if expect is not None:
             for side, result in (("golden", golden), ("rtl", rtl)):
                 flags = ErrorFlag((result["status"] >> 8) & 0xFF)
@@ -344,6 +371,11 @@ def test_fuzz_programs_match_golden(fuzz_results):
     assert 0 < faults < len(fuzz_results), f"{faults} of {len(fuzz_results)} programs faulted"
     assert any(expect for _, _, expect, _ in fuzz_results), "no illegal program was generated"
     assert busy, "no configuration access while running was generated"
+    print(f"mid-run configuration accesses: {mid_refused} jobs refused, {mid_allowed} allowed, "
+          f"{mid_running} found the PE busy")
+    assert mid_refused and mid_allowed, "mid-run accesses: refused and allowed ones both needed"
+    assert mid_running >= (mid_refused + mid_allowed) // 2, \
+        f"only {mid_running} mid-run accesses found the PE busy"
 
 
 def test_fuzz_coverage_has_no_holes(fuzz_results):

@@ -6,10 +6,13 @@ Environment: ``PE_JOBS`` (JSON file with the jobs), ``PE_RESULTS`` (JSON file to
 
 A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`` wavelets sent
 into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
-or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges). Its result:
-``cycles`` (from RUN to idle), ``issue_window`` (cycles from the first to the last vector
-element issued, when the issue strobe is visible), ``timeout``, ``outputs``
-(``[colour, data]``), ``sram``, ``regs``, ``status`` and the counters. SRAM and registers are
+or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges), and
+configuration accesses ``mid_access`` (``mid_delay`` cycles after RUN, while the program runs)
+and ``busy_access`` (once it is done, RUN still set). Its result: ``cycles`` (from RUN to
+idle, the mid-run accesses' cycles included), ``issue_window`` (cycles from the first to the
+last vector element issued, when the issue strobe is visible), ``timeout``, ``outputs``
+(``[colour, data]``), ``sram``, ``regs``, ``status``, the counters, ``busy_reads``,
+``mid_reads`` and ``mid_status`` (STATUS just before the mid-run accesses). SRAM and registers are
 zeroed before each job (as the golden model's are) unless the job says ``zero_sram: false``.
 """
 
@@ -70,8 +73,18 @@ async def run_jobs(dut):
         max_cycles = job.get("max_cycles", 20000)
         timeout = False
         quiet = 0
+        mid = job.get("mid_access", [])
+        mid_reads, mid_status = [], None
         while True:
             await ClockCycles(dut.clk, 1)
+            if mid and bench.cycle - start >= job["mid_delay"]:
+                mid_status = await cfg.read(A.STATUS)  # readable at any time
+                for kind, addr, value in mid:  # while the program runs (or has just ended)
+                    if kind == "w":
+                        await cfg.write(addr, value)
+                    else:
+                        mid_reads.append(await cfg.read(addr))
+                mid = []
             # Done when every input is taken and the PE is idle, or when it halted (a halted
             # PE takes no more wavelets: inputs beyond its queues stay pending).
             done = int(dut.idle.value) and (src.pending == 0 or int(dut.halted.value))
@@ -105,6 +118,8 @@ async def run_jobs(dut):
             "elements": await cfg.read(A.ELEMENTS),
             "busy_cycles": await cfg.read(A.BUSY_CYCLES),
             "busy_reads": busy_reads,
+            "mid_reads": mid_reads,
+            "mid_status": mid_status,
             "issue_window": (issue_cycles[-1] - issue_cycles[0] + 1) if issue_cycles else None,
             "sram": {},
         }

@@ -51,6 +51,12 @@ class PEJob:
         address, value)`` writes, ``("r", address, 0)`` reads (their values are in the result's
         ``busy_reads``). docs/isa.md: SRAM, program and tables are neither read nor written, and
         registers not written, while RUN is set (CONFIG_BUSY).
+    mid_access : list of (kind, address, value)
+        Configuration accesses made while the program runs, ``mid_delay`` cycles after RUN
+        (RTL only: where the PE is then depends on its timing). Their read values are in the
+        result's ``mid_reads``, and ``mid_status`` is STATUS read just before them.
+    mid_delay : int
+        Cycles from RUN to the first of ``mid_access``.
     """
 
     name: str
@@ -63,6 +69,8 @@ class PEJob:
     seed: int = 1
     source: str = ""
     busy_access: list[tuple[str, int, int]] = field(default_factory=list)
+    mid_access: list[tuple[str, int, int]] = field(default_factory=list)
+    mid_delay: int = 0
 
     def to_json(self) -> dict:
         """The job as the bench (:mod:`sim.tb.pe_bench`) reads it."""
@@ -76,11 +84,17 @@ class PEJob:
             "max_cycles": self.max_cycles,
             "seed": self.seed,
             "busy_access": [[k, int(a), int(v)] for k, a, v in self.busy_access],
+            "mid_access": [[k, int(a), int(v)] for k, a, v in self.mid_access],
+            "mid_delay": self.mid_delay,
         }
 
 
 def run_golden(job: PEJob, params: PEParams) -> dict:
-    """Run ``job`` on the golden model; returns the result keys of :mod:`sim.tb.pe_bench`."""
+    """Run ``job`` on the golden model; returns the result keys of :mod:`sim.tb.pe_bench`.
+
+    ``mid_access`` is not modelled (the untimed model has no "while it runs"): compare a job
+    that has them only where they cannot change the outcome (reads that are allowed while
+    running)."""
     pe = PEModel(params)
     pe.cfg_write(AddressMap.CTRL, 2)
     for addr, words in job.image.config_blocks():
