@@ -95,6 +95,31 @@ def test_switch_config_blocks_and_printing():
     assert table.accepts(N, 1) and table.accepts(W, 1) and not table.accepts(S, 1)
 
 
+def test_sparse_config_blocks_after_the_empty_table_leave_the_same_words():
+    """The host broadcasts the empty table, then writes each router's colours in use: the
+    words written, in the order written, end where the full table's do, in fewer words, and
+    every colour's switch word still comes after its routes."""
+    table = RouteTable(8).set(1, ["w"], ["e"]).set(2, ["n"], ["s"]).set(6, ["ramp"], ["n"])
+    table.set_switch(2, [(["n"], ["e", "ramp"])], start=1)
+
+    def replay(blocks):
+        words, order = {}, []
+        for addr, block in blocks:
+            for i, w in enumerate(block):
+                words[addr + i] = w
+                order.append(addr + i)
+        return words, order
+
+    full, _ = replay(table.config_blocks())
+    sparse = table.config_blocks(only_used=True)
+    after, _ = replay(RouteTable(8).config_blocks() + sparse)
+    assert after == full
+    assert sum(len(b) for _, b in sparse) == 3 + 1 + 3  # colours 1, 2, 6; pos1 of 2; switches
+    written = replay(sparse)[1]
+    for c in (1, 2, 6):
+        assert written.index(RouterMap.switch(c)) > written.index(RouterMap.route(c))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"positions": []}, "1 to 3 positions"),
     ({"positions": [Route(1, 2)] * 4}, "1 to 3 positions"),

@@ -257,7 +257,8 @@ class FabricDriver:
     def load(self, image: FabricImage) -> None:
         """Stop every PE, clear it (errors, counters, queues) and its router's drop counter, zero
         its SRAM, program, task and DSD tables and registers, then write every tile's routes and
-        PE image through the configuration chain.
+        PE image through the configuration chain (the empty route table and the zeros as
+        broadcasts to every tile, then each router's colours in use and each PE's image).
 
         Raises
         ------
@@ -278,7 +279,10 @@ class FabricDriver:
                             (AddressMap.TASKS, prm.num_tasks), (AddressMap.DSDS, 2 * prm.num_dsds),
                             (AddressMap.REGS, 8)):
             words += self._broadcast(addr, [0] * count)
+        # Every router gets the empty table by broadcast, then each its colours in use.
         empty = RouteTable(self.params.num_colors)
+        for addr, block in empty.config_blocks():
+            words += self._broadcast(TileMap.ROUTER + addr, block)
         for r in range(R):
             for c in range(C):
                 pr, pc = self._physical(r, c)
@@ -288,7 +292,7 @@ class FabricDriver:
                     raise ValueError(f"tile ({r}, {c}): route table has "
                                      f"{prog.routes.num_colors} colours, the fabric "
                                      f"{self.params.num_colors}")
-                for addr, block in routes.config_blocks():
+                for addr, block in routes.config_blocks(only_used=True):
                     words += write_packets(pr, pc, TileMap.ROUTER + addr, block)
                 if prog is not None and prog.pe is not None:
                     for addr, block in prog.pe.config_blocks():

@@ -202,17 +202,33 @@ class RouteTable:
         """Route words (switch position 0) for colours ``0 .. num_colors-1``."""
         return [self[c].word() for c in range(self.num_colors)]
 
-    def config_blocks(self) -> list[tuple[int, list[int]]]:
+    def config_blocks(self, *, only_used: bool = False) -> list[tuple[int, list[int]]]:
         """The router configuration writes that load this table, as ``(router word address,
         words)`` blocks (:class:`router.params.RouterMap`): every colour's position 0, then the
         other positions in use, then every colour's switch word (a colour without a switch gets
-        the static one), in that order, as the RTL requires."""
-        blocks = [(RouterMap.route(0), self.words())]
+        the static one), in that order, as the RTL requires (a colour's switch word after its
+        routes).
+
+        With ``only_used``, only the colours with a route or a switch, in runs of consecutive
+        colours: for a router already loaded with the empty table (``RouteTable(n)
+        .config_blocks()``, which the host broadcasts to every router), this leaves the same
+        state in fewer words."""
+        used = [c for c in range(self.num_colors)
+                if not only_used or self[c].word() or c in self.switches]
+        runs = []  # (first colour, last colour + 1) of consecutive used colours
+        for c in used:
+            if runs and runs[-1][1] == c:
+                runs[-1][1] = c + 1
+            else:
+                runs.append([c, c + 1])
+        words = self.words()
+        switch_words = [self.switches[c].word() if c in self.switches else 0
+                        for c in range(self.num_colors)]
+        blocks = [(RouterMap.route(a), words[a:b]) for a, b in runs]
         for c, switch in sorted(self.switches.items()):
             for k, route in enumerate(switch.positions, 1):
                 blocks.append((RouterMap.route(c, k), [route.word()]))
-        blocks.append((RouterMap.switch(0), [self.switches[c].word() if c in self.switches
-                                             else 0 for c in range(self.num_colors)]))
+        blocks += [(RouterMap.switch(a), switch_words[a:b]) for a, b in runs]
         return blocks
 
     @classmethod
