@@ -14,14 +14,24 @@ the collision is a don't-care. :func:`registered_read` writes such a port as a c
 read into a reset-less register and marks the memory ``no_rw_check``; yosys ``memory_dff``
 then folds the register into the read port as one whose collision result is undefined, and
 the block RAM's own output register implements it. The simulators see the register as written
-(the old word on a collision), so a simulation can never depend on the don't-care.
+(the old word on a collision).
+
+To check the promise, elaborate with the environment variable ``OPENWAFER_POISON_COLLISIONS=1``:
+a read that meets a write of its word (any write port of the memory written before the read
+port is made) then returns the old word inverted instead, so a simulation that used such a
+word would see a wrong value. The synthesised netlist never has this logic.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+import os
 
-__all__ = ["DONT_CARE_COLLISION", "BLOCK_RAM", "registered_read"]
+from amaranth.hdl import Cat, Module, Mux, Signal
+
+__all__ = ["DONT_CARE_COLLISION", "BLOCK_RAM", "registered_read", "POISON_ENV"]
+
+#: Environment variable that makes :func:`registered_read` poison collisions (simulation only).
+POISON_ENV = "OPENWAFER_POISON_COLLISIONS"
 
 #: Memory attributes: read-during-write collisions are don't-cares (see the module docstring).
 DONT_CARE_COLLISION = {"no_rw_check": 1}
@@ -67,6 +77,10 @@ def registered_read(m: Module, memory, *, addr, en=1, name: str) -> Signal:
     port = memory.read_port(domain="comb")
     data = Signal(port.data.shape(), name=name, reset_less=True)
     m.d.comb += port.addr.eq(addr)
+    word = port.data.as_value() if hasattr(port.data, "as_value") else port.data
+    if os.environ.get(POISON_ENV) == "1" and memory.write_ports:
+        collide = Cat(w.en.any() & (w.addr == port.addr) for w in memory.write_ports).any()
+        word = Mux(collide, ~word, word)
     with m.If(en):
-        m.d.sync += data.eq(port.data)
+        m.d.sync += data.eq(word)
     return data

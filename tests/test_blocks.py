@@ -12,7 +12,7 @@ from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
 
 from hdl.arbiter import AtomicAllocator, RoundRobin
-from hdl.block_ram import BLOCK_RAM, registered_read
+from hdl.block_ram import BLOCK_RAM, POISON_ENV, registered_read
 from hdl.color_queue import ColorQueues
 from hdl.formats import Format
 from hdl.logic import at_least
@@ -61,10 +61,13 @@ def _registered_read_dut(attrs):
     return m, sig, rd
 
 
-def test_registered_read_returns_the_old_word_and_holds_without_enable():
-    """In simulation the port reads the word as it was before the cycle's write (collisions
-    included: synthesis may differ there, simulation must not hide it) and holds its word while
-    the enable is low; checked against a Python memory over random traffic."""
+@pytest.mark.parametrize("poison", [False, True])
+def test_registered_read_returns_the_old_word_and_holds_without_enable(poison, monkeypatch):
+    """In simulation the port reads the word as it was before the cycle's write and holds its
+    word while the enable is low; with collisions poisoned (``POISON_ENV``), a read that meets
+    a write of its word returns the old word inverted. Checked against a Python memory over
+    random traffic."""
+    monkeypatch.setenv(POISON_ENV, "1" if poison else "0")
     m, sig, rd = _registered_read_dut(BLOCK_RAM)
     rng = random.Random(5)
 
@@ -79,7 +82,9 @@ def test_registered_read_returns_the_old_word_and_holds_without_enable():
                 ctx.set(sig[name], value)
             if re:
                 held = words[ra]
-                collisions += we and wa == ra
+                if we and wa == ra:
+                    collisions += 1
+                    held ^= 0xFF if poison else 0
             if we:
                 words[wa] = wd
             await ctx.tick()
@@ -99,9 +104,10 @@ def test_registered_read_needs_the_collision_attribute():
     m._MustUse__silence = mem._MustUse__silence = True  # never elaborated, on purpose
 
 
-def test_registered_read_maps_to_a_bare_block_ram():
+def test_registered_read_maps_to_a_bare_block_ram(monkeypatch):
     """What the helper is for: yosys puts the port in a DP16KD with no flip-flop or LUT beside
     it (a registered ``read_port()`` gets a delayed write and a bypass, 71 FF for 32 bits)."""
+    monkeypatch.delenv(POISON_ENV, raising=False)  # the netlist as synthesised
     import json
     import subprocess
     import tempfile
