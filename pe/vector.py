@@ -149,8 +149,9 @@ class VectorUnit(wiring.Component):
     num_colors : int
         Colours of the fabric-input queues and the output link.
     out_depth : int
-        Entries of the fabric-output FIFO (one LUT-RAM memory), in wavelets: at least the
-        credit loop, :attr:`depth` + 2 cycles, for one element per cycle into a free link.
+        Entries of the fabric-output FIFO (data in block RAM, colours in LUT RAM), in
+        wavelets: at least the credit loop, :attr:`depth` + 2 cycles, for one element per
+        cycle into a free link.
 
     Members
     -------
