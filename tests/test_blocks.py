@@ -2,11 +2,16 @@
 queue memory and the configuration station, each against a small Python model of its
 specification."""
 
+import json
 import random
+import subprocess
+import tempfile
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.sim import Simulator
@@ -108,13 +113,6 @@ def test_registered_read_maps_to_a_bare_block_ram(monkeypatch):
     """What the helper is for: yosys puts the port in a DP16KD with no flip-flop or LUT beside
     it (a registered ``read_port()`` gets a delayed write and a bypass, 71 FF for 32 bits)."""
     monkeypatch.delenv(POISON_ENV, raising=False)  # the netlist as synthesised
-    import json
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    from amaranth.back import rtlil
-
     m = Module()
     m.submodules.mem = mem = memory.Memory(shape=32, depth=32, init=[], attrs=BLOCK_RAM)
     w = mem.write_port()

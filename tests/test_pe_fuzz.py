@@ -259,6 +259,14 @@ def refused_while_running(kind: str, addr: int) -> bool:
     return addr < A.CTRL if kind == "w" else addr < A.REGS
 
 
+def refused_reads_with_data(accesses, reads) -> list[int]:
+    """Addresses of the refused reads among ``accesses`` that did not return 0 (``reads``: the
+    words every read returned, in order)."""
+    reads = iter(reads)
+    return [addr for kind, addr, _ in accesses
+            if kind == "r" and next(reads) != 0 and refused_while_running(kind, addr)]
+
+
 def fuzz_jobs() -> list[PEJob]:
     """The fuzz programs as PE jobs; an illegal job's ``expect_fault`` attribute is the flag."""
     rng = np.random.default_rng(SEED)
@@ -343,10 +351,8 @@ def test_fuzz_programs_match_golden(fuzz_results):
             mid_running += not (rtl["mid_status"] >> 2) & 1  # STATUS bit 2: idle
             mid_refused += bool(refused_mid)
             mid_allowed += not refused_mid
-            reads = iter(rtl["mid_reads"])
-            for kind, addr, _ in job.mid_access:
-                if kind == "r" and next(reads) != 0 and refused_while_running(kind, addr):
-                    problems.append(f"RTL: a read of {addr:#x} mid-run returned data")
+            problems += [f"RTL: a read of {addr:#x} mid-run returned data"
+                         for addr in refused_reads_with_data(job.mid_access, rtl["mid_reads"])]
         if expect is not None:
             for side, result in (("golden", golden), ("rtl", rtl)):
                 flags = ErrorFlag((result["status"] >> 8) & 0xFF)
@@ -359,10 +365,8 @@ def test_fuzz_programs_match_golden(fuzz_results):
             for side, result in (("golden", golden), ("rtl", rtl)):
                 if not (result["status"] >> 8) & ErrorFlag.CONFIG_BUSY:
                     problems.append(f"{side}: {refused} while running did not set CONFIG_BUSY")
-            reads = iter(rtl["busy_reads"])
-            for kind, addr, _ in job.busy_access:
-                if kind == "r" and next(reads) != 0 and refused_while_running(kind, addr):
-                    problems.append(f"RTL: a read of {addr:#x} while running returned data")
+            problems += [f"RTL: a read of {addr:#x} while running returned data"
+                         for addr in refused_reads_with_data(job.busy_access, rtl["busy_reads"])]
         if problems:
             failures.append(f"{job.name}: {'; '.join(problems)}\n{_listing(job)}")
     assert not failures, f"{len(failures)} of {len(fuzz_results)} programs differ:\n" + \

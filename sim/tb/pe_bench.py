@@ -37,6 +37,18 @@ def _pauses(seed: int, p: float):
     return pauses("random", seed, busy=p) if p > 0 else None
 
 
+async def _accesses(cfg, accesses) -> list[int]:
+    """Make ``accesses`` (``[kind, address, value]``: ``"w"`` writes, else reads) on the
+    configuration bus; returns the words read, in order."""
+    reads = []
+    for kind, addr, value in accesses:
+        if kind == "w":
+            await cfg.write(addr, value)
+        else:
+            reads.append(await cfg.read(addr))
+    return reads
+
+
 @cocotb.test()
 async def run_jobs(dut):
     """Run every job of ``PE_JOBS`` in order and write the results to ``PE_RESULTS``."""
@@ -79,11 +91,7 @@ async def run_jobs(dut):
             await ClockCycles(dut.clk, 1)
             if mid and bench.cycle - start >= job["mid_delay"]:
                 mid_status = await cfg.read(A.STATUS)  # readable at any time
-                for kind, addr, value in mid:  # while the program runs (or has just ended)
-                    if kind == "w":
-                        await cfg.write(addr, value)
-                    else:
-                        mid_reads.append(await cfg.read(addr))
+                mid_reads = await _accesses(cfg, mid)  # while the program runs (or just ended)
                 mid = []
             # Done when every input is taken and the PE is idle, or when it halted (a halted
             # PE takes no more wavelets: inputs beyond its queues stay pending).
@@ -99,12 +107,7 @@ async def run_jobs(dut):
                 break
         cycles = bench.cycle - start - quiet
         bench.stop()
-        busy_reads = []
-        for kind, addr, value in job.get("busy_access", []):  # while RUN is still set
-            if kind == "w":
-                await cfg.write(addr, value)
-            else:
-                busy_reads.append(await cfg.read(addr))
+        busy_reads = await _accesses(cfg, job.get("busy_access", []))  # RUN still set
         await cfg.write(A.CTRL, 0)  # stop, so memory can be read back
         result = {
             "name": job["name"],
