@@ -12,14 +12,19 @@ Micro-architecture (``docs/architecture.md``)::
     pick    lowest ready task (registered: one-hot, binary, wavelet or activation)
     start   entry from the task table (LUT RAM); pop the wavelet, write r7; fetch the entry
     F       program memory (block RAM) read
-    I       the instruction word at the block RAM output
+    I       the instruction word at the block RAM output; a skid register keeps it when D
+            waits, so the fetch advances on registered state only (the wait stops it a
+            cycle later) and D's stall is not on the block RAM's clock-enable path
     D       decode: the DSD table (LUT RAM, one copy per operand: a, b, c) read, operand rules,
             instruction length, the SRAM bounds of the first element, register addresses,
             the branch target
     E       execute: register file (LUT RAM, one copy per read port) read; ALU, branch, DSD
             and task-table updates; last-element bounds (base + span: an addition, the span
             (length - 1) x stride of each DSD having been computed when it was written);
-            faults; vector instructions handed to :class:`pe.vector.VectorUnit`
+            faults; vector instructions handed to :class:`pe.vector.VectorUnit`. The
+            last-element bounds fault is registered: the vector unit withdraws the instruction
+            in the next cycle (``cancel``), before it issues an element, and the fault then
+            squashes what followed, so it is as precise as the others
 
 A taken branch costs 3 extra cycles (the target is fetched in the cycle after the branch
 executes); a task starts 3 cycles after the previous one ends (start, F, I, D). The task
@@ -245,6 +250,7 @@ class PE(wiring.Component):
         hold_d = Signal()  # D (and the fetch) waits
         squash = Signal()  # E executes END, HALT or a fault; or a branch was taken
         redirect = Signal()  # a branch was taken in the previous cycle: fetch its target
+        late = Signal()  # the vector instruction E handed over in the previous cycle faulted
 
         # ---- D: decode ---------------------------------------------------------------------
         op = ir.i.opcode
@@ -414,6 +420,8 @@ class PE(wiring.Component):
         with m.If(~hold_e):
             m.d.sync += d_to_e
             m.d.sync += E["valid"].eq(d_valid & ~hold_d & ~squash)
+        with m.If(late):  # (E may be waiting: what it holds must not execute later)
+            m.d.sync += E["valid"].eq(0)
 
         # DSD hazard: D reads a DSD while the instruction in E (or the write after it) changes
         # one, or a span is computed.
@@ -445,8 +453,11 @@ class PE(wiring.Component):
             reg_stall | (E["vector"] & ~vu.op.ready) | (E["writes"] & vu.reg_we_next)
             | mismatch_wait))
         m.d.comb += hold_d.eq(hold_e | d_hazard)
-        go = Signal()  # E executes (the instruction after a taken branch does not)
-        m.d.comb += go.eq(E["valid"] & ~hold_e & ~redirect)
+        # A vector instruction's last-element bounds fault is known a cycle after it was handed
+        # over (`late`, a register): the vector unit withdraws it before it issues an element,
+        # and the fault then takes effect like one found in E (what followed it is squashed).
+        go = Signal()  # E executes (not the instruction after a taken branch or a late fault)
+        m.d.comb += go.eq(E["valid"] & ~hold_e & ~redirect & ~late)
 
         # Bounds of the last element: base + span, both bounds.
         oob = []
@@ -460,11 +471,12 @@ class PE(wiring.Component):
                                        | beyond(last.as_unsigned()[:_SPAN_BITS], o["shift"])))
         bounds = Signal()
         m.d.comb += bounds.eq(E["vector"] & ~E["faulty"] & E["length_nz"] & Cat(oob).any())
+        m.d.sync += late.eq(go & bounds & ~clear)
         fault = Signal(8)
-        m.d.comb += fault.eq(Mux(go, E["fault"] | Mux(bounds, ErrorFlag.BOUNDS, 0), 0))
-        do = Signal()  # the instruction takes effect (vector: also within bounds)
-        m.d.comb += do.eq(go & ~fault.any())
-        # A scalar instruction's effects do not wait for the bounds check (it has none).
+        m.d.comb += fault.eq(Mux(go, E["fault"], 0) | Mux(late, ErrorFlag.BOUNDS, 0))
+        # The instruction takes effect (a vector instruction is handed over; its bounds fault,
+        # if any, withdraws it in the next cycle). Nothing here waits for the bounds check: its
+        # carry chains end at `late`.
         do_scalar = Signal()
         m.d.comb += do_scalar.eq(go & ~E["faulty"])
 
@@ -490,7 +502,7 @@ class PE(wiring.Component):
         # A taken branch redirects the fetch in the next cycle (squashing what followed it).
         target = Signal(16)
         m.d.sync += [redirect.eq(taken & ~clear), target.eq(E["target"])]
-        m.d.comb += squash.eq((go & (ending | fault.any())) | redirect)
+        m.d.comb += squash.eq((go & ending) | fault.any() | redirect)
         with m.If(ending | fault.any()):
             m.d.sync += running.eq(0)
         with m.If((do_scalar & EF["HALT"]) | fault.any()):
@@ -510,7 +522,8 @@ class PE(wiring.Component):
         m.d.comb += [
             vop.op.eq(e_op), vop.length.eq(E["length"]),
             vu.op.payload.eq(vop),
-            vu.op.valid.eq(do & E["vector"]),
+            vu.op.valid.eq(do_scalar & E["vector"]),
+            vu.cancel.eq(late),
         ]
 
         # ---- span unit: (length - 1) x stride, saturated, for the DSD table or for E --------
@@ -641,7 +654,13 @@ class PE(wiring.Component):
         m.d.comb += rf_wr.en.eq(vu.reg_we | r7_write | cfg_reg | e_wr)
 
         # ---- start and fetch ---------------------------------------------------------------------
-        pipe_empty = ~i_valid & ~d_valid & ~E["valid"]
+        # The skid register: the instruction word the block RAM delivered while D was waiting
+        # (the fetch advances on registered state only, so D's wait is not on the program
+        # memory's clock-enable path; it stops the fetch a cycle later, from `skid_valid`).
+        skid_valid = Signal()
+        skid_ir = Signal(Instruction)
+        skid_pc = Signal(16)
+        pipe_empty = ~i_valid & ~skid_valid & ~d_valid & ~E["valid"]
         m.d.comb += start.eq(run & ~halted & ~running & pipe_empty & pick_valid
                              & ~(pick_wavelet & (vu.reg_we_next | ~wavelet_now)) & ~clear)
         port = inq.rd[0]
@@ -658,7 +677,9 @@ class PE(wiring.Component):
         fetch_addr = Signal(16)
         i_pc1 = Signal(16)  # i_pc + 1
         m.d.comb += fetch_addr.eq(Mux(start, entry, Mux(redirect, target, i_pc1)))
-        fetch_en = start | redirect | ~hold_d
+        # I advances whenever the skid register is free: its word goes to D, or to the skid
+        # register if D waits. D takes the skid register's word first.
+        fetch_en = start | redirect | ~skid_valid
         imem_data = registered_read(m, imem, addr=Mux(cfg_mode, addr[:16], fetch_addr),
                                     en=cfg_mode | fetch_en, name="imem_data")
         with m.If(fetch_en):
@@ -667,9 +688,20 @@ class PE(wiring.Component):
         with m.Elif(squash):
             m.d.sync += i_valid.eq(0)
         with m.If(~hold_d):
-            m.d.sync += [ir.eq(imem_data), d_pc.eq(i_pc), d_valid.eq(i_valid & ~squash)]
-        with m.Elif(squash):
-            m.d.sync += d_valid.eq(0)
+            m.d.sync += [
+                ir.eq(Mux(skid_valid, skid_ir, imem_data)),
+                d_pc.eq(Mux(skid_valid, skid_pc, i_pc)),
+                d_valid.eq((skid_valid | i_valid) & ~squash),
+                skid_valid.eq(0),
+            ]
+        with m.Else():
+            with m.If(squash):
+                m.d.sync += d_valid.eq(0)
+            with m.If(~skid_valid):  # (I advances this cycle: keep its word)
+                m.d.sync += [skid_ir.eq(imem_data), skid_pc.eq(i_pc),
+                             skid_valid.eq(i_valid & ~squash)]
+        with m.If(squash):
+            m.d.sync += skid_valid.eq(0)
 
         # ---- configuration bus ---------------------------------------------------------------
         m.d.comb += [
@@ -717,7 +749,8 @@ class PE(wiring.Component):
         with m.If(clear):
             m.d.sync += [
                 halted.eq(0), errors.eq(0), running.eq(0),
-                i_valid.eq(0), d_valid.eq(0), E["valid"].eq(0), mm_busy.eq(0), redirect.eq(0),
+                i_valid.eq(0), skid_valid.eq(0), d_valid.eq(0), E["valid"].eq(0), mm_busy.eq(0),
+                redirect.eq(0),
             ]
             m.d.sync += [c.eq(0) for c in counters.values()]
 

@@ -178,6 +178,9 @@ class VectorUnit(wiring.Component):
         ``reg_we`` will be set in the next cycle.
     reg_busy : ``Out(8)``
         Registers a waiting or unfinished instruction will write (from registers).
+    cancel : ``In(1)``
+        Withdraw the instruction accepted in the previous cycle (the task engine found its
+        bounds fault after handing it over); it has issued nothing yet.
     abort : ``In(1)``
         Drop the instructions, the elements in flight, the prefetched wavelets and the output
         FIFO.
@@ -219,6 +222,7 @@ class VectorUnit(wiring.Component):
             "reg_addr": Out(3),
             "reg_data": Out(32),
             "reg_busy": Out(8),
+            "cancel": In(1),
             "abort": In(1),
             "issued": Out(1),
             "mac": Out(1),
@@ -263,8 +267,10 @@ class VectorUnit(wiring.Component):
         acc = Signal(32)  # accumulator of a register destination
 
         meta = [Signal(_Meta, name=f"meta_{i}") for i in range(L)]
+        # Some element is in flight: a register equal to the OR of the stages' valid bits,
+        # made from their previous state (set below, once the issue decision is defined), so
+        # that the load decision does not start with an 18-input OR.
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(Cat(s.valid for s in meta).any())
         wb = meta[L - 1]
 
         # ---- fabric-input prefetch: two entries per source --------------------------------
@@ -362,6 +368,7 @@ class VectorUnit(wiring.Component):
             & (~X["xfab"] | (count["x"] != 0)) & (~X["yfab"] | (count["y"] != 0))
             & (~X["fabric"] | has_credit) & (~X["dreg"] | ~pipe_busy))
         consumed = {"x": can_issue & X["xfab"], "y": can_issue & X["yfab"]}
+        m.d.sync += pipe_busy.eq(~abort & (can_issue | Cat(s.valid for s in meta[:-1]).any()))
         m.d.sync += [self.issued.eq(can_issue & ~abort), self.mac.eq(can_issue & X["mac"] & ~abort)]
 
         # Prefetch buffers: a two-entry FIFO per source (a pop lands at the head when the
@@ -392,11 +399,13 @@ class VectorUnit(wiring.Component):
         # load does not wait for this cycle's issue decision). A register-destination
         # instruction starts on an empty pipeline: its accumulator is the only one.
         load = Signal()
-        m.d.comb += load.eq(vq_valid & (~X["valid"] | ~X["more"])
+        m.d.comb += load.eq(vq_valid & ~self.cancel & (~X["valid"] | ~X["more"])
                             & (~vq_reg | (~pipe_busy & ~X["valid"])))
         with m.If(X["valid"] & ~X["more"]):
             m.d.sync += [X["valid"].eq(0), X["own"].eq(0)]
         vq_regs = Signal(8)  # the register a waiting register-destination instruction writes
+        vq_first_y = Signal()  # its first fabric fetch is for src1 (decoded when accepted)
+        vq_first_col = Signal(COLOR_BITS)  # and its colour
         new = self.op.payload
         with m.If(self.op.valid & self.op.ready):
             m.d.sync += [
@@ -406,6 +415,12 @@ class VectorUnit(wiring.Component):
                 vq_regs.eq(Mux(self.op.payload.dst.kind == DsdKind.REG,
                                1 << self.op.payload.dst.base[:3], 0)),
             ]
+            # its first fetch (x first), for the prefetch in the cycle it is loaded
+            new_xfab = new.src0.kind == DsdKind.FABIN
+            new_yfab = (new.op != Op.MOV) & (new.src1.kind == DsdKind.FABIN)
+            first_y = ~new_xfab & new_yfab
+            m.d.sync += [vq_first_y.eq(first_y),
+                         vq_first_col.eq(Mux(first_y, new.src1.base, new.src0.base))]
         pending = Signal(8)  # registers a loaded register-destination instruction will write
         # The counters' first values, computed as the instruction is accepted: port A
         # follows src0 if it is in memory, else the destination; port B src1, else the
@@ -423,13 +438,11 @@ class VectorUnit(wiring.Component):
         with m.If(load):
             self._load(m, vq, X, acc, col, fetch, fetch_more, pending)
             m.d.sync += vq_valid.eq(0)
-        vq_xfab = vq.src0.kind == DsdKind.FABIN
-        vq_yfab = (vq.op != Op.MOV) & (vq.src1.kind == DsdKind.FABIN)
+        with m.If(self.cancel):  # (nothing is accepted then: vq was full)
+            m.d.sync += vq_valid.eq(0)
         m.d.comb += [
-            next_y.eq(Mux(load, ~vq_xfab & vq_yfab,
-                          Mux(X["xfab"] & X["yfab"], ~sel_y, X["yfab"]))),
-            next_col.eq(Mux(load, Mux(next_y, vq.src1.base, vq.src0.base),
-                            Mux(next_y, col["y"], col["x"]))),
+            next_y.eq(Mux(load, vq_first_y, Mux(X["xfab"] & X["yfab"], ~sel_y, X["yfab"]))),
+            next_col.eq(Mux(load, vq_first_col, Mux(next_y, col["y"], col["x"]))),
         ]
         m.d.sync += [
             sel_y.eq(next_y),

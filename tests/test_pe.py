@@ -237,6 +237,22 @@ def error_jobs() -> list[PEJob]:
     """
     jobs.append(PEJob("bounds_fault", assemble(src, PARAMS), inputs=[(0, 0)],
                       read_sram=[(0, 16)]))
+    # The same fault with the vector unit idle: the instruction, handed over before its bounds
+    # are known, is withdrawn before it issues an element (y unchanged, r2 not written).
+    src = """
+        .dsd y mem fp32 base=0 len=16
+        .dsd w mem fp32 base=480 len=16
+        .dsd a reg fp32 r1
+        .reg r1 2.0
+        .task 0 main
+    main:
+        daddbi w, 20
+        fmac y, w, a
+        li r2, 5
+        end
+    """
+    jobs.append(PEJob("bounds_fault_idle", assemble(src, PARAMS), inputs=[(0, 0)],
+                      read_sram=[(0, 16)]))
     # An unknown opcode after some work.
     image = assemble("""
         .dsd y mem fp32 base=0 len=4
@@ -285,7 +301,8 @@ def test_program_matches_golden(rtl_results, name):
 
 
 @pytest.mark.parametrize("name, flag", [
-    ("bounds_fault", ErrorFlag.BOUNDS), ("opcode_fault", ErrorFlag.OPCODE),
+    ("bounds_fault", ErrorFlag.BOUNDS), ("bounds_fault_idle", ErrorFlag.BOUNDS),
+    ("opcode_fault", ErrorFlag.OPCODE),
     ("operands_fault", ErrorFlag.OPERANDS), ("task_fault", ErrorFlag.TASK)])
 def test_runtime_error_flags(rtl_results, name, flag):
     job, rtl = rtl_results[name]
