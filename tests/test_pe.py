@@ -221,38 +221,25 @@ def _fp16_floats(bits):
 
 def error_jobs() -> list[PEJob]:
     jobs = []
-    # A DSD base advanced at run time past the end of SRAM: precise BOUNDS fault.
-    src = """
-        .dsd y mem fp32 base=0 len=16
-        .dsd w mem fp32 base=480 len=16
-        .dsd a reg fp32 r1
-        .reg r1 2.0
-        .task 0 main
-    main:
-        fmac y, w, a
-        daddbi w, 20
-        fmac y, w, a
-        li r2, 5
-        end
-    """
-    jobs.append(PEJob("bounds_fault", assemble(src, PARAMS), inputs=[(0, 0)],
-                      read_sram=[(0, 16)]))
-    # The same fault with the vector unit idle: the instruction, handed over before its bounds
-    # are known, is withdrawn before it issues an element (y unchanged, r2 not written).
-    src = """
-        .dsd y mem fp32 base=0 len=16
-        .dsd w mem fp32 base=480 len=16
-        .dsd a reg fp32 r1
-        .reg r1 2.0
-        .task 0 main
-    main:
-        daddbi w, 20
-        fmac y, w, a
-        li r2, 5
-        end
-    """
-    jobs.append(PEJob("bounds_fault_idle", assemble(src, PARAMS), inputs=[(0, 0)],
-                      read_sram=[(0, 16)]))
+    # A DSD base advanced at run time past the end of SRAM: precise BOUNDS fault, once behind
+    # an AXPY still issuing and once with the vector unit idle (the faulting instruction is
+    # handed over before its bounds are known and withdrawn before it issues an element: y
+    # unchanged, r2 not written).
+    for name, ahead in (("bounds_fault", "fmac y, w, a"), ("bounds_fault_idle", "")):
+        src = f"""
+            .dsd y mem fp32 base=0 len=16
+            .dsd w mem fp32 base=480 len=16
+            .dsd a reg fp32 r1
+            .reg r1 2.0
+            .task 0 main
+        main:
+            {ahead}
+            daddbi w, 20
+            fmac y, w, a
+            li r2, 5
+            end
+        """
+        jobs.append(PEJob(name, assemble(src, PARAMS), inputs=[(0, 0)], read_sram=[(0, 16)]))
     # An unknown opcode after some work.
     image = assemble("""
         .dsd y mem fp32 base=0 len=4
