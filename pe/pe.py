@@ -27,7 +27,9 @@ Micro-architecture (``docs/architecture.md``)::
             squashes what followed, so it is as precise as the others
 
 A taken branch costs 3 extra cycles (the target is fetched in the cycle after the branch
-executes); a task starts 3 cycles after the previous one ends (start, F, I, D). The task
+executes); a task's entry is fetched in the cycle its predecessor's END executes (start and F
+in that cycle; a cycle later after ACT, BLK or UNBLK), so its first instruction executes 3
+cycles after the END (F, I, D): a task of n instructions takes n + 2 cycles. The task
 engine runs ahead of the vector unit by one vector instruction and stalls only for registers
 the vector unit will write, a DSD an instruction in E is changing, or a span being computed.
 Faults (unknown opcode, illegal operands, element outside SRAM, bad task id, a configuration
@@ -661,7 +663,15 @@ class PE(wiring.Component):
         skid_ir = Signal(Instruction)
         skid_pc = Signal(16)
         pipe_empty = ~i_valid & ~skid_valid & ~d_valid & ~E["valid"]
-        m.d.comb += start.eq(run & ~halted & ~running & pipe_empty & pick_valid
+        # A task also starts in the cycle its predecessor's END executes (an END never waits
+        # in E, so this is known from registers): the entry is fetched while the END squashes
+        # what followed it in I and D. Not when the instruction before the END changed the
+        # task state (ACT, BLK, UNBLK): the pick, registered, was made before that change.
+        task_op_before = Signal()
+        m.d.sync += task_op_before.eq(e_task)
+        end_now = (E["valid"] & EF["END"] & ~E["faulty"] & ~redirect & ~late
+                   & ~task_op_before)
+        m.d.comb += start.eq(run & ~halted & ((~running & pipe_empty) | end_now) & pick_valid
                              & ~(pick_wavelet & (vu.reg_we_next | ~wavelet_now)) & ~clear)
         port = inq.rd[0]
         m.d.comb += [

@@ -101,10 +101,11 @@ __all__ = ["Region", "LayerPlan", "PipelineMapping", "plan", "map_pipeline", "ac
            "CYCLES_PER_INPUT", "ACCUMULATOR_RAW_CYCLES"]
 
 #: Cycles a PE spends per arriving input at least, whatever its AXPY length, with one and with
-#: two accumulators: the data task's five or seven instructions plus about five cycles from one
-#: task's ``end`` to the next task's first instruction (measured on the RTL PE; the planner's
-#: estimate of a PE's time per input is ``max(Mo + 2, CYCLES_PER_INPUT[acc - 1])``).
-CYCLES_PER_INPUT = (11, 13)
+#: two accumulators: the data task's five or seven instructions plus five cycles (the RTL PE
+#: takes 11.0 cycles per input for the seven-instruction task, ``bench/pe_figures.py``; the
+#: estimate keeps the cycle of margin it had before the task switch lost a cycle). The
+#: planner's estimate of a PE's time per input is ``max(Mo + 2, CYCLES_PER_INPUT[acc - 1])``.
+CYCLES_PER_INPUT = (10, 12)
 #: Cycles from an ``fmac`` element's issue until an element that reads the word it writes may
 #: issue: the vector pipeline's depth to write-back and two more (issue and the registered RAW
 #: check; measured 19.5-20 per input on the RTL PE).
