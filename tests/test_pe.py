@@ -206,6 +206,31 @@ def make_jobs() -> list[PEJob]:
     """
     jobs.append(PEJob("specials_and_hazards", assemble(src, PARAMS), inputs=[(0, 0)],
                       read_sram=[(0, 96)]))
+
+    # A task operation right before an END, where the next task is picked as the END
+    # executes: a BLK of the lowest ready task (task 2 must not run), and an UNBLK of a task
+    # lower than the ready one (task 1 must run before task 3, which adds to its r4).
+    for name, ops in (("blk_before_end", "act 2\n act 3\n blk 2"),
+                      ("unblk_before_end", "act 3\n act 1\n unblk 1")):
+        src = f"""
+            .task 0 main
+            .task 1 first blocked
+            .task 2 never
+            .task 3 last
+        main:
+            {ops}
+            end
+        first:
+            li r4, 11
+            end
+        never:
+            li r5, 22
+            end
+        last:
+            addi r4, r4, 1
+            end
+        """
+        jobs.append(PEJob(name, assemble(src, PARAMS), inputs=[(0, 0)]))
     return jobs
 
 
