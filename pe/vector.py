@@ -407,20 +407,18 @@ class VectorUnit(wiring.Component):
         vq_first_y = Signal()  # its first fabric fetch is for src1 (decoded when accepted)
         vq_first_col = Signal(COLOR_BITS)  # and its colour
         new = self.op.payload
+        new_xfab = new.src0.kind == DsdKind.FABIN
+        new_yfab = (new.op != Op.MOV) & (new.src1.kind == DsdKind.FABIN)
+        first_y = ~new_xfab & new_yfab  # its first fetch (x first), for the load cycle
         with m.If(self.op.valid & self.op.ready):
             m.d.sync += [
                 vq.eq(new), vq_valid.eq(1),
-                vq_fab.eq((new.src0.kind == DsdKind.FABIN)
-                          | ((new.op != Op.MOV) & (new.src1.kind == DsdKind.FABIN))),
+                vq_fab.eq(new_xfab | new_yfab),
                 vq_regs.eq(Mux(self.op.payload.dst.kind == DsdKind.REG,
                                1 << self.op.payload.dst.base[:3], 0)),
+                vq_first_y.eq(first_y),
+                vq_first_col.eq(Mux(first_y, new.src1.base, new.src0.base)),
             ]
-            # its first fetch (x first), for the prefetch in the cycle it is loaded
-            new_xfab = new.src0.kind == DsdKind.FABIN
-            new_yfab = (new.op != Op.MOV) & (new.src1.kind == DsdKind.FABIN)
-            first_y = ~new_xfab & new_yfab
-            m.d.sync += [vq_first_y.eq(first_y),
-                         vq_first_col.eq(Mux(first_y, new.src1.base, new.src0.base))]
         pending = Signal(8)  # registers a loaded register-destination instruction will write
         # The counters' first values, computed as the instruction is accepted: port A
         # follows src0 if it is in memory, else the destination; port B src1, else the
