@@ -479,8 +479,8 @@ class PE(wiring.Component):
         # The instruction takes effect (a vector instruction is handed over; its bounds fault,
         # if any, withdraws it in the next cycle). Nothing here waits for the bounds check: its
         # carry chains end at `late`.
-        do_scalar = Signal()
-        m.d.comb += do_scalar.eq(go & ~E["faulty"])
+        do = Signal()
+        m.d.comb += do.eq(go & ~E["faulty"])
 
         # Scalar ALU.
         e_imm = E["imm"]
@@ -491,28 +491,28 @@ class PE(wiring.Component):
         m.d.comb += total.eq(r1 + addend + subtract)
         alu = Mux(EF["LI"], sext, Mux(EF["LIH"], Cat(r1[:16], e_imm), total))
         m.d.sync += [
-            e_wr.eq(do_scalar & E["writes"] & ~clear), e_wr_addr.eq(E["a"][:3]),
+            e_wr.eq(do & E["writes"] & ~clear), e_wr_addr.eq(E["a"][:3]),
             e_wr_onehot.eq(Cat(E["a"][:3] == r for r in range(NUM_REGS))), e_wr_data.eq(alu),
         ]
 
         # Branches: the target is fetched when the branch executes.
         taken = Signal()
         zero = ~r1.any()
-        m.d.comb += taken.eq(do_scalar & E["branch"] & (
+        m.d.comb += taken.eq(do & E["branch"] & (
             EF["JMP"] | (EF["BNZ"] & ~zero) | (EF["BZ"] & zero)))
-        ending = do_scalar & (EF["END"] | EF["HALT"])
+        ending = do & (EF["END"] | EF["HALT"])
         # A taken branch redirects the fetch in the next cycle (squashing what followed it).
         target = Signal(16)
         m.d.sync += [redirect.eq(taken & ~clear), target.eq(E["target"])]
         m.d.comb += squash.eq((go & ending) | fault.any() | redirect)
         with m.If(ending | fault.any()):
             m.d.sync += running.eq(0)
-        with m.If((do_scalar & EF["HALT"]) | fault.any()):
+        with m.If((do & EF["HALT"]) | fault.any()):
             m.d.sync += halted.eq(1)
         m.d.sync += errors.eq(errors | fault)
 
         # Task table state.
-        e_task = do_scalar & E["task_op"]  # its task id decoded below, with the bus's
+        e_task = do & E["task_op"]  # its task id decoded below, with the bus's
 
         # Vector hand-over.
         vop = Signal(VectorOp)
@@ -524,7 +524,7 @@ class PE(wiring.Component):
         m.d.comb += [
             vop.op.eq(e_op), vop.length.eq(E["length"]),
             vu.op.payload.eq(vop),
-            vu.op.valid.eq(do_scalar & E["vector"]),
+            vu.op.valid.eq(do & E["vector"]),
             vu.cancel.eq(late),
         ]
 
@@ -607,7 +607,7 @@ class PE(wiring.Component):
         cfg_w1 = cfg_we & in_dsds & addr[0]
         # E's DSD update is written in the next cycle, from registers (D waits for it).
         e_dsd_word = Signal(DsdWord0)
-        m.d.sync += [e_dsd.eq(do_scalar & E["dsd_update"] & ~clear), e_dsd_index.eq(E["a"]),
+        m.d.sync += [e_dsd.eq(do & E["dsd_update"] & ~clear), e_dsd_index.eq(E["a"]),
                      e_dsd_word.eq(new_w0)]
         m.d.comb += [
             dsd0_wr.addr.eq(Mux(e_dsd, e_dsd_index, cfg_dsd)),
@@ -621,7 +621,7 @@ class PE(wiring.Component):
         # Span requests: DSETL (in E), a configuration write of either word (the other word
         # from port a, which serves the bus while stopped), a length mismatch (E).
         cfg_port_w0, cfg_port_w1 = dsd0_rd["a"].data, dsd1_rd["a"].data
-        with m.If(do_scalar & EF["DSETL"] & E["dsd_update"]):
+        with m.If(do & EF["DSETL"] & E["dsd_update"]):
             m.d.comb += [req.eq(1), req_len.eq(r1[:16]), req_stride.eq(EO["a"]["stride"]),
                          req_dsd.eq(E["a"])]
         with m.Elif(cfg_w0 | cfg_w1):
