@@ -232,13 +232,18 @@ class Tile(wiring.Component):
             outer_in, outer_out = link(p, "in"), link(p, "out")
             payload, valid = outs[p]
             ready, cready = readies[p]
+            # Payloads are not gated: where a link is dead (a disabled core's inputs, a
+            # disabled tile's vertical outputs) its valid is 0, and the receiver looks at a
+            # payload only with valid (no AND per payload bit: 146 fewer LUT4 a tile).
+            m.d.comb += inside_in.payload.eq(outer_in.payload)
+            if p in (N, S):
+                m.d.comb += outer_out.payload.eq(payload)
             with m.If(enabled):
                 m.d.comb += [
                     outer_out.payload.eq(payload),
                     outer_out.valid.eq(valid),
                     router.port_out(p).ready.eq(outer_out.ready),
                     router.port_out(p).color_ready.eq(outer_out.color_ready),
-                    inside_in.payload.eq(outer_in.payload),
                     inside_in.valid.eq(outer_in.valid),
                     outer_in.ready.eq(ready),
                     outer_in.color_ready.eq(cready),
