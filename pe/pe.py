@@ -512,7 +512,11 @@ class PE(wiring.Component):
         m.d.sync += errors.eq(errors | fault)
 
         # Task table state.
-        e_task = do & E["task_op"]  # its task id decoded below, with the bus's
+        # (ACT, BLK and UNBLK never wait in E: they read no register, write none and are not
+        # vector instructions, so `hold_e` is 0 for them and is left out: the task state's
+        # enables then do not start at E's vector and stall terms.)
+        e_task = (E["valid"] & E["task_op"] & ~E["faulty"] & ~redirect
+                  & ~late)  # its task id decoded below, with the bus's
 
         # Vector hand-over.
         vop = Signal(VectorOp)
@@ -534,23 +538,25 @@ class PE(wiring.Component):
         req_stride = Signal(signed(16))
         req_dsd = Signal(dsd_bits)
         req_to_e = Signal(2)  # 0: the table; 1 + k: E's operand k (a length mismatch)
-        # Two stages: the operands; their product (a MULT18X18D); then, as it is written, minus
-        # the stride (length x stride - stride) and saturated.
-        sp1 = {"valid": Signal(name="sp1_valid"), "len": Signal(16, name="sp1_len"),
+        # Two stages: the operands, the length already less one; their product (a MULT18X18D),
+        # (length - 1) x stride, saturated as it is written. (The decrement is before the
+        # first stage, where the operands arrive early; a subtraction of the stride after the
+        # product was the PE's longest path.)
+        sp1 = {"valid": Signal(name="sp1_valid"),
+               "len_m1": Signal(signed(17), name="sp1_len_m1"),
                "stride": Signal(signed(16), name="sp1_stride"),
                "dsd": Signal(dsd_bits, name="sp1_dsd"), "to_e": Signal(2, name="sp1_to_e")}
         sp2 = {"valid": Signal(name="sp2_valid"), "prod": Signal(signed(33), name="sp2_prod"),
-               "stride": Signal(signed(16), name="sp2_stride"),
                "dsd": Signal(dsd_bits, name="sp2_dsd"), "to_e": Signal(2, name="sp2_to_e")}
         m.d.sync += [
-            sp1["valid"].eq(req & ~clear), sp1["len"].eq(req_len), sp1["stride"].eq(req_stride),
+            sp1["valid"].eq(req & ~clear), sp1["len_m1"].eq(req_len - 1),
+            sp1["stride"].eq(req_stride),
             sp1["dsd"].eq(req_dsd), sp1["to_e"].eq(req_to_e),
-            sp2["valid"].eq(sp1["valid"] & ~clear), sp2["prod"].eq(sp1["len"] * sp1["stride"]),
-            sp2["stride"].eq(sp1["stride"]), sp2["dsd"].eq(sp1["dsd"]),
+            sp2["valid"].eq(sp1["valid"] & ~clear), sp2["prod"].eq(sp1["len_m1"] * sp1["stride"]),
+            sp2["dsd"].eq(sp1["dsd"]),
             sp2["to_e"].eq(sp1["to_e"]),
         ]
-        span = Signal(signed(34))  # (length - 1) x stride
-        m.d.comb += span.eq(sp2["prod"] - sp2["stride"])
+        span = sp2["prod"]  # (length - 1) x stride
         limit = (1 << (_SPAN_BITS - 1)) - 1
         high = span[_SPAN_BITS - 1:-1]  # must all equal the sign for the span to fit
         saturated = Signal(signed(_SPAN_BITS))
