@@ -95,7 +95,9 @@ class ConfigStation(wiring.Component):
     row, col : ``In(8)``
         The tile's physical coordinates (tied to constants by the array).
     bus : ``Out(ConfigBusSignature(addr_width))``
-        The tile core's configuration bus.
+        The tile core's configuration bus. A WRITE's data word is written to the core one
+        cycle after the chain hands it over (address, data and ``we`` are registers); a READ's
+        word is asked for with ``re`` and taken from ``rdata`` in the next cycle.
     shell : ``Out(ShellWord)``
         The shell register.
     busy : ``Out(1)``
@@ -149,7 +151,17 @@ class ConfigStation(wiring.Component):
         take = self.chain_in.valid & self.chain_in.ready
         m.d.comb += [buf.w_data.eq(word), buf.w_en.eq(take & forward)]
 
-        m.d.comb += self.busy.eq(buf.r_rdy | (remaining != 0) | inflight)
+        # A WRITE's data word reaches the core a cycle after the chain hands it over (registered:
+        # no combinational path from the chain's handshake, which crosses the link from the
+        # upstream station, into the core's tables).
+        wr = Signal()
+        wr_addr = Signal(self.addr_width)
+        wr_data = Signal(32)
+        m.d.sync += wr.eq(0)
+        m.d.comb += [self.bus.we.eq(wr), self.bus.wdata.eq(wr_data),
+                     self.bus.addr.eq(wr_addr)]
+
+        m.d.comb += self.busy.eq(buf.r_rdy | (remaining != 0) | inflight | wr)
         m.d.sync += inflight.eq(0)
         with m.If(inflight):
             m.d.comb += [buf.w_data.eq(self.bus.rdata), buf.w_en.eq(1)]
@@ -165,8 +177,11 @@ class ConfigStation(wiring.Component):
                 body = Mux(cmd == Command.WRITE, count + 1,
                            Mux(cmd == Command.RDATA, count, 1))
                 # (~inflight: the last word of an answer may still be going into the FIFO.)
+                # `ready` is from registers only, not from the header's decode, so no path
+                # runs from the upstream station's FIFO through this decode and back: a word
+                # this station consumes waits, like a forwarded one, for room in the FIFO.
                 m.d.comb += [
-                    self.chain_in.ready.eq(~inflight & (consume | buf.w_rdy)),
+                    self.chain_in.ready.eq(~inflight & buf.w_rdy),
                     forward.eq(~consume),
                 ]
                 with m.If(take):
@@ -184,8 +199,7 @@ class ConfigStation(wiring.Component):
                     with m.If(read):  # keep the count for the answer
                         m.d.sync += remaining.eq(count)
             with m.State("ADDRESS"):
-                m.d.comb += [forward.eq(forwarding),
-                             self.chain_in.ready.eq(~forwarding | buf.w_rdy)]
+                m.d.comb += [forward.eq(forwarding), self.chain_in.ready.eq(buf.w_rdy)]
                 with m.If(take):
                     m.d.sync += [addr.eq(word), remaining.eq(remaining - 1)]
                     with m.If(remaining == 1):
@@ -193,15 +207,10 @@ class ConfigStation(wiring.Component):
                     with m.Else():
                         m.next = "DATA"
             with m.State("DATA"):
-                m.d.comb += [forward.eq(forwarding),
-                             self.chain_in.ready.eq(~forwarding | buf.w_rdy)]
+                m.d.comb += [forward.eq(forwarding), self.chain_in.ready.eq(buf.w_rdy)]
                 with m.If(take):
-                    m.d.comb += [
-                        self.bus.addr.eq(addr),
-                        self.bus.wdata.eq(word),
-                        self.bus.we.eq(local),
-                    ]
-                    m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1)]
+                    m.d.sync += [wr.eq(local), wr_addr.eq(addr), wr_data.eq(word),
+                                 addr.eq(addr + 1), remaining.eq(remaining - 1)]
                     with m.If(remaining == 1):
                         m.next = "HEADER"
             with m.State("PASS"):
@@ -235,7 +244,7 @@ class ConfigStation(wiring.Component):
                         m.next = "ANSWER"
             with m.State("ANSWER"):
                 with m.If(room & (remaining != 0)):
-                    m.d.comb += [self.bus.addr.eq(addr), self.bus.re.eq(1)]
+                    m.d.comb += [self.bus.addr.eq(addr), self.bus.re.eq(1)]  # (never with wr)
                     m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
                                  inflight.eq(1)]
                 with m.If(remaining == 0):

@@ -248,9 +248,10 @@ class StationDelivery(Elaboratable):
 
     Assertions, in every cycle: each word the station sends is the next one in the shadow
     queue (none lost, duplicated, reordered or invented); when it sends nothing, nothing is
-    owed; a core write happens exactly when a data word of a WRITE for this station (or a
-    broadcast, while enabled) is taken, with that word at the packet's next address; no core
-    read; the shell register holds the data word of the last SHELL packet for this station.
+    owed; a core write happens exactly in the cycle after a data word of a WRITE for this
+    station (or a broadcast, while enabled) is taken, with that word at the packet's next
+    address; no core read; the shell register holds the data word of the last SHELL packet for
+    this station.
 
     Parameters
     ----------
@@ -322,14 +323,18 @@ class StationDelivery(Elaboratable):
                     m.d.sync += [shell.eq(word[:SHELL_BITS]), enabled.eq(word[0])]
                 with m.If(writing):
                     m.d.sync += addr.eq(Mux(first, word, addr + 1))
+        # The core write comes the cycle after its data word is taken (registered).
         data_word = take & ~header & writing & ~first
+        wrote, wrote_addr, wrote_word = Signal(), Signal(self.addr_width), Signal(32)
+        m.d.sync += [wrote.eq(data_word), wrote_addr.eq(addr),
+                     wrote_word.eq(word)]
         m.d.comb += [
-            Assert(st.bus.we == data_word, "a core write that is not a WRITE's data word"),
+            Assert(st.bus.we == wrote, "a core write that is not a WRITE's data word"),
             Assert(~st.bus.re, "a core read with no READ for this station"),
             Assert(st.shell.as_value() == shell, "the shell register"),
         ]
-        with m.If(data_word):
-            m.d.comb += Assert((st.bus.addr == addr) & (st.bus.wdata == word),
+        with m.If(wrote):
+            m.d.comb += Assert((st.bus.addr == wrote_addr) & (st.bus.wdata == wrote_word),
                                "a core write's address or data")
 
         # The shadow queue of words owed downstream.
