@@ -163,8 +163,9 @@ class TaskWord(data.Struct):
     blocked: 1
 
 
-#: DSD configuration word 1: ``stride[15:0]`` (signed, elements) ``| fmt[18:16] | kind[21:20]``.
-DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), kind=(2, 20))
+#: DSD configuration word 1: ``stride[15:0]`` (signed, elements) ``| fmt[18:16] | ctrl[19] |
+#: kind[21:20]``; ``ctrl`` (FABOUT only): every element leaves as a control wavelet.
+DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), ctrl=(1, 19), kind=(2, 20))
 
 
 #: The STATUS register (configuration address ``AddressMap.STATUS``).
@@ -232,10 +233,12 @@ def field_imm(word: int, signed: bool = True) -> int:
     return imm - (1 << 16) if signed and imm & 0x8000 else imm
 
 
-def pack_dsd(kind: int, fmt: int, base: int, length: int, stride: int = 0) -> tuple[int, int]:
+def pack_dsd(kind: int, fmt: int, base: int, length: int, stride: int = 0,
+             ctrl: int = 0) -> tuple[int, int]:
     """Pack a DSD into its two configuration words (:class:`DsdWord0`, :data:`DsdWord1`).
 
-    For a fabric DSD ``base`` is the colour; for a register DSD, the register.
+    For a fabric DSD ``base`` is the colour; for a register DSD, the register. ``ctrl`` (0 or
+    1) makes a FABOUT DSD send control wavelets (other kinds ignore it).
 
     Raises
     ------
@@ -245,18 +248,19 @@ def pack_dsd(kind: int, fmt: int, base: int, length: int, stride: int = 0) -> tu
     _fits("DSD base", base, 0, 1 << 16, "16 bits")
     _fits("DSD length", length, 0, 1 << 16, "16 bits (max 65535 elements)")
     _fits("DSD stride", stride, -(1 << 15), 1 << 15, "a signed 16-bit field")
+    _fits("DSD ctrl", ctrl, 0, 2, "one bit")
     if not (0 <= fmt < 8 and 0 <= kind < 4):
         raise ValueError(f"bad DSD kind {kind} or format {fmt}")
     w0 = DsdWord0.const({"base": base, "length": length}).as_bits()
-    w1 = DsdWord1.const({"stride": stride, "fmt": fmt, "kind": kind}).as_bits()
+    w1 = DsdWord1.const({"stride": stride, "fmt": fmt, "ctrl": ctrl, "kind": kind}).as_bits()
     return w0, w1
 
 
 @functools.lru_cache(maxsize=4096)
-def unpack_dsd(w0: int, w1: int) -> tuple[int, int, int, int, int]:
-    """Inverse of :func:`pack_dsd`: ``(kind, fmt, base, length, stride)``."""
+def unpack_dsd(w0: int, w1: int) -> tuple[int, int, int, int, int, int]:
+    """Inverse of :func:`pack_dsd`: ``(kind, fmt, base, length, stride, ctrl)``."""
     d0, d1 = DsdWord0.from_bits(w0 & 0xFFFF_FFFF), DsdWord1.from_bits(w1 & 0xFFFF_FFFF)
-    return d1.kind, d1.fmt, d0.base, d0.length, d1.stride
+    return d1.kind, d1.fmt, d0.base, d0.length, d1.stride, d1.ctrl
 
 
 def pack_task(entry: int, valid: bool = True, blocked: bool = False) -> int:

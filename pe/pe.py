@@ -52,7 +52,7 @@ from hdl.formats import Format
 from hdl.logic import at_least
 from hdl.refused import refusing
 from hdl.sram import SRAMBank
-from hdl.wavelet import LinkSignature
+from hdl.wavelet import ControlWord, LinkSignature
 from pe.isa import (
     INTEGER_OPS,
     NUM_REGS,
@@ -84,6 +84,7 @@ class _DsdShape(data.Struct):
 
     stride: signed(16)
     fmt: 3
+    ctrl: 1
     kind: 2
 
 
@@ -163,7 +164,15 @@ class PE(wiring.Component):
         wiring.connect(m, vu.sram, bank.bus)
         m.submodules.inq = inq = ColorQueues(num_colors=C, depth=p.in_depth,
                                              in_flight=p.in_flight, early_head=p.in_flight > 0)
-        wiring.connect(m, wiring.flipped(self.ramp_in), inq.link)
+        # A control wavelet never enters the queues (below: it activates its control task).
+        link_in = self.ramp_in
+        is_control = link_in.payload.ctrl
+        m.d.comb += [
+            inq.link.payload.eq(link_in.payload),
+            inq.link.valid.eq(link_in.valid & ~is_control),
+            link_in.ready.eq(is_control | inq.link.ready),
+            link_in.color_ready.eq(inq.link.color_ready),
+        ]
         wiring.connect(m, vu.ramp_out, wiring.flipped(self.ramp_out))
         m.d.comb += vu.nonempty.eq(inq.nonempty)
 
@@ -191,6 +200,25 @@ class PE(wiring.Component):
         m.submodules.tasks = tasks = memory.Memory(shape=TaskWord, depth=T, init=[])
         task_wr = tasks.write_port()
         task_rd = tasks.read_port(domain="comb")
+        # Control wavelets (docs/isa.md, "Tasks"): registered off the link as they arrive; in
+        # the next cycle the named task is activated and the payload kept for its r7, one
+        # payload per task (LUT RAM).
+        cword = ControlWord(link_in.payload.data)
+        ctl_arr = Signal()
+        ctl_task = Signal(len(cword.task))
+        ctl_payload = Signal(len(cword.payload))
+        m.d.sync += [
+            ctl_arr.eq(link_in.valid & is_control & ~cword.no_task & (cword.task < T)),
+            ctl_task.eq(cword.task),
+            ctl_payload.eq(cword.payload),
+        ]
+        ctl_sel = _onehot(m, ctl_task, T, "ctl_sel")
+        m.submodules.payloads = payloads = memory.Memory(shape=len(cword.payload), depth=T,
+                                                         init=[])
+        payload_wr = payloads.write_port()
+        payload_rd = payloads.read_port(domain="comb")
+        m.d.comb += [payload_wr.addr.eq(ctl_task), payload_wr.data.eq(ctl_payload),
+                     payload_wr.en.eq(ctl_arr)]
 
         # ---- architectural state -----------------------------------------------------------
         run = Signal()
@@ -201,6 +229,7 @@ class PE(wiring.Component):
         t_blocked0 = Signal(T)  # blocked after loading or CLEAR
         blocked = Signal(T)
         active = Signal(T)
+        control = Signal(T)  # the activation came from a control wavelet (r7 = its payload)
         counters = {name: Signal(32, name=name) for name in ("busy", "macs", "cycles", "elems")}
 
         cfg = self.cfg
@@ -224,7 +253,9 @@ class PE(wiring.Component):
         pick_onehot = Signal(T)
         pick_bin = Signal(task_bits)
         pick_wavelet = Signal()
+        pick_control = Signal()  # an activation by a control wavelet
         m.d.sync += [
+            pick_control.eq((lowest & active & control).any()),
             pick_valid.eq(run & ~halted & ready.any() & ~clear),
             pick_onehot.eq(lowest),
             pick_bin.eq(Cat((lowest & Cat((t >> k) & 1 for t in range(T))).any()
@@ -288,8 +319,8 @@ class PE(wiring.Component):
         opd = {}  # the three operands as read: a = dst, b = src0, c = src1
         for k in ports:
             w0, w1 = dsd0_rd[k].data, dsd1_rd[k].data
-            opd[k] = {"kind": w1.kind, "fmt": w1.fmt, "stride": w1.stride, "base": w0.base,
-                      "len": w0.length, "span": span_rd[k].data}
+            opd[k] = {"kind": w1.kind, "fmt": w1.fmt, "stride": w1.stride, "ctrl": w1.ctrl,
+                      "base": w0.base, "len": w0.length, "span": span_rd[k].data}
         dst, src0, src1 = opd["a"], opd["b"], opd["c"]
         used = {"a": Const(1), "b": Const(1), "c": d_two}
 
@@ -369,7 +400,7 @@ class PE(wiring.Component):
                     "DADDBI", "DSETL", "MOV", "ACT", "BLK", "UNBLK")
         EF = {name: Signal(name=f"e_is_{name.lower()}") for name in flag_ops}
         EO = {k: {name: Signal(shape, name=f"e_{k}_{name}") for name, shape in {
-            "kind": 2, "fmt": 3, "stride": signed(16), "base": 16, "len": 16,
+            "kind": 2, "fmt": 3, "stride": signed(16), "ctrl": 1, "base": 16, "len": 16,
             "span": signed(_SPAN_BITS), "shift": 2, "oob_first": 1,
         }.items()} for k in ports}
 
@@ -416,8 +447,8 @@ class PE(wiring.Component):
         for k in ports:
             o = opd[k]
             sh = element_shift(o["fmt"])
-            d_to_e += [EO[k][f].eq(o[f]) for f in ("kind", "fmt", "stride", "base", "len",
-                                                   "span")]
+            d_to_e += [EO[k][f].eq(o[f]) for f in ("kind", "fmt", "stride", "ctrl", "base",
+                                                   "len", "span")]
             d_to_e += [EO[k]["shift"].eq(sh), EO[k]["oob_first"].eq(beyond(o["base"], sh))]
         with m.If(~hold_e):
             m.d.sync += d_to_e
@@ -524,7 +555,7 @@ class PE(wiring.Component):
         for k, o in zip(ports, (vop.dst, vop.src0, vop.src1)):
             m.d.comb += [o.kind.eq(EO[k]["kind"]), o.fmt.eq(EO[k]["fmt"]),
                          o.base.eq(EO[k]["base"]), o.stride.eq(EO[k]["stride"]),
-                         o.value.eq(values[k])]
+                         o.ctrl.eq(EO[k]["ctrl"]), o.value.eq(values[k])]
         m.d.comb += [
             vop.op.eq(e_op), vop.length.eq(E["length"]),
             vu.op.payload.eq(vop),
@@ -620,8 +651,10 @@ class PE(wiring.Component):
             dsd0_wr.data.eq(Mux(e_dsd, e_dsd_word, cfg.wdata)),
             dsd0_wr.en.eq(cfg_w0 | e_dsd),
             dsd1_wr.addr.eq(cfg_dsd),
-            dsd1_wr.data.eq(Cat(DsdWord1(cfg.wdata).stride, DsdWord1(cfg.wdata).fmt,
-                                DsdWord1(cfg.wdata).kind)),
+            dsd1_wr.data.stride.eq(DsdWord1(cfg.wdata).stride),
+            dsd1_wr.data.fmt.eq(DsdWord1(cfg.wdata).fmt),
+            dsd1_wr.data.ctrl.eq(DsdWord1(cfg.wdata).ctrl),
+            dsd1_wr.data.kind.eq(DsdWord1(cfg.wdata).kind),
             dsd1_wr.en.eq(cfg_w1),
         ]
         # Span requests: DSETL (in E), a configuration write of either word (the other word
@@ -643,14 +676,18 @@ class PE(wiring.Component):
                 with m.If(mm_first[i]):
                     m.d.comb += [req_stride.eq(EO[k]["stride"]), req_to_e.eq(i + 1)]
 
-        # Register file writes: the vector unit, E, a started data task (r7), the bus.
-        start_r7 = start & pick_wavelet
+        # Register file writes: the vector unit, E, a started data or control task (r7), the
+        # bus.
+        start_wavelet = start & pick_wavelet
+        start_r7 = start & (pick_wavelet | pick_control)
         cfg_reg = cfg_we & in_regs
         # (exclusive: E waits while the vector unit writes, a data task does not start when the
         # vector unit writes in the next cycle, the bus writes only while the PE is quiet)
-        r7_write = Signal()  # the wavelet's data, registered off the input queue at the start
-        r7_data = Signal(32)
-        m.d.sync += [r7_write.eq(start_r7), r7_data.eq(inq.rd[0].data)]
+        r7_write = Signal()  # the wavelet's data (registered off the input queue at the start)
+        r7_data = Signal(32)  # or the control wavelet's payload
+        m.d.comb += payload_rd.addr.eq(pick_bin)
+        m.d.sync += [r7_write.eq(start_r7),
+                     r7_data.eq(Mux(pick_control, payload_rd.data, inq.rd[0].data))]
         with m.If(r7_write):
             m.d.comb += [rf_wr.addr.eq(WAVELET_REG), rf_wr.data.eq(r7_data)]
         with m.Elif(vu.reg_we):
@@ -678,12 +715,14 @@ class PE(wiring.Component):
         end_now = (E["valid"] & EF["END"] & ~E["faulty"] & ~redirect & ~late
                    & ~task_op_before)
         m.d.comb += start.eq(run & ~halted & ((~running & pipe_empty) | end_now) & pick_valid
-                             & ~(pick_wavelet & (vu.reg_we_next | ~wavelet_now)) & ~clear)
+                             & ~(pick_wavelet & (vu.reg_we_next | ~wavelet_now))
+                             & ~(pick_control & (vu.reg_we_next | vu.reg_busy[WAVELET_REG]))
+                             & ~clear)
         port = inq.rd[0]
         m.d.comb += [
             port.color.eq(Mux(vu.queue_own, vu.queue.color, pick_bin)),
             port.onehot.eq(Mux(vu.queue_own, vu.queue.onehot, pick_onehot[:C])),
-            port.pop.eq(vu.queue.pop | start_r7),
+            port.pop.eq(vu.queue.pop | start_wavelet),
             vu.queue.data.eq(port.data),
             vu.queue.ctrl.eq(port.ctrl),
         ]
@@ -738,16 +777,20 @@ class PE(wiring.Component):
             with m.If(cfg_t):
                 m.d.sync += [t_valid[t].eq(tword.valid), t_blocked0[t].eq(tword.blocked)]
             with m.If(clear):
-                m.d.sync += [blocked[t].eq(t_blocked0[t]), active[t].eq(0)]
+                m.d.sync += [blocked[t].eq(t_blocked0[t]), active[t].eq(0), control[t].eq(0)]
             with m.Elif(cfg_t):
                 m.d.sync += blocked[t].eq(tword.blocked)
             with m.Elif(e_task & task_sel[t] & (EF["BLK"] | EF["UNBLK"])):
                 m.d.sync += blocked[t].eq(EF["BLK"])
             with m.If(~clear):
                 with m.If(start_clear & pick_onehot[t]):
-                    m.d.sync += active[t].eq(0)
+                    m.d.sync += [active[t].eq(0), control[t].eq(0)]
                 with m.Elif(e_task & task_sel[t] & EF["ACT"]):
                     m.d.sync += active[t].eq(1)
+                # (last: a control wavelet arriving as its task's previous activation starts
+                # is a new activation; the start read the previous payload)
+                with m.If(ctl_arr & ctl_sel[t]):
+                    m.d.sync += [active[t].eq(1), control[t].eq(1)]
         m.d.comb += [
             task_wr.addr.eq(addr[:task_bits]),
             task_wr.data.eq(tword),
@@ -778,7 +821,7 @@ class PE(wiring.Component):
                      status.idle.eq(self.idle), status.errors.eq(errors)]
         w1_word = Signal(DsdWord1)
         m.d.comb += [w1_word.stride.eq(cfg_port_w1.stride), w1_word.fmt.eq(cfg_port_w1.fmt),
-                     w1_word.kind.eq(cfg_port_w1.kind)]
+                     w1_word.ctrl.eq(cfg_port_w1.ctrl), w1_word.kind.eq(cfg_port_w1.kind)]
         ctrl_word = Signal(CtrlWord)
         m.d.comb += ctrl_word.run.eq(run)
         sources = [
@@ -813,7 +856,7 @@ class PE(wiring.Component):
                 counters["elems"].eq(counters["elems"] + vu.issued),
             ]
         m.d.comb += [
-            self.idle.eq(quiet & ~pick_valid & ~(run & ~halted & ready.any())),
+            self.idle.eq(quiet & ~pick_valid & ~(run & ~halted & ready.any()) & ~ctl_arr),
             self.halted.eq(halted),
             self.error.eq(errors.any()),
         ]

@@ -70,6 +70,8 @@ class Operand(data.Struct):
         Element address (MEM), colour (FABIN/FABOUT) or register number (REG).
     stride : signed 16 bits
         Element stride (MEM).
+    ctrl : 1 bit
+        Send control wavelets (FABOUT destinations).
     value : 32 bits
         Register value captured when the instruction was accepted (REG sources; for a REG
         destination, the accumulator's initial value).
@@ -79,6 +81,7 @@ class Operand(data.Struct):
     fmt: unsigned(3)
     base: unsigned(16)
     stride: signed(16)
+    ctrl: unsigned(1)
     value: unsigned(32)
 
 
@@ -119,6 +122,7 @@ _Meta = data.StructLayout({
     "op": 6,          # the instruction's opcode
     "wmem": 1,        # writes SRAM (and is valid)
     "fabric": 1,      # goes to the output FIFO
+    "ctrl": 1,        # ... as a control wavelet
     "reg": 1,         # register destination (accumulator)
     "last": 1,        # last element of its instruction
     "fp": 1,          # result from FAdd (else the side result)
@@ -129,6 +133,10 @@ _Meta = data.StructLayout({
     "color": COLOR_BITS,
     "dreg": 3,        # destination register
 })
+
+#: What the output FIFO keeps of a wavelet beside its data: colour and control bit.
+_OutTag = data.StructLayout({"color": COLOR_BITS, "ctrl": 1})
+
 
 class _Channel(data.Struct):
     """One operand channel's per-element selection, registered at issue (S0 -> S1)."""
@@ -247,7 +255,7 @@ class VectorUnit(wiring.Component):
             name: Signal(shape, name=f"vx_{name}") for name, shape in {
                 "valid": 1, "more": 1, "last": 1, "remaining": 16, "op": 6, "mac": 1,
                 "fp": 1, "dmem": 1, "xmem": 1, "ymem": 1, "acc_mem": 1, "dreg": 1,
-                "fabric": 1, "xfab": 1, "yfab": 1, "dbase": 16, "dfmt": 3,
+                "fabric": 1, "ctrl": 1, "xfab": 1, "yfab": 1, "dbase": 16, "dfmt": 3,
                 "reads_a": 1, "reads_b": 1,
                 # channel sources: x and y from their prefetch buffers, z from y's buffer
                 # (FADD) or the accumulator (register FMAC/IMAC)
@@ -305,7 +313,7 @@ class VectorUnit(wiring.Component):
         Q = self.out_depth
         fifo = memory.Memory(shape=32, depth=Q, init=[], attrs=BLOCK_RAM)
         m.submodules.out_fifo = fifo
-        colours = memory.Memory(shape=COLOR_BITS, depth=Q, init=[])
+        colours = memory.Memory(shape=_OutTag, depth=Q, init=[])
         m.submodules.out_colors = colours
         fifo_w, color_w = fifo.write_port(), colours.write_port()
         color_r = colours.read_port(domain="comb")
@@ -320,12 +328,13 @@ class VectorUnit(wiring.Component):
         # that colour's ``color_ready`` bit (registered at the receiver) and nothing else.
         out_valid = Signal()
         out_color = Signal(COLOR_BITS)
+        out_ctrl = Signal()
         out_onehot = Signal(C)
         m.d.comb += [
             color_r.addr.eq(rptr),
             link.payload.data.eq(out_data),
             link.payload.color.eq(out_color),
-            link.payload.ctrl.eq(0),
+            link.payload.ctrl.eq(out_ctrl),
         ]
         sent = Signal()
         m.d.comb += [sent.eq(out_valid & (out_onehot & link.color_ready).any()),
@@ -334,8 +343,9 @@ class VectorUnit(wiring.Component):
         with m.If(refill):
             m.d.sync += [
                 out_valid.eq(1),
-                out_color.eq(color_r.data),
-                out_onehot.eq(Cat(color_r.data == c for c in range(C))),
+                out_color.eq(color_r.data.color),
+                out_ctrl.eq(color_r.data.ctrl),
+                out_onehot.eq(Cat(color_r.data.color == c for c in range(C))),
             ]
         with m.Elif(sent):
             m.d.sync += out_valid.eq(0)
@@ -521,6 +531,7 @@ class VectorUnit(wiring.Component):
             meta[0].op.eq(X["op"]),
             meta[0].wmem.eq(can_issue & X["dmem"] & ~abort),
             meta[0].fabric.eq(X["fabric"]),
+            meta[0].ctrl.eq(X["ctrl"]),
             meta[0].reg.eq(X["dreg"]),
             meta[0].last.eq(last),
             meta[0].fp.eq(X["fp"]),
@@ -604,7 +615,8 @@ class VectorUnit(wiring.Component):
             self.sram.wr_en.eq(Mux(wb.valid & wb.wmem,
                                    Mux(wb.half, Mux(wb.lane, 0b1100, 0b0011), 0b1111), 0)),
             fifo_w.addr.eq(wptr), fifo_w.data.eq(stored), fifo_w.en.eq(wb.valid & wb.fabric),
-            color_w.addr.eq(wptr), color_w.data.eq(wb.color), color_w.en.eq(wb.valid & wb.fabric),
+            color_w.addr.eq(wptr), color_w.data.color.eq(wb.color),
+            color_w.data.ctrl.eq(wb.ctrl), color_w.en.eq(wb.valid & wb.fabric),
         ]
         pushed = wb.valid & wb.fabric
         m.d.sync += [
@@ -685,6 +697,7 @@ class VectorUnit(wiring.Component):
             X["reads_b"].eq(ymem | (acc_mem & mem["x"])),
             X["dreg"].eq(dreg),
             X["fabric"].eq(vq.dst.kind == DsdKind.FABOUT),
+            X["ctrl"].eq(vq.dst.ctrl),
             X["xfab"].eq(xfab),
             X["yfab"].eq(yfab),
             X["own"].eq(xfab | yfab),

@@ -11,8 +11,10 @@ from hdl.wavelet import ControlWord, SwitchCommand
 from router.params import PopMode
 from sim.host.driver import FabricImage, TileProgram
 from sim.model.pe import PEParams
+from sim.model.reference import row_sums
 from sim.model.wavelet import Wavelet
 from sim.toolchain.asm import assemble
+from sim.toolchain.kernels import broadcast_reduce
 from sim.toolchain.routes import RouteTable
 
 
@@ -23,6 +25,7 @@ class Scenario:
     inputs: dict[tuple[str, int], list[Wavelet]] = field(default_factory=dict)
     expect: dict[tuple[str, int], int] = field(default_factory=dict)
     read: list[tuple[int, int, int, int]] = field(default_factory=list)  # row, col, addr, n
+    answer: np.ndarray | None = None  # written from the kernel's definition, where given
 
 
 def _floats(rng, n):
@@ -162,3 +165,16 @@ def switched_scatter(rows: int, cols: int, num_colors: int, pe: PEParams,
     scenario.inputs["w", 0] = stream
     scenario.expect["e", 0] = cols
     return scenario
+
+
+def switched_broadcast_reduce(rows: int, cols: int, num_colors: int, pe: PEParams,
+                              seed: int = 3, length: int = 5) -> Scenario:
+    """The toolchain's PE-driven switch kernel: every row broadcasts on one colour, multiplies
+    and reduces back to its PE 0 on the same colour (control wavelets sent by the PEs move the
+    switches). ``x`` and ``w`` are kept on the scenario for the test's own answer."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, length)).astype(np.float32)
+    w = rng.standard_normal((rows, cols, length)).astype(np.float32)
+    kernel = broadcast_reduce(x, w, pe, color=num_colors - 2, start_color=1)
+    return Scenario("switched_broadcast_reduce", kernel.image, inputs=kernel.inputs,
+                    read=kernel.result, answer=row_sums(x, w))

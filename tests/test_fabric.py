@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fabric_programs import multicast, reduction, starved, switched_scatter
+from fabric_programs import (
+    multicast,
+    reduction,
+    starved,
+    switched_broadcast_reduce,
+    switched_scatter,
+)
 
 from fabric.array import FabricParams, registered_outputs
 from fabric.repair import UnrepairableError, repair
@@ -76,8 +82,10 @@ def test_repair_maps_logical_columns_in_order():
     assert rmap.logical(0, 1) is None
 
 
-@pytest.mark.parametrize("scenario_fn", [multicast, reduction, switched_scatter],
-                         ids=["multicast", "reduction", "switched_scatter"])
+@pytest.mark.parametrize("scenario_fn", [multicast, reduction, switched_scatter,
+                                         switched_broadcast_reduce],
+                         ids=["multicast", "reduction", "switched_scatter",
+                              "switched_broadcast_reduce"])
 def test_programs_match_golden_without_defects(fabric, scenario_fn):
     params, golden, rtl = fabric
     scenario = scenario_fn(params.rows, params.cols, params.num_colors, params.pe_params())
@@ -90,6 +98,9 @@ def test_programs_match_golden_without_defects(fabric, scenario_fn):
         for k, start in enumerate(starts):
             block = [tuple(w) for w in stream[start + 1:start + 4 + k]]
             assert g_out["s", k][:-1] == block, f"south port {k} got {g_out['s', k]}"
+    if scenario.name == "switched_broadcast_reduce":  # the answer from its definition
+        sums = np.array([g_mem[r, 0] for r in range(params.rows)], dtype=np.uint32)
+        assert np.array_equal(sums, scenario.answer.view(np.uint32)), "golden row sums"
     assert r_out == g_out, f"{scenario.name}: edge outputs differ from the golden model"
     assert r_mem == g_mem, f"{scenario.name}: memory differs from the golden model"
     assert result.cycles and result.cycles > 0
@@ -103,7 +114,7 @@ def test_defective_fabric_gives_identical_results(fabric, fault):
     # Seeded from the parameters only (not hash(), which varies with PYTHONHASHSEED).
     rng = np.random.default_rng([params.rows, ("random", "stuck").index(fault)])
     reference = {}
-    scenarios = (multicast, reduction, switched_scatter)
+    scenarios = (multicast, reduction, switched_scatter, switched_broadcast_reduce)
     for scenario_fn in scenarios:
         scenario = scenario_fn(params.rows, params.cols, params.num_colors, params.pe_params())
         reference[scenario.name] = run_scenario(golden, scenario)[:2]

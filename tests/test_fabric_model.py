@@ -40,7 +40,7 @@ class ReferenceFabric(FabricModel):
 
     def _deliver(self, r, c, port, w):
         if port == RAMP:
-            self.pes[r][c].push_wavelet(w.color, w.data)
+            self.pes[r][c].push_wavelet(w.color, w.data, w.ctrl)
             return
         nr, nc = r + _STEP[port][0], c + _STEP[port][1]
         if 0 <= nr < self.rows and 0 <= nc < self.cols:
@@ -56,7 +56,7 @@ class ReferenceFabric(FabricModel):
                 pe = self.pes[r][c]
                 fresh = pe.outbox[self.sent[r][c]:]
                 if fresh:
-                    self.inputs[r][c][RAMP].extend(Wavelet(d, col) for col, d in fresh)
+                    self.inputs[r][c][RAMP].extend(Wavelet(d, col, k) for col, d, k in fresh)
                     self.sent[r][c] = len(pe.outbox)
                 table = self.routes[r][c]
                 for p in range(NUM_PORTS):

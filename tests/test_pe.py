@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hdl.formats import Format
+from hdl.wavelet import ControlWord
 from pe.isa import AddressMap, ErrorFlag, Op, encode
 from pe.params import PEParams
 from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
@@ -231,6 +232,81 @@ def make_jobs() -> list[PEJob]:
             end
         """
         jobs.append(PEJob(name, assemble(src, PARAMS), inputs=[(0, 0)]))
+    return jobs + control_jobs()
+
+
+def control_word(payload=0, task=0, no_task=0, commands=()):
+    """A control wavelet's data word (docs/isa.md, "Tasks")."""
+    return ControlWord.const({"payload": payload, "task": task, "no_task": no_task,
+                              "commands": list(commands) + [0] * (5 - len(commands))}).as_bits()
+
+
+#: The control words the control jobs send and receive.
+SENT_CONTROL = (control_word(payload=0xBEEF, task=9, commands=[1, 2]),
+                control_word(no_task=1, commands=[3]))
+TASK_CONTROL = {9: 0x1234, 10: 0xFFFF, 3: 5}
+
+
+def control_jobs() -> list[PEJob]:
+    """Control wavelets: sent through a ``ctrl`` FABOUT DSD, and received (control tasks)."""
+    jobs = []
+    y = floats(4)
+    src = f"""
+        .dsd y    mem    fp32  base=0 len=4
+        .dsd out  fabout fp32  color=5 len=4
+        .dsd cw   fabout int32 color=5 len=1 ctrl
+        .dsd cws  fabout int32 color=6 len=2 ctrl
+        .dsd ws   mem    int32 base=8 len=2
+        .dsd word reg    int32 r1
+        .task 0 main
+        {words_directive(0, y)}
+        .data 8 int32 {SENT_CONTROL[0]} {SENT_CONTROL[1]}
+    main:
+        mov out, y
+        ldi r1, {SENT_CONTROL[0]}
+        mov cw, word
+        mov cws, ws
+        end
+    """
+    jobs.append(PEJob("control_send", assemble(src, PARAMS), inputs=[(0, 0)], out_pause=0.3))
+
+    # Control tasks 9 and 10 (local ids) and 3 (also colour 3's data task); one control
+    # wavelet with no task, naming task 11 (which must not run). Colour 2's control wavelets
+    # sit between the data wavelets that main's fabric-input vector reads. The handlers clear
+    # r7: which of them runs last depends on the timing.
+    src = """
+        .dsd y    mem    fp32 base=0 len=3
+        .dsd in   fabin  fp32 color=2 len=3
+        .task 0 main
+        .task 3 on_3
+        .task 9 on_9
+        .task 10 on_10
+        .task 11 on_11
+    main:
+        mov y, in
+        end
+    on_3:
+        add r3, r3, r7
+        li r7, 0
+        end
+    on_9:
+        add r4, r0, r7
+        li r7, 0
+        end
+    on_10:
+        add r5, r0, r7
+        li r7, 0
+        end
+    on_11:
+        li r6, 99
+        end
+    """
+    d = [int(v) for v in floats(3)]
+    cw = {t: control_word(payload=p, task=t) for t, p in TASK_CONTROL.items()}
+    inputs = [(0, 0), (2, d[0]), (2, cw[9], 1), (2, d[1]), (2, control_word(task=11, no_task=1), 1),
+              (3, 100), (4, cw[10], 1), (2, d[2]), (3, cw[3], 1)]
+    jobs.append(PEJob("control_tasks", assemble(src, PARAMS), inputs=inputs, read_sram=[(0, 3)],
+                      in_pause=0.3))
     return jobs
 
 
@@ -324,3 +400,25 @@ def test_runtime_error_flags(rtl_results, name, flag):
     assert rtl["status"] & 0xFF02 == expected, f"RTL status {rtl['status']:#x}"
     problems = compare(golden, rtl)
     assert not problems, f"{name}: " + "; ".join(problems)
+
+
+def test_control_wavelets_sent(rtl_results):
+    """The ``ctrl`` DSDs' elements leave as control wavelets, after the data vector, and the
+    data DSD's as data (checked against the program's own words, not the golden model)."""
+    job, rtl = rtl_results["control_send"]
+    outputs = rtl["outputs"]
+    assert [k for _, _, k in outputs] == [0, 0, 0, 0, 1, 1, 1], outputs
+    assert [(c, d) for c, d, k in outputs if k] == [(5, SENT_CONTROL[0]), (6, SENT_CONTROL[0]),
+                                                    (6, SENT_CONTROL[1])]
+
+
+def test_control_tasks_run_with_their_payload(rtl_results):
+    """Each control wavelet with a task ran it once with r7 = its payload (zero-extended); the
+    one with ``no_task`` ran nothing; the fabric-input vector read only the data wavelets."""
+    job, rtl = rtl_results["control_tasks"]
+    regs = rtl["regs"]
+    assert regs[3] == 100 + TASK_CONTROL[3]
+    assert regs[4] == TASK_CONTROL[9] and regs[5] == TASK_CONTROL[10]
+    assert regs[6] == 0, "the no_task control wavelet started task 11"
+    data = [w[1] for w in job.inputs if w[0] == 2 and len(w) == 2]
+    assert rtl["sram"]["0"] == data

@@ -1,10 +1,11 @@
 """PE fuzzer: random instruction sequences on the RTL against the golden interpreter.
 
 Each program declares a fixed pool of DSDs (memory vectors of every format and stride sign,
-registers, fabric input and output), fills SRAM with random values and special values, and runs
-a random mix of scalar and vector instructions, counted loops (``bnz``), forward jumps
-(``jmp``, ``bz``), a second task activated, blocked and unblocked (``act``/``blk``/``unblk``),
-and ``end`` or ``halt``. DSD bases move at run time and may run out of SRAM, which must fault
+registers, fabric input and output), fills SRAM with random values and special values, and runs a
+random mix of scalar and vector instructions, counted loops (``bnz``), forward jumps (``jmp``,
+``bz``), a second task activated, blocked and unblocked (``act``/``blk``/``unblk``), and ``end`` or
+``halt``. One fabric output sends control wavelets, and control wavelets that start no task arrive
+among the fabric-input data. DSD bases move at run time and may run out of SRAM, which must fault
 precisely on both sides.
 
 About one program in ten starts with an *illegal* instruction: an operand combination that
@@ -27,6 +28,7 @@ import pytest
 from test_pe import PARAMS, SPECIALS
 
 from hdl.formats import Format
+from hdl.wavelet import ControlWord
 from pe.isa import TWO_SOURCE_OPS, AddressMap, DsdKind, ErrorFlag, Op, encode
 from sim.model.pe import Dsd, operand_problem
 from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
@@ -88,7 +90,7 @@ def dsd_pool(length: int) -> list[tuple[str, str]]:
         ("ra", "reg fp32 r2"),
         ("ri", "reg int32 r3"),
         ("fi", f"fabin fp32 color=2 len={L}"),
-        ("fo", f"fabout fp32 color=3 len={L}"),
+        ("fo", f"fabout fp32 color=3 len={L} ctrl"),  # sends control wavelets
         ("fb", f"fabout bf16 color=4 len={L}"),
     ]
 
@@ -267,11 +269,23 @@ def refused_reads_with_data(accesses, reads) -> list[int]:
             if kind == "r" and next(reads) != 0 and refused_while_running(kind, addr)]
 
 
+def _inert_control(rng) -> int:
+    """A control word that starts no control task (docs/isa.md, "Tasks")."""
+    if rng.random() < 0.5:
+        fields = {"no_task": 1}
+    else:
+        fields = {"task": int(rng.integers(PARAMS.num_tasks, 32))}
+    fields["payload"] = int(rng.integers(1 << 16))
+    return ControlWord.const(fields).as_bits()
+
+
 def fuzz_jobs() -> list[PEJob]:
     """The fuzz programs as PE jobs; an illegal job's ``expect_fault`` attribute is the flag."""
     rng = np.random.default_rng(SEED)
     jobs = []
-    while len(jobs) < PROGRAMS:
+    for _ in range(100 * PROGRAMS):
+        if len(jobs) == PROGRAMS:
+            break
         text, fabin_wavelets, vector, illegal = random_program(rng)
         try:
             image = assemble(text, PARAMS)
@@ -286,6 +300,10 @@ def fuzz_jobs() -> list[PEJob]:
             fabin_wavelets = 0  # nothing after the fault runs
         stream = random_sram(rng, fabin_wavelets)
         inputs = [(0, 0)] + [(2, int(v)) for v in stream]
+        # Control wavelets that start no task (no_task, or a task beyond the table) between
+        # the fabric-input data: they must be neither data nor an activation.
+        for _ in range(int(rng.integers(0, 3))):
+            inputs.insert(int(rng.integers(1, len(inputs) + 1)), (2, _inert_control(rng), 1))
         job = PEJob(f"fuzz{len(jobs)}", image, inputs=inputs, source=text,
                     read_sram=[(0, PARAMS.sram_words)],
                     in_pause=float(rng.choice([0, 0.3])),
@@ -297,6 +315,9 @@ def fuzz_jobs() -> list[PEJob]:
             job.mid_access = _busy_accesses(rng) if rng.random() < 0.6 else _running_reads(rng)
             job.mid_delay = int(rng.integers(1, 24))
         jobs.append((job, vector, expect))
+    if len(jobs) < PROGRAMS:
+        raise RuntimeError(f"the generator made only {len(jobs)} assemblable programs of "
+                           f"{PROGRAMS} in {100 * PROGRAMS} draws (does the DSD pool fit?)")
     return jobs
 
 

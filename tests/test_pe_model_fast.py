@@ -260,7 +260,7 @@ def test_fabric_input_suspends_mid_vector():
         assert state(fast) == state(slow)
     assert fast.vector is None and fast.elements == 20 and fast.macs == 10
     assert fast.cfg_read(A.STATUS) & A.STATUS_IDLE
-    assert [d for _, d in fast.outbox] == list(
+    assert [d for _, d, _ in fast.outbox] == list(
         (np.arange(11, 21, dtype=np.float32) + np.arange(1, 11, dtype=np.float32) * 1.5)
         .view(np.uint32))
 

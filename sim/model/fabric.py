@@ -216,7 +216,7 @@ class FabricModel:
     def _deliver(self, t: int, w: Wavelet, targets, later, queued, next_round, woken) -> None:
         for kind, where, to in targets:
             if kind == _TO_PE:
-                where.push_wavelet(w.color, w.data)
+                where.push_wavelet(w.color, w.data, w.ctrl)
                 woken.add(t)
             elif kind == _TO_TILE:
                 where.append(w)
@@ -240,7 +240,7 @@ class FabricModel:
         inputs = self.inputs[r][c]
         sent = self.sent[r][c]
         if len(pe.outbox) > sent:
-            inputs[RAMP].extend(Wavelet(d, col) for col, d in pe.outbox[sent:])
+            inputs[RAMP].extend(Wavelet(d, col, k) for col, d, k in pe.outbox[sent:])
             self.sent[r][c] = len(pe.outbox)
         decisions = self._targets_of[t]
         switches = self._switch_of[t]

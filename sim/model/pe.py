@@ -11,6 +11,10 @@ table, DSD table, registers and SRAM image, loaded through the same configuratio
   an activated task, or a valid data task whose colour has a wavelet waiting (the wavelet is
   popped and its data written to ``r7``). A vector instruction that needs a fabric-input wavelet
   that has not arrived yet suspends the PE until it arrives.
+* Control wavelets (``ctrl = 1``) are not data: one that arrives activates the control task
+  its :class:`hdl.wavelet.ControlWord` names (unless ``no_task``) and keeps its 16-bit payload
+  for ``r7`` at that task's start; it never enters an input queue. A FABOUT DSD with ``ctrl``
+  set sends every element as a control wavelet.
 * Run-time faults (a vector operand reaching outside SRAM, unknown opcode, illegal operands,
   bad task id) set a sticky error flag and halt the PE. Faults are precise: the faulting
   instruction has no effect and everything before it has completed.
@@ -38,6 +42,7 @@ from itertools import repeat
 import numpy as np
 
 from hdl.formats import Format
+from hdl.wavelet import ControlWord
 from pe import isa
 from pe.isa import AddressMap, DsdKind, ErrorFlag, Op
 from pe.params import PEParams
@@ -45,6 +50,8 @@ from sim.model import formats as F
 
 __all__ = ["Dsd", "PEModel", "PEParams"]
 
+_CW_PAYLOAD, _CW_TASK, _CW_NO_TASK = (ControlWord.as_shape()[n]
+                                      for n in ("payload", "task", "no_task"))
 _ONE = np.uint32(0x3F800000)
 _NEG_ZERO = np.uint32(0x80000000)
 
@@ -58,11 +65,12 @@ class Dsd:
     base: int = 0
     length: int = 0
     stride: int = 0
+    ctrl: int = 0
 
     def words(self) -> tuple[int, int]:
         """The DSD's two table words (:func:`pe.isa.pack_dsd`)."""
         return isa.pack_dsd(self.kind, self.fmt, self.base & 0xFFFF, self.length & 0xFFFF,
-                            self.stride)
+                            self.stride, self.ctrl)
 
 
 class _Fault(Exception):
@@ -135,8 +143,11 @@ class PEModel:
         r0..r7 as unsigned 32-bit integers.
     inbox : dict[int, deque[int]]
         Per colour, wavelet data waiting at the PE.
-    outbox : list[tuple[int, int]]
-        ``(colour, data)`` of every wavelet sent, in order.
+    control : list[int | None]
+        Per task, the payload of the control wavelet that activated it (``None``: no control
+        activation pending).
+    outbox : list[tuple[int, int, int]]
+        ``(colour, data, ctrl)`` of every wavelet sent, in order.
     errors : ErrorFlag
     halted : bool
     macs, elements : int
@@ -153,7 +164,7 @@ class PEModel:
         self.dsd_words = [(0, 0)] * self.p.num_dsds
         self.regs = [0] * isa.NUM_REGS
         self.inbox: dict[int, deque[int]] = {c: deque() for c in range(self.p.num_colors)}
-        self.outbox: list[tuple[int, int]] = []
+        self.outbox: list[tuple[int, int, int]] = []
         self.running = False
         self.reset_run_state()
 
@@ -165,6 +176,7 @@ class PEModel:
         self.errors = ErrorFlag(0)
         self.halted = False
         self.active = [False] * self.p.num_tasks
+        self.control: list[int | None] = [None] * self.p.num_tasks
         self.blocked = [isa.unpack_task(w)[2] for w in self.task_words]
         self.macs = 0
         self.elements = 0
@@ -251,11 +263,32 @@ class PEModel:
         return 0
 
     # ---- fabric ------------------------------------------------------------------------------
-    def push_wavelet(self, color: int, data: int) -> None:
-        """A wavelet of ``color`` arrives from the router's ramp."""
+    def push_wavelet(self, color: int, data: int, ctrl: int = 0) -> None:
+        """A wavelet of ``color`` arrives from the router's ramp.
+
+        A data wavelet (``ctrl = 0``) joins its colour's input queue. A control wavelet
+        activates the task its control word names with its payload pending for ``r7`` (a
+        second one for the same task before it starts replaces the payload: activations
+        coalesce, as ``act`` does); with ``no_task``, or a task beyond the table, it has no
+        effect.
+
+        Raises
+        ------
+        ValueError
+            For a colour outside the PE's colours.
+        """
         if not 0 <= color < self.p.num_colors:
             raise ValueError(f"colour {color} is outside this PE's {self.p.num_colors} colours")
-        self.inbox[color].append(data & 0xFFFF_FFFF)
+        data &= 0xFFFF_FFFF
+        if not ctrl:
+            self.inbox[color].append(data)
+            return
+        if data >> _CW_NO_TASK.offset & 1:
+            return
+        task = data >> _CW_TASK.offset & ((1 << _CW_TASK.width) - 1)
+        if task < self.p.num_tasks:
+            self.active[task] = True
+            self.control[task] = data >> _CW_PAYLOAD.offset & ((1 << _CW_PAYLOAD.width) - 1)
 
     @property
     def idle(self) -> bool:
@@ -322,6 +355,9 @@ class PEModel:
         entry, _, _ = isa.unpack_task(self.task_words[t])
         if self.active[t]:
             self.active[t] = False
+            if self.control[t] is not None:  # activated by a control wavelet
+                self.regs[isa.WAVELET_REG] = self.control[t]
+                self.control[t] = None
         else:
             self.regs[isa.WAVELET_REG] = self.inbox[t].popleft()
         self.pc = entry
@@ -488,7 +524,7 @@ class PEModel:
         else:
             out = result if _BITS[dst.fmt] == 32 else F.narrow(result, dst.fmt)  # 32: unchanged
             if kind == _FABOUT:
-                self.outbox.extend(zip(repeat(dst.base), out.tolist()))
+                self.outbox.extend(zip(repeat(dst.base), out.tolist(), repeat(dst.ctrl)))
             else:
                 view, where = self._elements(dst, first, n)
                 view[where] = out
@@ -575,7 +611,7 @@ class PEModel:
             v.acc = np.uint32(result)
         elif dst.kind == DsdKind.FABOUT:
             out = int(F.narrow(np.array([result], dtype=np.uint32), dst.fmt)[0])
-            self.outbox.append((dst.base, out))
+            self.outbox.append((dst.base, out, dst.ctrl))
         else:
             word, elem, bits = self._mem_index(dst, i)
             out = int(F.narrow(np.array([result], dtype=np.uint32), dst.fmt)[0])
@@ -610,7 +646,7 @@ _W1_KEPT = sum(((1 << f.width) - 1) << f.offset for _, f in isa.DsdWord1)
 def _repack_dsd(base: int, length: int, w1: int) -> tuple[int, int]:
     """A DSD's table words with a new base and length (16-bit): what :meth:`Dsd.words` gives
     for the DSD decoded from ``(w0, w1)`` with those fields changed (word 1 keeps stride,
-    format and kind, the fields of :data:`pe.isa.DsdWord1`)."""
+    format, ctrl and kind, the fields of :data:`pe.isa.DsdWord1`)."""
     return (base << _W0_BASE.offset | length << _W0_LENGTH.offset, w1 & _W1_KEPT)
 
 

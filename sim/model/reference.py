@@ -1,4 +1,5 @@
-"""numpy reference of a GEMV in the fabric's rounding order, from the specification alone.
+"""numpy references of the fabric's kernels in their rounding order, from the specification
+alone: a GEMV (:func:`gemv`) and the row broadcast-reduce switch kernel (:func:`row_sums`).
 
 Independent of the mapper (:mod:`sim.toolchain.mapper`) and of the golden model's number
 formats (:mod:`sim.model.formats`): weights are rounded with ``ml_dtypes`` and the arithmetic is
@@ -24,7 +25,7 @@ import math
 import ml_dtypes
 import numpy as np
 
-__all__ = ["WEIGHT_TYPES", "gemv"]
+__all__ = ["WEIGHT_TYPES", "gemv", "row_sums"]
 
 #: numpy types of the weight formats (by ``hdl.formats.Format`` name, lower case).
 WEIGHT_TYPES = {
@@ -89,3 +90,24 @@ def gemv(W, x, weight_format: str, cols: int, bias=None, relu: bool = False) -> 
         if relu:
             s = np.where(s > 0, s, np.float32(0)).astype(np.float32)
     return s.view(np.uint32)
+
+
+def row_sums(x, w) -> np.ndarray:
+    """The answer of the broadcast-reduce kernel (:func:`sim.toolchain.kernels.broadcast_reduce`)
+    from its definition: per row, ``p_0 + (p_1 + (... + p_{n-1}))`` with ``p_j = x * w_j``,
+    every operation rounded to fp32.
+
+    Parameters
+    ----------
+    x : array of shape (rows, length)
+    w : array of shape (rows, cols, length)
+
+    Returns
+    -------
+    np.ndarray of float32, shape (rows, length)
+    """
+    p = (np.asarray(x, np.float32)[:, None, :] * np.asarray(w, np.float32)).astype(np.float32)
+    acc = p[:, -1]
+    for j in range(p.shape[1] - 2, -1, -1):
+        acc = (p[:, j] + acc).astype(np.float32)
+    return acc

@@ -4,16 +4,16 @@
 build the jobs from assembled programs and run the same programs on the golden model to compare.
 Environment: ``PE_JOBS`` (JSON file with the jobs), ``PE_RESULTS`` (JSON file to write).
 
-A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data]`` wavelets sent
-into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
+A job: ``config`` (``[address, [words]]`` blocks), ``inputs`` (``[colour, data, ctrl]`` wavelets
+sent into the PE's ramp input, colour-aware), ``in_pause`` / ``out_pause`` (probability of an idle
 or backpressure cycle), ``max_cycles``, ``read_sram`` (``[start, count]`` ranges), and
-configuration accesses ``mid_access`` (``mid_delay`` cycles after RUN, while the program runs)
-and ``busy_access`` (once it is done, RUN still set). Its result: ``cycles`` (from RUN to
-idle, the mid-run accesses' cycles included), ``issue_window`` (cycles from the first to the
-last vector element issued, when the issue strobe is visible), ``timeout``, ``outputs``
-(``[colour, data]``), ``sram``, ``regs``, ``status``, the counters, ``busy_reads``,
-``mid_reads`` and ``mid_status`` (STATUS just before the mid-run accesses). SRAM and registers are
-zeroed before each job (as the golden model's are) unless the job says ``zero_sram: false``.
+configuration accesses ``mid_access`` (``mid_delay`` cycles after RUN, while the program runs) and
+``busy_access`` (once it is done, RUN still set). Its result: ``cycles`` (from RUN to idle, the
+mid-run accesses' cycles included), ``issue_window`` (cycles from the first to the last vector
+element issued, when the issue strobe is visible), ``timeout``, ``outputs`` (``[colour, data,
+ctrl]``), ``sram``, ``regs``, ``status``, the counters, ``busy_reads``, ``mid_reads`` and
+``mid_status`` (STATUS just before the mid-run accesses). SRAM and registers are zeroed before each
+job (as the golden model's are) unless the job says ``zero_sram: false``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ async def run_jobs(dut):
         for addr, words in job["config"]:
             await cfg.write_block(addr, words)
         bench.start()
-        src.send(Wavelet(d, c) for c, d in job["inputs"])
+        src.send(Wavelet(d, c, k) for c, d, k in job["inputs"])
         await cfg.write(A.CTRL, 1)  # RUN
         start = bench.cycle
         max_cycles = job.get("max_cycles", 20000)
@@ -114,7 +114,7 @@ async def run_jobs(dut):
             "cycles": cycles,
             "timeout": timeout,
             "pending_inputs": src.pending,
-            "outputs": [[w.color, w.data] for _, w in sink.received],
+            "outputs": [[w.color, w.data, w.ctrl] for _, w in sink.received],
             "status": await cfg.read(A.STATUS),
             "regs": [await cfg.read(A.REGS + r) for r in range(NUM_REGS)],
             "macs": await cfg.read(A.MACS),

@@ -34,8 +34,9 @@ class PEJob:
     name : str
     image : PEImage
         Program, tables, registers and SRAM contents.
-    inputs : list of (colour, data)
-        Wavelets sent into the PE's ramp input, in order (per colour order is kept).
+    inputs : list of (colour, data) or (colour, data, ctrl)
+        Wavelets sent into the PE's ramp input, in order (per colour order is kept);
+        ``ctrl = 1`` makes a control wavelet.
     read_sram : list of (start word, count)
         SRAM ranges to read back.
     in_pause, out_pause : float
@@ -61,7 +62,7 @@ class PEJob:
 
     name: str
     image: PEImage
-    inputs: list[tuple[int, int]] = field(default_factory=list)
+    inputs: list[tuple[int, ...]] = field(default_factory=list)
     read_sram: list[tuple[int, int]] = field(default_factory=list)
     in_pause: float = 0.0
     out_pause: float = 0.0
@@ -77,7 +78,8 @@ class PEJob:
         return {
             "name": self.name,
             "config": [[a, [int(w) for w in ws]] for a, ws in self.image.config_blocks()],
-            "inputs": [[int(c), int(d)] for c, d in self.inputs],
+            "inputs": [[int(w[0]), int(w[1]), int(w[2]) if len(w) > 2 else 0]
+                       for w in self.inputs],
             "read_sram": [list(r) for r in self.read_sram],
             "in_pause": self.in_pause,
             "out_pause": self.out_pause,
@@ -100,8 +102,8 @@ def run_golden(job: PEJob, params: PEParams) -> dict:
     for addr, words in job.image.config_blocks():
         for i, w in enumerate(words):
             pe.cfg_write(addr + i, int(w))
-    for colour, data in job.inputs:
-        pe.push_wavelet(colour, data)
+    for wavelet in job.inputs:
+        pe.push_wavelet(*wavelet)
     pe.cfg_write(AddressMap.CTRL, 1)
     pe.run()
     busy_reads = []
@@ -113,7 +115,7 @@ def run_golden(job: PEJob, params: PEParams) -> dict:
     pe.cfg_write(AddressMap.CTRL, 0)
     return {
         "name": job.name,
-        "outputs": [[c, d] for c, d in pe.outbox],
+        "outputs": [[c, d, k] for c, d, k in pe.outbox],
         "status": pe.cfg_read(AddressMap.STATUS),
         "regs": [pe.cfg_read(AddressMap.REGS + r) for r in range(NUM_REGS)],
         "macs": pe.macs,

@@ -10,6 +10,7 @@ Syntax (one statement per line; ``;`` or ``#`` start a comment)::
     .dsd  x    reg    fp32  r7                      ; a register as a scalar operand
     .dsd  in   fabin  fp32  color=2 len=8           ; fabric input
     .dsd  out  fabout fp32  color=3 len=8           ; fabric output
+    .dsd  cw   fabout int32 color=3 len=1 ctrl      ; its elements leave as control wavelets
     .task 2  on_x                                   ; task 2 (= colour 2's data task) at on_x
     .task 9  reduce blocked                         ; a local task, initially blocked
     .reg  r1 16                                     ; initial register value (int or float)
@@ -293,7 +294,14 @@ class _Assembler:
         kind = _KINDS[kind_tok.lower()]
         fmt = self.format(fmt_tok)
         keys: dict[str, int] = {}
+        ctrl = 0
         for item in args[3:]:
+            if item.lower() == "ctrl":
+                if kind != DsdKind.FABOUT:
+                    raise self.error(f"DSD {name!r}: only a fabout DSD can send control "
+                                     f"wavelets (ctrl)")
+                ctrl = 1
+                continue
             if kind == DsdKind.REG and "=" not in item:
                 keys["reg"] = self.reg(item)
                 continue
@@ -329,9 +337,9 @@ class _Assembler:
         number = len(self.dsds)
         if number >= min(self.p.num_dsds, MAX_DSDS):
             raise self.error(f"too many DSDs: this PE has {self.p.num_dsds}")
-        dsd = Dsd(kind, fmt, base, length, stride)
+        dsd = Dsd(kind, fmt, base, length, stride, ctrl)
         try:
-            self.image.dsds[number] = pack_dsd(kind, fmt, base, length, stride)
+            self.image.dsds[number] = pack_dsd(kind, fmt, base, length, stride, ctrl)
         except ValueError as exc:
             raise self.error(f"DSD {name!r}: {exc}") from None
         self.dsds[name] = (number, dsd)
