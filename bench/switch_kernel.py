@@ -52,7 +52,7 @@ def measure(rows: int, cols: int, lengths: list[int], defects: int, sim: str | N
                 "length": length,
                 "cycles": result.cycles,
                 "cycles_per_element": result.cycles / length,
-                "macs": int(result.macs.sum()),
+                "vector_elements": int(result.elements.sum()),
                 "bit_exact": bool(np.array_equal(got, row_sums(x, w).view(np.uint32))),
                 "run_seconds": round(run_s, 2),
             })
@@ -76,10 +76,10 @@ def main() -> None:
     def text() -> str:
         head = (f"broadcast-reduce on {data['fabric']} with {data['defects']} defect(s), "
                 f"build {data['build_seconds']} s")
-        rows_ = [(c["length"], c["cycles"], c["cycles_per_element"], c["macs"],
+        rows_ = [(c["length"], c["cycles"], c["cycles_per_element"], c["vector_elements"],
                   "yes" if c["bit_exact"] else "NO") for c in data["cases"]]
         return head + "\n" + table([("length", 7, ""), ("cycles", 8, ""),
-                                    ("cycles/elem", 12, ".1f"), ("MACs", 6, ""),
+                                    ("cycles/elem", 12, ".1f"), ("elements", 9, ""),
                                     ("bit-exact", 10, "")], rows_)
 
     emit(args, data, text)
