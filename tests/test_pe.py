@@ -238,7 +238,7 @@ def make_jobs() -> list[PEJob]:
 def control_word(payload=0, task=0, no_task=0, commands=()):
     """A control wavelet's data word (docs/isa.md, "Tasks")."""
     return ControlWord.const({"payload": payload, "task": task, "no_task": no_task,
-                              "commands": list(commands) + [0] * (5 - len(commands))}).as_bits()
+                              "commands": list(commands)}).as_bits()
 
 
 #: The control words the control jobs send and receive.

@@ -50,8 +50,6 @@ from sim.model import formats as F
 
 __all__ = ["Dsd", "PEModel", "PEParams"]
 
-_CW_PAYLOAD, _CW_TASK, _CW_NO_TASK = (ControlWord.as_shape()[n]
-                                      for n in ("payload", "task", "no_task"))
 _ONE = np.uint32(0x3F800000)
 _NEG_ZERO = np.uint32(0x80000000)
 
@@ -283,12 +281,10 @@ class PEModel:
         if not ctrl:
             self.inbox[color].append(data)
             return
-        if data >> _CW_NO_TASK.offset & 1:
-            return
-        task = data >> _CW_TASK.offset & ((1 << _CW_TASK.width) - 1)
-        if task < self.p.num_tasks:
-            self.active[task] = True
-            self.control[task] = data >> _CW_PAYLOAD.offset & ((1 << _CW_PAYLOAD.width) - 1)
+        word = ControlWord.from_bits(data)
+        if not word.no_task and word.task < self.p.num_tasks:
+            self.active[word.task] = True
+            self.control[word.task] = word.payload
 
     @property
     def idle(self) -> bool:

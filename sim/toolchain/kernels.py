@@ -67,8 +67,7 @@ class SwitchKernel:
 
 def _advance() -> int:
     """The data word of the kernel's control wavelets: one ADVANCE, no control task."""
-    return ControlWord.const({"no_task": 1, "commands": [SwitchCommand.ADVANCE] + [0] * 4}
-                             ).as_bits()
+    return ControlWord.const({"no_task": 1, "commands": [SwitchCommand.ADVANCE]}).as_bits()
 
 
 def broadcast_reduce(x: np.ndarray, w: np.ndarray, pe: PEParams, *, color: int = 3,
@@ -166,17 +165,16 @@ def _program(c: int, cols: int, length: int, color: int, start_color: int) -> st
         .reg r4 {length}
         .reg r5 {length}
     """
-    send = f"""
-        mov out, p
-        ldi r1, {_advance()}
-        mov ctl, word
-    """
-    if c == 0:
-        broadcast = "" if cols == 1 else f"""
-        mov out, x
+
+    def send(vector: str) -> str:  # the vector, then the control wavelet that ends it
+        return f"""
+        mov out, {vector}
         ldi r1, {_advance()}
         mov ctl, word
         """
+
+    if c == 0:
+        broadcast = "" if cols == 1 else send("x")
         return head + f"""
         .task {start_color} main
         .task {color} on_element
@@ -200,7 +198,7 @@ def _program(c: int, cols: int, length: int, color: int, start_color: int) -> st
         addi r4, r4, -1
         bnz r4, done
         daddbi pe, {-length}
-        {send if last else ""}
+        {send("p") if last else ""}
     done:
         end
     reduce:                         ; p[i] += the sum from the east
@@ -208,6 +206,6 @@ def _program(c: int, cols: int, length: int, color: int, start_color: int) -> st
         daddbi pe, 1
         addi r5, r5, -1
         bnz r5, done
-        {send}
+        {send("p")}
         end
     """
