@@ -25,10 +25,9 @@ import os
 
 import numpy as np
 import pytest
-from test_pe import PARAMS, SPECIALS
+from test_pe import PARAMS, SPECIALS, control_word
 
 from hdl.formats import Format
-from hdl.wavelet import ControlWord
 from pe.isa import TWO_SOURCE_OPS, AddressMap, DsdKind, ErrorFlag, Op, encode
 from sim.model.pe import Dsd, operand_problem
 from sim.tb.pe_jobs import PEJob, compare, run_golden, run_rtl
@@ -271,12 +270,9 @@ def refused_reads_with_data(accesses, reads) -> list[int]:
 
 def _inert_control(rng) -> int:
     """A control word that starts no control task (docs/isa.md, "Tasks")."""
-    if rng.random() < 0.5:
-        fields = {"no_task": 1}
-    else:
-        fields = {"task": int(rng.integers(PARAMS.num_tasks, 32))}
-    fields["payload"] = int(rng.integers(1 << 16))
-    return ControlWord.const(fields).as_bits()
+    fields = ({"no_task": 1} if rng.random() < 0.5
+              else {"task": int(rng.integers(PARAMS.num_tasks, 32))})
+    return control_word(payload=int(rng.integers(1 << 16)), **fields)
 
 
 def fuzz_jobs() -> list[PEJob]:
