@@ -34,6 +34,7 @@ __all__ = [
     "CONTROL_HOPS",
     "ControlWord",
     "COMMANDS_LSB",
+    "SparseWord",
     "LinkSignature",
     "check_num_colors",
 ]
@@ -118,6 +119,28 @@ class ControlWord(data.Struct):
 
 #: Bit of a control word where its switch commands start (``commands[0]``).
 COMMANDS_LSB = ControlWord.as_shape()["commands"].offset
+
+
+class SparseWord(data.Struct):
+    """The data word of a *sparse* wavelet, 32 bits: a 16-bit value with its 16-bit index.
+
+    The WSE's fabric carries a 16-bit value and a 16-bit index in one wavelet, so that a
+    sparse vector travels as its nonzeros only, each with its position (Cerebras, "Harnessing
+    the sparsity of neural networks", Hot Chips 2020). The PE's range filters
+    (:class:`pe.isa.FilterWord`) select wavelets by ``index``; ``dindex`` sets a DSD's base
+    from it (an indexed AXPY: ``docs/isa.md``); a 16-bit source format (BF16, FP16, INT16)
+    reads ``value`` from a register holding the word (the low half).
+
+    Members
+    -------
+    value : unsigned(16)
+        The element, in the kernel's 16-bit format.
+    index : unsigned(16)
+        Its position (the wavelet's upper half).
+    """
+
+    value: unsigned(16)
+    index: unsigned(16)
 
 
 def check_num_colors(num_colors: int) -> int:

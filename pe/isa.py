@@ -42,6 +42,9 @@ __all__ = [
     "TaskWord",
     "StatusWord",
     "CtrlWord",
+    "FilterMode",
+    "FilterWord",
+    "FilterModeWord",
     "encode",
     "decode",
     "field_a",
@@ -80,6 +83,7 @@ class Op(enum.IntEnum):
     DADDB = 0x12   # dsd[a].base += rb
     DADDBI = 0x13  # dsd[a].base += sext(imm)
     DSETL = 0x14   # dsd[a].length = rb
+    DINDEX = 0x15  # dsd[a].base = imm + rb[31:16] (imm unsigned; a sparse wavelet's index)
     ACT = 0x18     # activate task imm
     BLK = 0x19     # block task imm
     UNBLK = 0x1A   # unblock task imm
@@ -166,6 +170,23 @@ class TaskWord(data.Struct):
 #: DSD configuration word 1: ``stride[15:0]`` (signed, elements) ``| fmt[18:16] | ctrl[19] |
 #: kind[21:20]``; ``ctrl`` (FABOUT only): every element leaves as a control wavelet.
 DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), ctrl=(1, 19), kind=(2, 20))
+
+
+class FilterMode(enum.IntEnum):
+    """What an input queue's filter does with a data wavelet (:data:`FilterWord`)."""
+
+    OFF = 0    # keep every wavelet
+    RANGE = 1  # keep a wavelet whose index is in lo..hi, drop the others (a range filter)
+    DROP = 2   # drop a wavelet whose index is in lo..hi, keep the others (a drop filter)
+
+
+#: An input queue's filter (configuration address ``AddressMap.FILTERS + colour``):
+#: ``lo[15:0] | hi[31:16]`` (inclusive bounds on a data wavelet's index, its upper 16 bits:
+#: :class:`hdl.wavelet.SparseWord`) ``| mode`` (:class:`FilterMode`, in a second word
+#: ``AddressMap.FILTER_MODES + colour``: a range word and its mode are written separately).
+FilterWord = _word(lo=(16, 0), hi=(16, 16))
+#: The mode word of a filter (``AddressMap.FILTER_MODES + colour``).
+FilterModeWord = _word(mode=(2, 0))
 
 
 #: The STATUS register (configuration address ``AddressMap.STATUS``).
@@ -314,6 +335,8 @@ class AddressMap:
     MACS = 0x20303
     RUN_CYCLES = 0x20304
     ELEMENTS = 0x20305
+    FILTERS = 0x20400       # + colour: FilterWord (lo | hi)
+    FILTER_MODES = 0x20500  # + colour: FilterModeWord
 
     #: :data:`CtrlWord` values.
     CTRL_RUN = CtrlWord.const({"run": 1}).as_bits()

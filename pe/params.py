@@ -43,13 +43,16 @@ class PEParams:
     num_dsds : int
         DSD-table entries, 1 to 16 (default 16).
     in_depth : int
-        Wavelets per colour's input queue, 2 to 16 (default 2: with the queue's arrival
-        register this sustains one wavelet per cycle per colour while the PE takes each
-        wavelet the cycle after it arrives, as a vector instruction reading the fabric does).
+        Wavelets per colour's input queue, 3 to 16 (default 3: with the queue's arrival
+        register and the place kept for the wavelet in the filter stage or the router's output
+        register (:mod:`pe.filter`), this sustains one wavelet per cycle per colour while the
+        PE takes each wavelet as it becomes the head, as a vector instruction reading the
+        fabric does).
     in_flight : int
         Wavelets the router's RAMP output may have in flight beyond the ``color_ready`` it saw:
-        0 (default) or 1 (a router with ``output_register``; the input queues then keep a place
-        per colour for it, and ``in_depth`` must be at least 3 to sustain one wavelet per cycle).
+        0 (default) or 1 (a router with ``output_register``: the filters then take the link
+        from that register and add no stage of their own, so the queues see one wavelet in
+        flight either way).
 
     Raises
     ------
@@ -64,7 +67,7 @@ class PEParams:
     num_colors: int = DEFAULT_COLORS
     num_tasks: int = 32
     num_dsds: int = 16
-    in_depth: int = 2
+    in_depth: int = 3
     in_flight: int = 0
 
     def __post_init__(self):
@@ -74,13 +77,10 @@ class PEParams:
         check_int("num_tasks", self.num_tasks, self.num_colors, MAX_TASKS,
                   "tasks (at least num_colors)")
         check_int("num_dsds", self.num_dsds, 1, MAX_DSDS, "DSDs")
-        check_int("in_depth", self.in_depth, 2, MAX_QUEUE_DEPTH, "wavelets per colour")
+        check_int("in_depth", self.in_depth, 3, MAX_QUEUE_DEPTH,
+                  "wavelets per colour (one place for the wavelet in the filter stage or the "
+                  "router's output register, two to sustain one wavelet per cycle)")
         check_int("in_flight", self.in_flight, 0, 1, "wavelets in flight")
-        if self.in_depth < 2 + self.in_flight:
-            raise ValueError(
-                f"in_depth must be at least {2 + self.in_flight} with in_flight="
-                f"{self.in_flight} (one place per colour for the wavelet in flight and two to "
-                f"sustain one wavelet per cycle), not {self.in_depth}")
 
     def as_dict(self) -> dict[str, int]:
         """The parameters as keyword arguments (``PEParams(**p.as_dict()) == p``)."""

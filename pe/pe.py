@@ -69,6 +69,7 @@ from pe.isa import (
     StatusWord,
     TaskWord,
 )
+from pe.filter import InputFilter
 from pe.params import PEParams
 from pe.vector import VectorOp, VectorUnit, element_shift
 
@@ -162,17 +163,16 @@ class PE(wiring.Component):
         m.submodules.sram = bank = SRAMBank(p.sram_words)
         m.submodules.vu = vu = VectorUnit(sram_words=p.sram_words, num_colors=C)
         wiring.connect(m, vu.sram, bank.bus)
-        m.submodules.inq = inq = ColorQueues(num_colors=C, depth=p.in_depth,
-                                             in_flight=p.in_flight, early_head=p.in_flight > 0)
+        # Input side: the filters (a register stage unless the router's output is one), then
+        # the queues, which see one wavelet in flight beyond the color_ready the router saw.
         # A control wavelet never enters the queues (below: it activates its control task).
+        m.submodules.filter = filt = InputFilter(num_colors=C, registered=p.in_flight == 0)
+        m.submodules.inq = inq = ColorQueues(num_colors=C, depth=p.in_depth, in_flight=1,
+                                             early_head=True)
         link_in = self.ramp_in
         is_control = link_in.payload.ctrl
-        m.d.comb += [
-            inq.link.payload.eq(link_in.payload),
-            inq.link.valid.eq(link_in.valid & ~is_control),
-            link_in.ready.eq(is_control | inq.link.ready),
-            link_in.color_ready.eq(inq.link.color_ready),
-        ]
+        wiring.connect(m, wiring.flipped(link_in), filt.link_in)
+        wiring.connect(m, filt.link_out, inq.link)
         wiring.connect(m, vu.ramp_out, wiring.flipped(self.ramp_out))
         m.d.comb += vu.nonempty.eq(inq.nonempty)
 
@@ -235,7 +235,7 @@ class PE(wiring.Component):
         cfg = self.cfg
         clear = Signal()
         m.d.comb += clear.eq(cfg.we & (cfg.addr == A.CTRL) & CtrlWord(cfg.wdata).clear)
-        m.d.comb += [vu.abort.eq(clear), inq.flush.eq(clear)]
+        m.d.comb += [vu.abort.eq(clear), inq.flush.eq(clear), filt.flush.eq(clear)]
 
         # ---- picker (registered) --------------------------------------------------------------
         # A data task may take a wavelet unless the vector unit reads the fabric or will write
@@ -298,7 +298,7 @@ class PE(wiring.Component):
         classes = {
             "vector": sorted(VECTOR_OPS), "two": sorted(VECTOR_OPS - {Op.MOV}),
             "acc": [Op.FMAC, Op.IMAC], "int": sorted(INTEGER_OPS),
-            "dsd_update": [Op.DSETB, Op.DADDB, Op.DADDBI, Op.DSETL],
+            "dsd_update": [Op.DSETB, Op.DADDB, Op.DADDBI, Op.DSETL, Op.DINDEX],
             "task_op": [Op.ACT, Op.BLK, Op.UNBLK], "known": [o for o in Op if o != 0],
             "writes": [Op.LI, Op.LIH, Op.ADDI, Op.ADD, Op.SUB], "branch": [Op.BNZ, Op.BZ, Op.JMP],
         }
@@ -381,7 +381,7 @@ class PE(wiring.Component):
                 m.d.comb += uses.eq((1 << fa[:3]) | (1 << fb[:3]))
             with m.Case(Op.ADD, Op.SUB):
                 m.d.comb += uses.eq((1 << fa[:3]) | (1 << fb[:3]) | (1 << fc[:3]))
-            with m.Case(Op.BNZ, Op.BZ, Op.DSETB, Op.DADDB, Op.DSETL):
+            with m.Case(Op.BNZ, Op.BZ, Op.DSETB, Op.DADDB, Op.DSETL, Op.DINDEX):
                 m.d.comb += uses.eq(1 << fb[:3])
             with m.Case(*sorted(VECTOR_OPS)):
                 m.d.comb += uses.eq(Cat(Cat((used[k] & kind_is(opd[k], DsdKind.REG)
@@ -397,7 +397,7 @@ class PE(wiring.Component):
         }.items()}
         # One flag per opcode E tells apart (decoded in D).
         flag_ops = ("SUB", "ADDI", "LI", "LIH", "JMP", "BNZ", "BZ", "END", "HALT", "DSETB",
-                    "DADDBI", "DSETL", "MOV", "ACT", "BLK", "UNBLK")
+                    "DADDBI", "DSETL", "DINDEX", "MOV", "ACT", "BLK", "UNBLK")
         EF = {name: Signal(name=f"e_is_{name.lower()}") for name in flag_ops}
         EO = {k: {name: Signal(shape, name=f"e_{k}_{name}") for name, shape in {
             "kind": 2, "fmt": 3, "stride": signed(16), "ctrl": 1, "base": 16, "len": 16,
@@ -626,7 +626,9 @@ class PE(wiring.Component):
         in_tasks = (hi == A.TASKS >> 8) & (addr[:8] < T)
         in_dsds = (hi == A.DSDS >> 8) & (addr[:8] < 2 * D)
         in_regs = (hi == A.REGS >> 8) & (addr[:8] < NUM_REGS)
-        guarded = in_sram | in_imem | in_tasks | in_dsds
+        in_filters = (hi == A.FILTERS >> 8) & (addr[:8] < C)
+        in_modes = (hi == A.FILTER_MODES >> 8) & (addr[:8] < C)
+        guarded = in_sram | in_imem | in_tasks | in_dsds | in_filters | in_modes
         with m.If((cfg.we & (guarded | in_regs) | cfg.re & guarded) & ~cfg_ok):
             m.d.sync += errors.eq(errors | fault | ErrorFlag.CONFIG_BUSY)
         cfg_we = cfg.we & cfg_ok
@@ -634,8 +636,11 @@ class PE(wiring.Component):
         new_w0 = Signal(DsdWord0)
         a_base, a_len = EO["a"]["base"], EO["a"]["len"]
         m.d.comb += [
+            # one adder: base + imm (DADDBI), base + rb (DADDB), imm + rb[31:16] (DINDEX)
             new_w0.base.eq(Mux(EF["DSETB"], r1[:16],
-                               a_base + Mux(EF["DADDBI"], E["imm"], r1[:16]))),
+                               Mux(EF["DINDEX"], E["imm"], a_base)
+                               + Mux(EF["DADDBI"], E["imm"],
+                                     Mux(EF["DINDEX"], r1[16:], r1[:16])))),
             new_w0.length.eq(a_len),
         ]
         with m.If(EF["DSETL"]):
@@ -803,6 +808,12 @@ class PE(wiring.Component):
             bank.host.we.eq(cfg_we & in_sram),
             bank.host.re.eq(cfg.re & in_sram & cfg_ok),
         ]
+        m.d.comb += [
+            filt.cfg_color.eq(addr[:5]),
+            filt.cfg_wdata.eq(cfg.wdata),
+            filt.cfg_range_we.eq(cfg_we & in_filters),
+            filt.cfg_mode_we.eq(cfg_we & in_modes),
+        ]
         with m.If(cfg.we & (addr == A.CTRL)):
             m.d.sync += run.eq(CtrlWord(cfg.wdata).run)
         with m.If(clear):
@@ -829,6 +840,8 @@ class PE(wiring.Component):
             (in_dsds & cfg_ok & ~addr[0], cfg_port_w0.as_value()),
             (in_dsds & cfg_ok & addr[0], w1_word.as_value()),
             (in_regs, rf_rd[3].data),
+            (in_filters & cfg_ok, filt.cfg_range),
+            (in_modes & cfg_ok, filt.cfg_mode),
             (addr == A.STATUS, status.as_value()),
             (addr == A.CTRL, ctrl_word.as_value()),
             (addr == A.BUSY_CYCLES, counters["busy"]),
@@ -856,7 +869,8 @@ class PE(wiring.Component):
                 counters["elems"].eq(counters["elems"] + vu.issued),
             ]
         m.d.comb += [
-            self.idle.eq(quiet & ~pick_valid & ~(run & ~halted & ready.any()) & ~ctl_arr),
+            self.idle.eq(quiet & ~pick_valid & ~(run & ~halted & ready.any()) & ~ctl_arr
+                         & ~filt.link_out.valid),
             self.halted.eq(halted),
             self.error.eq(errors.any()),
         ]

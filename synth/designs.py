@@ -151,7 +151,7 @@ DESIGNS: dict[str, Design] = {
             name="pe",
             factory=_pe,
             params={"sram_words": 1024, "imem_words": 256, "num_colors": 24, "num_tasks": 32,
-                    "num_dsds": 16, "in_depth": 2},
+                    "num_dsds": 16, "in_depth": 3},
             description="processing element: task engine, DSD vector unit with FPU, 4 KiB SRAM "
                         "bank (2 read ports), 1 KiB program memory, 24 colours",
         ),
@@ -159,7 +159,7 @@ DESIGNS: dict[str, Design] = {
             name="tile",
             factory=_tile,
             params={"spares": 1, "num_colors": 24, "queue_depth": 2, "sram_words": 1024,
-                    "imem_words": 256, "num_tasks": 32, "num_dsds": 16, "in_depth": 2,
+                    "imem_words": 256, "num_tasks": 32, "num_dsds": 16, "in_depth": 3,
                     "fault_injection": False},
             description="one physical tile: router + PE + configuration station + bypass "
                         "shell, 24 colours",
@@ -169,7 +169,7 @@ DESIGNS: dict[str, Design] = {
             factory=_fabric,
             params={"rows": 2, "cols": 2, "spares": 1, "num_colors": 24, "queue_depth": 2,
                     "sram_words": 1024, "imem_words": 256, "num_tasks": 32, "num_dsds": 16,
-                    "in_depth": 2, "fault_injection": False},
+                    "in_depth": 3, "fault_injection": False},
             description="2 x 2 logical fabric with 1 spare column: 2 x 3 physical tiles "
                         "(wafer_tile instantiated by name)",
             # The 2 x 3 physical array maps to 68.5k LUT4 + 4.3k CCU2C + 1.3k DPR16X4, which

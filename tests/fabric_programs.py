@@ -178,3 +178,4 @@ def switched_broadcast_reduce(rows: int, cols: int, num_colors: int, pe: PEParam
     kernel = broadcast_reduce(x, w, pe, color=num_colors - 2, start_color=1)
     return Scenario("switched_broadcast_reduce", kernel.image, inputs=kernel.inputs,
                     read=kernel.result, answer=row_sums(x, w))
+

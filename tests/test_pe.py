@@ -232,7 +232,7 @@ def make_jobs() -> list[PEJob]:
             end
         """
         jobs.append(PEJob(name, assemble(src, PARAMS), inputs=[(0, 0)]))
-    return jobs + control_jobs()
+    return jobs + control_jobs() + filter_jobs()
 
 
 def control_word(payload=0, task=0, no_task=0, commands=()):
@@ -307,6 +307,109 @@ def control_jobs() -> list[PEJob]:
               (3, 100), (4, cw[10], 1), (2, d[2]), (3, cw[3], 1)]
     jobs.append(PEJob("control_tasks", assemble(src, PARAMS), inputs=inputs, read_sram=[(0, 3)],
                       in_pause=0.3))
+    return jobs
+
+
+#: The filters of the ``filters`` job, by colour: (mode, lo, hi) (docs/isa.md, "Input filters").
+FILTERS = {2: ("range", 10, 20), 3: ("drop", 10, 20), 4: ("off", 0, 0), 5: ("drop", 0, 0xFFFF),
+           6: ("range", 100, 199)}
+#: Sparse AXPY job: W block (rows x columns, row-major bf16) and the range its filter keeps.
+SPARSE_M, SPARSE_K = 5, 6
+
+
+def kept(mode, lo, hi, word):
+    """Whether a filter keeps a data wavelet (written from docs/isa.md, for the checks)."""
+    inside = lo <= word >> 16 <= hi
+    return {"off": True, "range": inside, "drop": not inside}[mode]
+
+
+def indexed_words(indices):
+    """Data words with the given 16-bit indices and random low halves."""
+    return [(int(i) << 16) | int(RNG.integers(0, 1 << 16)) for i in indices]
+
+
+def filter_jobs() -> list[PEJob]:
+    """Range and drop filters on the input queues, and the sparse (value, index) form."""
+    jobs = []
+    # Data tasks of colours 2-5 sum what their filters keep; colour 5 drops every data
+    # wavelet but its control wavelet still starts task 9; main reads colour 6's kept
+    # wavelets with a fabric-input vector. Indices at and beside every bound.
+    edges = [0, 9, 10, 11, 15, 19, 20, 21, 99, 100, 199, 200, 0xFFFF]
+    words = {c: indexed_words(edges + list(RNG.integers(0, 1 << 16, 6))) for c in FILTERS}
+    lo6, hi6 = FILTERS[6][1:]
+    n6 = sum(kept("range", lo6, hi6, w) for w in words[6])
+    decl = "\n".join(f".filter {c} {m} {lo} {hi}" for c, (m, lo, hi) in FILTERS.items())
+    src = f"""
+        {decl}
+        .dsd y    mem   int32 base=0 len={n6}
+        .dsd in   fabin int32 color=6 len={n6}
+        .task 0 main
+        .task 2 on_2
+        .task 3 on_3
+        .task 4 on_4
+        .task 5 on_5
+        .task 9 on_9
+    main:
+        mov y, in
+        end
+    on_2:
+        add r1, r1, r7
+        addi r6, r6, 1
+        end
+    on_3:
+        add r2, r2, r7
+        end
+    on_4:
+        add r3, r3, r7
+        end
+    on_5:
+        li r4, 99
+        end
+    on_9:
+        add r5, r0, r7
+        end
+    """
+    inputs = [(0, 0)]
+    streams = {c: [(c, w) for w in ws] for c, ws in words.items()}
+    streams[5].append((5, control_word(payload=0x5A5A, task=9), 1))
+    while any(streams.values()):  # interleave the colours (order within a colour kept)
+        c = int(RNG.choice([c for c, q in streams.items() if q]))
+        inputs.append(streams[c].pop(0))
+    jobs.append(PEJob("filters", assemble(src, PARAMS), inputs=inputs, read_sram=[(0, n6)],
+                      in_pause=0.3))
+
+    # Indexed AXPY of sparse wavelets (value in bf16 | index << 16): y += W[:, index] * value
+    # for each kept wavelet, W row-major (column k: base + k, stride = columns); the range
+    # filter keeps this PE's columns 0..K-1 and drops the others; a control wavelet then
+    # starts task 9, which sends y.
+    M, K = SPARSE_M, SPARSE_K
+    w = encode_values(RNG.standard_normal(M * K), Format.BF16)
+    y = floats(M)
+    indices = [3, 0, 7, 5, 3, 40, 1, 5, 6, 2]  # 7, 40, 6 outside 0..K-1: dropped
+    values = encode_values(RNG.standard_normal(len(indices)), Format.BF16)
+    wbase = 40  # element address of W (word 20)
+    src = f"""
+        .filter 2 range 0 {K - 1}
+        .dsd y    mem    fp32 base=0 len={M}
+        .dsd w    mem    bf16 base={wbase} len={M} stride={K}
+        .dsd xv   reg    bf16 r7
+        .dsd out  fabout fp32 color=3 len={M}
+        .task 2 on_x
+        .task 9 done
+        {words_directive(0, y)}
+        .data {wbase} int16 {" ".join(str(int(np.int16(np.uint16(v)))) for v in w)}
+    on_x:
+        dindex w, r7, {wbase}
+        fmac y, w, xv
+        end
+    done:
+        mov out, y
+        end
+    """
+    inputs = [(2, (i << 16) | int(v)) for i, v in zip(indices, values)]
+    inputs.append((2, control_word(task=9), 1))
+    jobs.append(PEJob("sparse_axpy", assemble(src, PARAMS), inputs=inputs, read_sram=[(0, M)],
+                      in_pause=0.2, out_pause=0.2))
     return jobs
 
 
@@ -422,3 +525,43 @@ def test_control_tasks_run_with_their_payload(rtl_results):
     assert regs[6] == 0, "the no_task control wavelet started task 11"
     data = [w[1] for w in job.inputs if w[0] == 2 and len(w) == 2]
     assert rtl["sram"]["0"] == data
+
+
+def test_filters_keep_and_drop_by_index(rtl_results):
+    """Each colour's data task saw exactly the wavelets its filter keeps (checked against the
+    filter rules, not the golden model); the control wavelet of the drained colour still
+    started its task."""
+    job, rtl = rtl_results["filters"]
+    regs = rtl["regs"]
+    sent = {c: [w[1] for w in job.inputs if w[0] == c and len(w) == 2] for c in FILTERS}
+
+    def total(c):
+        return sum(w for w in sent[c] if kept(*FILTERS[c], w)) & 0xFFFF_FFFF
+
+    assert regs[1] == total(2) and regs[6] == sum(kept(*FILTERS[2], w) for w in sent[2])
+    assert regs[2] == total(3) and regs[3] == total(4)
+    assert regs[4] == 0, "a wavelet of the drained colour started its task"
+    assert regs[5] == 0x5A5A, "the control wavelet of the drained colour did not start task 9"
+    assert rtl["sram"]["0"] == [w for w in sent[6] if kept(*FILTERS[6], w)]
+
+
+def test_sparse_axpy(rtl_results):
+    """y += W[:, index] * value over the kept sparse wavelets, in order, in float32 (numpy,
+    not the golden model), sent when the control wavelet arrives."""
+    import ml_dtypes
+
+    job, rtl = rtl_results["sparse_axpy"]
+    img = job.image
+    wbase = 40
+    lanes = [img.sram[(wbase + e) // 2] >> 16 * ((wbase + e) % 2) & 0xFFFF
+             for e in range(SPARSE_M * SPARSE_K)]
+    W = np.asarray(lanes, np.uint16).view(ml_dtypes.bfloat16).astype(np.float32)
+    W = W.reshape(SPARSE_M, SPARSE_K)
+    y = np.asarray([img.sram[i] for i in range(SPARSE_M)], np.uint32).view(np.float32)
+    for _, word in job.inputs[:-1]:
+        k = word >> 16
+        if k < SPARSE_K:
+            v = np.asarray([word & 0xFFFF], np.uint16).view(ml_dtypes.bfloat16)
+            y = (W[:, k] * v.astype(np.float32)[0]) + y  # float32: rounds each operation
+    assert [d for _, d, _ in rtl["outputs"]] == y.view(np.uint32).tolist()
+    assert rtl["sram"]["0"] == y.view(np.uint32).tolist()

@@ -29,10 +29,11 @@ def test_select_width_covers_every_offset():
 
 def test_registered_outputs_need_deeper_queues():
     """Registered router outputs keep a place per colour for the wavelet in flight, so the
-    router's and the PE's queues need three places; the errors say which and why."""
+    router's queues need three places (the PE's always keep one, for the wavelet in its filter
+    stage or the router's output register); the errors say which and why."""
     with pytest.raises(ValueError, match=r"output_register=True needs queue_depth >= 3, not 2"):
         Tile(output_register=True)
-    with pytest.raises(ValueError, match=r"in_depth must be at least 3 with in_flight=1"):
-        Tile(output_register=True, queue_depth=3)
+    with pytest.raises(ValueError, match=r"in_depth must be between 3 and 16 wavelets per colour"):
+        Tile(output_register=True, queue_depth=3, in_depth=2)
     tile = Tile(output_register=True, queue_depth=3, in_depth=3)
     assert tile.router.output_register and tile.pe.p.in_flight == 1

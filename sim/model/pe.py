@@ -44,7 +44,7 @@ import numpy as np
 from hdl.formats import Format
 from hdl.wavelet import ControlWord
 from pe import isa
-from pe.isa import AddressMap, DsdKind, ErrorFlag, Op
+from pe.isa import AddressMap, DsdKind, ErrorFlag, FilterMode, Op
 from pe.params import PEParams
 from sim.model import formats as F
 
@@ -161,6 +161,8 @@ class PEModel:
         self.task_words = [0] * self.p.num_tasks
         self.dsd_words = [(0, 0)] * self.p.num_dsds
         self.regs = [0] * isa.NUM_REGS
+        #: Per colour, the input queue's filter words: (FilterWord, FilterModeWord) values.
+        self.filters = [(0, 0)] * self.p.num_colors
         self.inbox: dict[int, deque[int]] = {c: deque() for c in range(self.p.num_colors)}
         self.outbox: list[tuple[int, int, int]] = []
         self.running = False
@@ -185,7 +187,9 @@ class PEModel:
         """Write one configuration word (see :class:`pe.isa.AddressMap`)."""
         A = AddressMap
         value &= 0xFFFF_FFFF
-        if addr < A.CTRL and self.running:  # tables, SRAM and registers only while stopped
+        in_filters = (A.FILTERS <= addr < A.FILTERS + self.p.num_colors
+                      or A.FILTER_MODES <= addr < A.FILTER_MODES + self.p.num_colors)
+        if (addr < A.CTRL or in_filters) and self.running:  # tables, SRAM, registers: stopped
             self.errors |= ErrorFlag.CONFIG_BUSY
             return
         if A.SRAM <= addr < A.SRAM + self.p.sram_words:
@@ -203,6 +207,12 @@ class PEModel:
             self.dsd_words[d] = tuple(w)
         elif A.REGS <= addr < A.REGS + isa.NUM_REGS:
             self.regs[addr - A.REGS] = value
+        elif A.FILTERS <= addr < A.FILTERS + self.p.num_colors:
+            c = addr - A.FILTERS
+            self.filters[c] = (value, self.filters[c][1])
+        elif A.FILTER_MODES <= addr < A.FILTER_MODES + self.p.num_colors:
+            c = addr - A.FILTER_MODES
+            self.filters[c] = (self.filters[c][0], value & 3)
         elif addr == A.CTRL:
             if value & 2:
                 self.reset_run_state()
@@ -238,9 +248,15 @@ class PEModel:
     def cfg_read(self, addr: int) -> int:
         """Read one configuration word (SRAM and tables read 0 while RUN is set)."""
         A = AddressMap
-        if addr < A.REGS and self.running:
+        in_filters = (A.FILTERS <= addr < A.FILTERS + self.p.num_colors
+                      or A.FILTER_MODES <= addr < A.FILTER_MODES + self.p.num_colors)
+        if (addr < A.REGS or in_filters) and self.running:
             self.errors |= ErrorFlag.CONFIG_BUSY
             return 0
+        if A.FILTERS <= addr < A.FILTERS + self.p.num_colors:
+            return self.filters[addr - A.FILTERS][0]
+        if A.FILTER_MODES <= addr < A.FILTER_MODES + self.p.num_colors:
+            return self.filters[addr - A.FILTER_MODES][1]
         if A.SRAM <= addr < A.SRAM + self.p.sram_words:
             return int(self.sram[addr - A.SRAM])
         if A.IMEM <= addr < A.IMEM + self.p.imem_words:
@@ -279,12 +295,28 @@ class PEModel:
             raise ValueError(f"colour {color} is outside this PE's {self.p.num_colors} colours")
         data &= 0xFFFF_FFFF
         if not ctrl:
-            self.inbox[color].append(data)
+            if self._passes(color, data):
+                self.inbox[color].append(data)
             return
         word = ControlWord.from_bits(data)
         if not word.no_task and word.task < self.p.num_tasks:
             self.active[word.task] = True
             self.control[word.task] = word.payload
+
+    def _passes(self, color: int, data: int) -> bool:
+        """The filter of ``color``'s input queue keeps a data wavelet (docs/isa.md, "Input
+        filters"): OFF keeps all, RANGE keeps an index (the upper 16 bits) in lo..hi, DROP
+        keeps one outside lo..hi."""
+        bounds, mode = self.filters[color]
+        if mode == FilterMode.OFF:
+            return True
+        index = data >> 16
+        inside = (bounds & 0xFFFF) <= index <= (bounds >> 16)
+        if mode == FilterMode.RANGE:
+            return inside
+        if mode == FilterMode.DROP:
+            return not inside
+        return True  # mode 3: reserved, keeps every wavelet as OFF does
 
     @property
     def idle(self) -> bool:
@@ -400,6 +432,8 @@ class PEModel:
                 base = (base + r[b & 7]) & 0xFFFF
             elif op == _DADDBI:
                 base = (base + imm) & 0xFFFF
+            elif op == _DINDEX:
+                base = (uimm + (r[b & 7] >> 16)) & 0xFFFF
             else:
                 length = r[b & 7] & 0xFFFF
             self.dsd_words[a] = _repack_dsd(base, length, w1)
@@ -629,7 +663,8 @@ _MEM, _FABOUT, _REG = int(DsdKind.MEM), int(DsdKind.FABOUT), int(DsdKind.REG)
  _UNBLK, _END, _HALT, _MOV) = (int(o) for o in (
     Op.LI, Op.LIH, Op.ADDI, Op.ADD, Op.SUB, Op.NOP, Op.BNZ, Op.BZ, Op.JMP, Op.DSETB, Op.DADDB,
     Op.DADDBI, Op.DSETL, Op.ACT, Op.BLK, Op.UNBLK, Op.END, Op.HALT, Op.MOV))
-_DSD_OPS = frozenset({_DSETB, _DADDB, _DADDBI, _DSETL})
+_DINDEX = int(Op.DINDEX)
+_DSD_OPS = frozenset({_DSETB, _DADDB, _DADDBI, _DSETL, _DINDEX})
 
 
 # DSD word fields, from their layouts in pe.isa (the DSD update instructions run per element

@@ -15,6 +15,8 @@ Syntax (one statement per line; ``;`` or ``#`` start a comment)::
     .task 9  reduce blocked                         ; a local task, initially blocked
     .reg  r1 16                                     ; initial register value (int or float)
     .data 32 bf16 1.0 -2.5 0.125                    ; SRAM contents from element address 32
+    .filter 2 range 0 63                            ; colour 2 keeps indices 0..63 only
+    .filter 5 drop 0 0xFFFF                         ; colour 5 drops every data wavelet
     on_x:
         fmac  y, w, x                               ; y += w * r7
         daddbi w, 8
@@ -46,6 +48,9 @@ from pe.isa import (
     VECTOR_OPS,
     AddressMap,
     DsdKind,
+    FilterMode,
+    FilterModeWord,
+    FilterWord,
     IForm,
     Op,
     encode,
@@ -86,6 +91,9 @@ class PEImage:
         Program labels (for listings and debugging).
     dsd_names : dict[str, int]
         DSD numbers by name.
+    filters : dict[int, tuple[int, int]]
+        Input-queue filters by colour: ``(FilterWord, FilterModeWord)`` values (colours not
+        listed keep every wavelet).
     """
 
     program: list[int] = field(default_factory=list)
@@ -95,6 +103,7 @@ class PEImage:
     sram: dict[int, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     dsd_names: dict[str, int] = field(default_factory=dict)
+    filters: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def add_words(self, word_addr: int, words, params: PEParams | None = None) -> None:
         """Add SRAM contents: 32-bit ``words`` from ``word_addr``.
@@ -119,7 +128,8 @@ class PEImage:
 
     def config_blocks(self) -> list[tuple[int, list[int]]]:
         """Configuration writes as ``(start address, words)`` blocks of consecutive addresses,
-        in the order SRAM, program, DSDs, tasks, registers (CTRL is the loader's business)."""
+        in the order SRAM, program, DSDs, tasks, registers, filters (CTRL is the loader's
+        business)."""
         blocks: list[tuple[int, list[int]]] = []
         blocks += _runs({AddressMap.SRAM + a: w for a, w in self.sram.items()})
         if self.program:
@@ -131,6 +141,8 @@ class PEImage:
         blocks += _runs(dsd_words)
         blocks += _runs({AddressMap.TASKS + t: w for t, w in self.tasks.items()})
         blocks += _runs({AddressMap.REGS + r: v for r, v in self.regs.items()})
+        blocks += _runs({AddressMap.FILTERS + c: b for c, (b, _) in self.filters.items()})
+        blocks += _runs({AddressMap.FILTER_MODES + c: m for c, (_, m) in self.filters.items()})
         return blocks
 
 
@@ -274,8 +286,28 @@ class _Assembler:
                     f".data of {len(values)} {fmt.name} elements at element {addr} ends at word "
                     f"{end_word}, beyond the SRAM of {self.p.sram_words} words")
             _pack_elements(elements, addr, fmt, self.image.sram)
+        elif name == ".filter":
+            self.filter_directive(args)
         else:
-            raise self.error(f"unknown directive {name!r} (known: .dsd .task .reg .data)")
+            raise self.error(f"unknown directive {name!r} (known: .dsd .task .reg .data "
+                             f".filter)")
+
+    def filter_directive(self, args: list[str]) -> None:
+        modes = {"range": FilterMode.RANGE, "drop": FilterMode.DROP, "off": FilterMode.OFF}
+        if len(args) != 4 or args[1].lower() not in modes:
+            raise self.error(".filter takes: COLOUR range|drop|off LO HI (index bounds, "
+                             "inclusive, 0..65535)")
+        colour = self.number(args[0], "a colour")
+        if not 0 <= colour < self.p.num_colors:
+            raise self.error(f"colour {colour} is outside 0..{self.p.num_colors - 1}")
+        if colour in self.image.filters:
+            raise self.error(f"colour {colour} has two .filter lines")
+        lo, hi = (self.imm(v, signed=False) for v in args[2:])
+        if lo > hi:
+            raise self.error(f".filter bounds {lo}..{hi}: lo must not exceed hi")
+        self.image.filters[colour] = (FilterWord.const({"lo": lo, "hi": hi}).as_bits(),
+                                      FilterModeWord.const({"mode": modes[args[1].lower()]})
+                                      .as_bits())
 
     def format(self, tok: str) -> Format:
         try:
@@ -396,6 +428,10 @@ class _Assembler:
         if op == Op.DADDBI:
             self.arity(mnem, ops, 2)
             return [encode(op, self.dsd(ops[0])[0], imm=self.imm(ops[1]))]
+        if op == Op.DINDEX:
+            self.arity(mnem, ops, 3)
+            return [encode(op, self.dsd(ops[0])[0], self.reg(ops[1]),
+                           imm=self.imm(ops[2], signed=False))]
         if op in (Op.ACT, Op.BLK, Op.UNBLK):
             self.arity(mnem, ops, 1)
             self.task_refs.append((len(self.words), op, ops[0], self.lineno))

@@ -31,6 +31,29 @@ a bias runs on the PE as ``imax``). The PE computes ``round(round(w·x) + y)`` p
 sums partial sums west to east: :meth:`GemvMapping.reference` does the same in numpy, so it
 agrees bit for bit.
 
+**Sparse GEMV** (``sparse=True``; after the WSE's sparse activations, Cerebras at Hot Chips
+2020): only the nonzero entries of ``x`` travel, each as a sparse wavelet
+(:class:`hdl.wavelet.SparseWord`: the value in a 16-bit format, its index ``k`` in the upper
+half), followed by one control wavelet that ends the vector:
+
+* **Broadcast.** The whole sparse ``x`` enters at the north edge of PE column 0 and is
+  multicast along row 0 and down every column (``N -> RAMP, S, E`` at ``(0, 0)``, ``W -> RAMP,
+  S, E`` along row 0, ``N -> RAMP, S`` below). Every PE's **range filter** keeps the indices
+  of its column's chunk, ``c·Kc .. (c+1)·Kc - 1``, and drops the others.
+* **Compute.** Each kept wavelet starts the data task: ``dindex w, r7, base - c·Kc`` points the
+  weight DSD at column ``k`` of the block (stored row-major, so column ``k`` is ``base + k`` with
+  stride ``Kc``: no multiply), then ``fmac y, w, x`` with ``x`` the register's low half in the
+  value format: an **indexed AXPY**.
+* **End of vector.** The control wavelet starts the reduce task as a control task (its id is
+  above every data task's, so the picker runs the data task for every wavelet that arrived
+  before it first). The reduction is the dense one; the reduce task then zeroes ``y``. The
+  next sparse ``x`` must not enter before this one's outputs have left (nothing blocks the data
+  task meanwhile: the driver runs one GEMV at a time).
+
+Values travel in BF16 (FP16 for fp16 weights, INT16 for int8), so ``x`` is rounded to that
+format first and its zeros (of either sign) after rounding are not sent. Cycles scale with the
+nonzeros: ``bench/sparse_gemv.py`` measures them against the dense mapping.
+
 An MLP is several layers mapped at once (each layer has its own colours, tasks, registers and
 SRAM region); the host moves activations from the east edge of one layer to the north edge of the
 next (host-orchestrated).
@@ -46,6 +69,7 @@ import numpy as np
 
 from fabric.array import FabricParams
 from hdl.formats import Format
+from hdl.wavelet import ControlWord, SparseWord
 from sim.host.driver import FabricImage, TileProgram
 from sim.model import formats as F
 from sim.model.wavelet import Wavelet
@@ -159,13 +183,16 @@ class GemvMapping:
         Index of the layer on the fabric (selects its colours, task, registers, SRAM region).
     sram_base : int
         First SRAM word of this layer's region.
+    sparse : bool
+        Send only ``x``'s nonzeros as sparse wavelets (the module's "Sparse GEMV").
 
     Raises
     ------
     MappingError
         If the shapes are wrong, the layer does not fit the PEs' SRAM, the fabric has too
         few colours or tasks for this many layers, or a finite weight (or bias) would round to
-        inf or NaN in ``dtype`` (beyond the format's largest finite value).
+        inf or NaN in ``dtype`` (beyond the format's largest finite value); for ``sparse``,
+        if ``K`` padded to the columns exceeds the 65,536 indices of a sparse wavelet.
     """
 
     weights: np.ndarray
@@ -175,6 +202,7 @@ class GemvMapping:
     fabric: FabricParams
     layer: int = 0
     sram_base: int = 0
+    sparse: bool = False
     # derived
     M: int = field(init=False)
     K: int = field(init=False)
@@ -212,6 +240,12 @@ class GemvMapping:
         if self.layer > 4:
             raise MappingError("at most 5 layers fit the PE's registers")
         self.counter_reg = 1 + self.layer
+        if self.sparse and C * self.Kc > 1 << SparseWord.as_shape()["index"].width:
+            raise MappingError(
+                f"a sparse GEMV indexes x with 16 bits, but K = {self.K} padded to {C} "
+                f"columns is {C * self.Kc}: split W into GEMVs of at most 65536 columns")
+        self.value_format = (Format.INT16 if self.is_int else
+                             Format.FP16 if self.dtype == Format.FP16 else Format.BF16)
         self._prepare()
         words = self.words_per_pe()
         if self.sram_base + words > self.fabric.sram_words:
@@ -302,8 +336,13 @@ class GemvMapping:
 
     def routes(self, r: int, c: int, table: RouteTable) -> None:
         """Add this layer's routes of tile ``(r, c)`` to ``table``."""
-        R = self.fabric.rows
-        table.set(self.x_color, ["n"], ["ramp", "s"] if r < R - 1 else ["ramp"])
+        R, C = self.fabric.rows, self.fabric.cols
+        down = ["ramp", "s"] if r < R - 1 else ["ramp"]
+        if self.sparse and r == 0:  # along row 0 from column 0's north edge, and down
+            table.set(self.x_color, ["n"] if c == 0 else ["w"], down + (["e"] if c < C - 1
+                                                                          else []))
+        else:
+            table.set(self.x_color, ["n"], down)
         table.set(self.link_colors[c % 2], ["ramp"], ["e"])
         if c > 0:
             table.set(self.link_colors[(c - 1) % 2], ["w"], ["ramp"])
@@ -319,16 +358,22 @@ class GemvMapping:
         out_color = self.link_colors[c % 2]
         in_color = self.link_colors[(c - 1) % 2] if c > 0 else self.link_colors[1]
         last = c == C - 1
+        w_elem = a['w'] * 32 // self.elem_bits  # element address of the weight block
+        xfmt = Format(self.value_format).name.lower() if self.sparse else acc
         lines = [
             f".dsd {L}y mem {acc} base={a['y']} len={Mr}",
-            f".dsd {L}w mem {wfmt} base={a['w'] * 32 // self.elem_bits} len={Mr}",
-            f".dsd {L}x reg {acc} r7",
+            f".dsd {L}w mem {wfmt} base={w_elem} len={Mr}"
+            + (f" stride={Kc}" if self.sparse else ""),
+            f".dsd {L}x reg {xfmt} r7",
             f".dsd {L}out fabout {acc} color={out_color} len={Mr}",
             f".dsd {L}zero reg {acc} r0",
             f".task {self.x_color} {L}on_x",
             f".task {self.reduce_task} {L}reduce",
-            f".reg r{self.counter_reg} {Kc}",
         ]
+        if self.sparse:  # this column's chunk of the broadcast indices
+            lines.append(f".filter {self.x_color} range {c * Kc} {(c + 1) * Kc - 1}")
+        else:
+            lines.append(f".reg r{self.counter_reg} {Kc}")
         if c > 0:
             lines.append(f".dsd {L}in fabin {acc} color={in_color} len={Mr}")
         if last and self.bias is not None and not self.is_int:
@@ -344,6 +389,17 @@ class GemvMapping:
             relu = "imax" if self.is_int else "fmax"
             body.append(f"{relu} {L}out, {L}y, {L}zero" if self.relu_on_fabric
                         else f"mov {L}out, {L}y")
+        if self.sparse:
+            return "\n".join(lines), "\n".join([
+                f"{L}on_x:",
+                f"    dindex {L}w, r7, {(w_elem - c * Kc) % (1 << 16)}",
+                f"    {mac} {L}y, {L}w, {L}x",
+                "    end",
+                f"{L}reduce:",
+                *[f"    {b}" for b in body],
+                f"    mov {L}y, {L}zero",
+                "    end",
+            ])
         code = [
             f"{L}on_x:",
             f"    {mac} {L}y, {L}w, {L}x",
@@ -369,7 +425,8 @@ class GemvMapping:
         """SRAM contents of this layer in PE ``(r, c)``: {word address: words}."""
         Mr, Kc = self.Mr, self.Kc
         block = self.w_elements[r * Mr:(r + 1) * Mr, c * Kc:(c + 1) * Kc]
-        words = pack_elements(block.T, self.elem_bits)  # column k of the block, then k + 1
+        # dense: column-major (column k, then k + 1); sparse: row-major (column k at k)
+        words = pack_elements(block if self.sparse else block.T, self.elem_bits)
         out = {self.addresses()["w"]: words}
         if c == self.fabric.cols - 1 and self.bias is not None and not self.is_int:
             out[self.addresses()["b"]] = self.b_bits[r * Mr:(r + 1) * Mr]
@@ -378,10 +435,40 @@ class GemvMapping:
     # ---- host side -------------------------------------------------------------------------
     def inputs(self, x) -> dict[tuple[str, int], list[Wavelet]]:
         """Wavelets to send: ``x`` chunk ``c`` into the north edge of column ``c``."""
+        if self.sparse:
+            values, index = self.sparse_x(x)
+            end = ControlWord.const({"payload": 0, "task": self.reduce_task, "no_task": 0,
+                                     "commands": []}).as_bits()
+            return {("n", 0): [Wavelet(SparseWord.const({"value": int(v), "index": int(k)})
+                                       .as_bits(), self.x_color)
+                               for v, k in zip(values, index)]
+                    + [Wavelet(end, self.x_color, 1)]}
         words = self.x_words(x)
         return {("n", c): [Wavelet(int(v), self.x_color)
                            for v in words[c * self.Kc:(c + 1) * self.Kc]]
                 for c in range(self.fabric.cols)}
+
+    def sparse_x(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """``x``'s nonzeros as they travel: (16-bit values in ``value_format``, their indices),
+        in index order. ``x`` is rounded to the value format (int8: quantised) first; entries
+        that are then zero (of either sign) are not sent.
+
+        Raises
+        ------
+        MappingError
+            If ``x`` has the wrong shape, or a finite entry overflows the value format.
+        """
+        x = np.asarray(x)
+        if x.shape != (self.K,):
+            raise MappingError(f"x must have shape ({self.K},), not {x.shape}")
+        if self.is_int:
+            q, _ = self.quantize_x(x.astype(np.float32))
+            index = np.flatnonzero(q)
+            return (q[index] & 0xFFFF).astype(np.uint32), index
+        check_format_range(self.layer, "x", x, self.value_format)
+        bits = F.narrow(np.asarray(x, np.float32).view(np.uint32), self.value_format)
+        index = np.flatnonzero(bits & 0x7FFF)  # not +0 or -0
+        return np.asarray(bits[index], np.uint32), index
 
     def expect(self) -> dict[tuple[str, int], int]:
         """Outputs each east port delivers per GEMV."""
@@ -419,7 +506,15 @@ class GemvMapping:
     def reference(self, x) -> np.ndarray:
         """numpy result with the fabric's rounding order (raw words of ``y[0:M]``)."""
         R, C, Mr, Kc = self.fabric.rows, self.fabric.cols, self.Mr, self.Kc
-        xw = self.x_words(x)
+        if self.sparse:  # only the nonzeros are added, each rounded to the value format
+            values, index = self.sparse_x(x)
+            dense = np.zeros(C * Kc, np.uint32)
+            dense[index] = F.widen(values, self.value_format)
+            sent = np.zeros(C * Kc, bool)
+            sent[index] = True
+        else:
+            dense, sent = self.x_words(x), np.ones(C * Kc, bool)
+        xw = dense
         if self.is_int:
             W = self.w_values
             xs = xw.view(np.int32).astype(np.int64)
@@ -436,8 +531,9 @@ class GemvMapping:
         W = self.w_values.view(np.uint32).reshape(R * Mr, C, Kc)
         xb = xw.reshape(C, Kc)
         y = np.zeros((R * Mr, C), dtype=np.uint32)
-        for k in range(Kc):
-            y = F.fmac(W[:, :, k], xb[None, :, k], y)
+        sb = sent.reshape(C, Kc)
+        for k in range(Kc):  # a column whose x_k was not sent leaves y unchanged
+            y = np.where(sb[None, :, k], F.fmac(W[:, :, k], xb[None, :, k], y), y)
         s = None
         for c in range(C):
             s = y[:, c] if s is None else F.fadd(s, y[:, c])
@@ -449,7 +545,8 @@ class GemvMapping:
 
 
 def map_layers(layers: list[tuple[np.ndarray, np.ndarray | None, bool]], dtype: Format,
-               fabric: FabricParams) -> tuple[list[GemvMapping], FabricImage]:
+               fabric: FabricParams, *, sparse: bool = False
+               ) -> tuple[list[GemvMapping], FabricImage]:
     """Map GEMV layers onto one fabric image (all resident at once).
 
     Parameters
@@ -459,6 +556,8 @@ def map_layers(layers: list[tuple[np.ndarray, np.ndarray | None, bool]], dtype: 
     dtype : Format
         Weight format of every layer.
     fabric : FabricParams
+    sparse : bool
+        Map every layer as a sparse GEMV (:class:`GemvMapping` ``sparse``).
 
     Returns
     -------
@@ -476,7 +575,7 @@ def map_layers(layers: list[tuple[np.ndarray, np.ndarray | None, bool]], dtype: 
     mappings: list[GemvMapping] = []
     base = 0
     for i, (W, b, relu) in enumerate(layers):
-        m = GemvMapping(W, b, relu, dtype, fabric, layer=i, sram_base=base)
+        m = GemvMapping(W, b, relu, dtype, fabric, layer=i, sram_base=base, sparse=sparse)
         if mappings and m.K != mappings[-1].M:
             prev = mappings[-1]
             raise MappingError(
