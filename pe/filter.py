@@ -20,10 +20,11 @@ Micro-architecture::
 
     link ──> [stage register] ──> filter table (LUT RAM, by colour) ──> compare ──> queues
 
-The filter table is a LUT RAM of ``num_colors`` bounds and a 2-bit mode per colour in flip-flops
-(reset to ``OFF``), read at the staged wavelet's colour. With ``registered`` (a transmitter whose link is the end of its allocation:
-the router without output registers) the link is registered first, so the table read and the
-two 16-bit comparisons start from flip-flops and no path runs from the router's allocation
+The filter table is a LUT RAM of ``num_colors`` bounds and a 2-bit mode per colour in
+flip-flops (reset to ``OFF``), read at the staged wavelet's colour. With ``registered`` (a
+transmitter whose link is the end of its allocation: the router without output registers)
+the link is registered first, so the table read and the two 16-bit comparisons start from
+flip-flops and no path runs from the router's allocation
 into the queues' counters; behind a router with output registers the link already comes from
 flip-flops and the stage is combinational. Either way the queues see one wavelet in flight
 beyond the ``color_ready`` the router saw (``ColorQueues(in_flight=1)``), so ``color_ready``

@@ -53,6 +53,7 @@ from hdl.logic import at_least
 from hdl.refused import refusing
 from hdl.sram import SRAMBank
 from hdl.wavelet import ControlWord, LinkSignature
+from pe.filter import InputFilter
 from pe.isa import (
     INTEGER_OPS,
     NUM_REGS,
@@ -69,7 +70,6 @@ from pe.isa import (
     StatusWord,
     TaskWord,
 )
-from pe.filter import InputFilter
 from pe.params import PEParams
 from pe.vector import VectorOp, VectorUnit, element_shift
 
