@@ -24,9 +24,9 @@ The filter table is a LUT RAM of ``num_colors`` bounds and a 2-bit mode per colo
 flip-flops (reset to ``OFF``), read at the staged wavelet's colour. With ``registered`` (a
 transmitter whose link is the end of its allocation: the router without output registers)
 the link is registered first, so the table read and the two 16-bit comparisons start from
-flip-flops and no path runs from the router's allocation
-into the queues' counters; behind a router with output registers the link already comes from
-flip-flops and the stage is combinational. Either way the queues see one wavelet in flight
+flip-flops and no path runs from the router's allocation into the queues' counters; behind a
+router with output registers the link already comes from flip-flops and the stage is
+combinational. Either way the queues see one wavelet in flight
 beyond the ``color_ready`` the router saw (``ColorQueues(in_flight=1)``), so ``color_ready``
 passes through unchanged and the queues keep a place per colour for it.
 """
@@ -104,8 +104,8 @@ class InputFilter(wiring.Component):
         # ---- stage ------------------------------------------------------------------------
         valid = Signal()
         staged = Signal(Wavelet)
-        stage = ResetInserter(self.flush)(Module()) if self.registered else None
         if self.registered:
+            stage = ResetInserter(self.flush)(Module())
             stage.d.sync += [valid.eq(link_in.valid), staged.eq(link_in.payload)]
             m.submodules.stage = stage
         else:

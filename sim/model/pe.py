@@ -183,12 +183,16 @@ class PEModel:
         self.pc: int | None = None  # None = no task running
         self.vector: _VectorProgress | None = None
 
+    def _is_filter(self, addr: int) -> bool:
+        """``addr`` is a filter's bounds or mode word (a table: only while stopped)."""
+        A, n = AddressMap, self.p.num_colors
+        return A.FILTERS <= addr < A.FILTERS + n or A.FILTER_MODES <= addr < A.FILTER_MODES + n
+
     def cfg_write(self, addr: int, value: int) -> None:
         """Write one configuration word (see :class:`pe.isa.AddressMap`)."""
         A = AddressMap
         value &= 0xFFFF_FFFF
-        in_filters = (A.FILTERS <= addr < A.FILTERS + self.p.num_colors
-                      or A.FILTER_MODES <= addr < A.FILTER_MODES + self.p.num_colors)
+        in_filters = self._is_filter(addr)
         if (addr < A.CTRL or in_filters) and self.running:  # tables, SRAM, registers: stopped
             self.errors |= ErrorFlag.CONFIG_BUSY
             return
@@ -248,8 +252,7 @@ class PEModel:
     def cfg_read(self, addr: int) -> int:
         """Read one configuration word (SRAM and tables read 0 while RUN is set)."""
         A = AddressMap
-        in_filters = (A.FILTERS <= addr < A.FILTERS + self.p.num_colors
-                      or A.FILTER_MODES <= addr < A.FILTER_MODES + self.p.num_colors)
+        in_filters = self._is_filter(addr)
         if (addr < A.REGS or in_filters) and self.running:
             self.errors |= ErrorFlag.CONFIG_BUSY
             return 0

@@ -514,10 +514,9 @@ class GemvMapping:
             sent[index] = True
         else:
             dense, sent = self.x_words(x), np.ones(C * Kc, bool)
-        xw = dense
         if self.is_int:
             W = self.w_values
-            xs = xw.view(np.int32).astype(np.int64)
+            xs = dense.view(np.int32).astype(np.int64)
             total = np.zeros(R * Mr, dtype=np.int64)
             for c in range(C):
                 part = W[:, c * Kc:(c + 1) * Kc] @ xs[c * Kc:(c + 1) * Kc]
@@ -529,7 +528,7 @@ class GemvMapping:
         # Column c's partial sums y[:, c] accumulate x[c·Kc + k] for k = 0, 1, ... in order;
         # the columns are independent, so step k updates all of them at once.
         W = self.w_values.view(np.uint32).reshape(R * Mr, C, Kc)
-        xb = xw.reshape(C, Kc)
+        xb = dense.reshape(C, Kc)
         y = np.zeros((R * Mr, C), dtype=np.uint32)
         sb = sent.reshape(C, Kc)
         for k in range(Kc):  # a column whose x_k was not sent leaves y unchanged
