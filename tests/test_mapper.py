@@ -4,6 +4,7 @@ and the user-facing errors."""
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -96,6 +97,89 @@ def test_rtl_gemv_and_mlp_bit_identical_to_golden(sim, shape, spares, defects):
             for layer, (a, b) in enumerate(zip(g, r)):
                 np.testing.assert_array_equal(b, a, err_msg=f"layer {layer}")
             np.testing.assert_array_equal(r[0], mappings[0].reference(x))
+    finally:
+        rtl.close()
+
+
+def sparse_input(rng, K, zeros):
+    """A random ``x`` with a fraction ``zeros`` of its entries zero, some of them -0."""
+    x = rng.standard_normal(K).astype(np.float32)
+    x[rng.permutation(K)[:round(zeros * K)]] = 0.0
+    x[np.flatnonzero(x == 0)[::2]] = -0.0
+    return x
+
+
+def value_rounded(x, dtype):
+    """``x`` as a sparse GEMV's values carry it: rounded to BF16 (FP16 for fp16), from
+    ml_dtypes, not the mapper."""
+    kind = np.float16 if dtype == "fp16" else ml_dtypes.bfloat16
+    return np.asarray(x, np.float32).astype(kind).astype(np.float32)
+
+
+@pytest.mark.parametrize("rows, cols, M, K", [(1, 1, 3, 5), (2, 3, 7, 10), (3, 3, 13, 20)])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16", "int8"])
+@pytest.mark.parametrize("zeros", [0.0, 0.5, 1.0])
+def test_sparse_gemv_golden_equals_dense_on_rounded_x(rows, cols, M, K, dtype, zeros):
+    """Only the nonzeros travel, yet the result is the dense GEMV of ``x`` rounded to the value
+    format, bit for bit (a skipped ``w·0`` leaves the partial sum as it was)."""
+    fabric = small(rows, cols)
+    rng = np.random.default_rng(rows * 100 + K)
+    W = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    relu = dtype != "int8"
+    mappings, image = map_layers([(W, b, relu)], parse_dtype(dtype), fabric, sparse=True)
+    m = mappings[0]
+    driver = FabricDriver(fabric, backend="golden")
+    driver.load(image)
+    for _ in range(2):  # the image serves repeated inputs
+        x = sparse_input(rng, K, zeros)
+        sent = m.inputs(x)[("n", 0)]
+        if dtype != "int8":  # int8 quantises first, so more of x may round to zero
+            assert len(sent) == np.count_nonzero(value_rounded(x, dtype)) + 1  # + end of x
+        raw = run_gemv(driver, mappings, x)[0]
+        np.testing.assert_array_equal(raw, m.reference(x))
+        if dtype == "int8":  # the dense mapping quantises x the same way
+            dense, dense_image = map_layers([(W, b, relu)], parse_dtype(dtype), fabric)
+            np.testing.assert_array_equal(raw, dense[0].reference(x))
+        else:  # the specification's GEMV on the rounded x
+            fmt = dtype
+            np.testing.assert_array_equal(raw, gemv(W, value_rounded(x, dtype), fmt, cols, b,
+                                                    relu))
+
+
+def test_sparse_index_beyond_16_bits_is_refused():
+    with pytest.raises(MappingError, match="indexes x with 16 bits, but K = 65537"):
+        map_layers([(np.ones((1, 65537), np.float32), None, False)], parse_dtype("bf16"),
+                   small(1, 1), sparse=True)
+
+
+@pytest.mark.parametrize("shape, spares, defects", [((2, 2), 1, 0), ((3, 3), 1, 2)],
+                         ids=["2x2", "3x3+1-defects"])
+def test_rtl_sparse_mlp_bit_identical_to_golden(sim, shape, spares, defects):
+    """A two-layer sparse MLP on RTL: range filters, dindex and the end-of-vector control task;
+    the second layer's x is the first's ReLU output, sparse by itself."""
+    rows, cols = shape
+    fabric = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=256, imem_words=64,
+                          num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True)
+    rng = np.random.default_rng(8)
+    defect_map = random_defects(rows, fabric.physical_cols, spares, defects, rng)
+    layers = [(rng.standard_normal((7, 10)).astype(np.float32),
+               rng.standard_normal(7).astype(np.float32), True),
+              (rng.standard_normal((4, 7)).astype(np.float32), None, False)]
+    mappings, image = map_layers(layers, parse_dtype("bf16"), fabric, sparse=True)
+    golden = FabricDriver(fabric, backend="golden")
+    rtl = FabricDriver(fabric, backend="rtl", sim=sim, defects=defect_map)
+    try:
+        for driver in (golden, rtl):
+            driver.load(image)
+        for zeros in (0.5, 0.0):
+            x = sparse_input(rng, 10, zeros)
+            g, r = run_gemv(golden, mappings, x), run_gemv(rtl, mappings, x)
+            for layer, (a, b) in enumerate(zip(g, r)):
+                np.testing.assert_array_equal(b, a, err_msg=f"layer {layer}")
+            np.testing.assert_array_equal(
+                r[0], gemv(layers[0][0], value_rounded(x, "bf16"), "bf16", cols, layers[0][1],
+                           True))
     finally:
         rtl.close()
 

@@ -302,11 +302,17 @@ def mlp(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, si
 @click.option("--max-cols", type=click.IntRange(min=1), default=None,
               help="Use only the first N columns of W.")
 @click.option("--relu", is_flag=True, help="Apply ReLU to the result.")
+@click.option("--sparse", is_flag=True,
+              help="Sparse GEMV: send only x's nonzeros, as sparse wavelets that each PE's "
+                   "range filter sorts by index.")
+@click.option("--zeros", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Set this fraction of x's entries (chosen at random) to zero.")
 def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, sim,
          output_register, out_dir,
-         as_json, weights, tensor, x_source, max_rows, max_cols, relu):
+         as_json, weights, tensor, x_source, max_rows, max_cols, relu, sparse, zeros):
     """One GEMV y = W x with W from a weight file, checked bit for bit against the golden
-    model and numpy."""
+    model and numpy. With --sparse only x's nonzeros travel (the WSE's sparse activations);
+    MACs and utilisation then count only the nonzeros' multiply-accumulates."""
     from sim.apps.errors import WorkloadError
     from sim.apps.layers import read_counters, run_layers
     from sim.apps.weights import load_weights
@@ -334,7 +340,8 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
                 raise WorkloadError(f"{xp} is not a valid .npy file: {exc}") from None
             if x.shape != (W.shape[1],):
                 raise WorkloadError(f"x has shape {x.shape}, but W has {W.shape[1]} columns")
-        mappings, image = map_layers([(W, None, relu)], fmt, params)
+        x[rng.permutation(x.size)[:round(zeros * x.size)]] = 0.0
+        mappings, image = map_layers([(W, None, relu)], fmt, params, sparse=sparse)
     except (WorkloadError, MappingError) as exc:
         hint = "" if max_rows or max_cols else " (or slice W with --max-rows/--max-cols)"
         raise UserError(f"{exc}{hint if 'SRAM' in str(exc) else ''}") from None
@@ -363,16 +370,19 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
         y_float = np.maximum(y_float, 0)
     pes = rows * cols
     cyc = cycles[0]
+    nonzeros = len(m.sparse_x(x)[1]) if sparse else int(np.count_nonzero(x))
+    useful = m.M * nonzeros if sparse else m.macs  # dense: every w·x is done, zero or not
     report = {
         "workload": "gemv", "backend": backend, "weights": str(weights), "tensor": name,
         "shape": list(W.shape), "full_shape": list(full), "dtype": dtype,
         "rows": rows, "cols": cols, "spares": spares, "defects": int(defect_map.sum()),
         "output_register": output_register, "bit_exact": exact, "reference_exact": ref_exact,
         "max_abs_error_vs_float32": float(np.max(np.abs(y - y_float))),
+        "sparse": sparse, "x_nonzeros": nonzeros, "x_length": int(x.size),
         "cycles": cyc,
-        "macs": m.macs,
-        "macs_per_cycle": round(m.macs / cyc, 3) if cyc else None,
-        "utilisation": round(m.macs / (pes * cyc), 4) if cyc else None,
+        "macs": useful,
+        "macs_per_cycle": round(useful / cyc, 3) if cyc else None,
+        "utilisation": round(useful / (pes * cyc), 4) if cyc else None,
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     _write_outputs(out_path, report, (
@@ -382,6 +392,8 @@ def gemv(rows, cols, spares, defects, fault, seed, dtype, sram_words, backend, s
     lines = [
         ("workload", f"GEMV, W = {name} {W.shape[0]} x {W.shape[1]} (of {full[0]} x {full[1]}), "
                      f"{dtype}"),
+        ("x", f"{nonzeros} of {x.size} entries nonzero, "
+              + ("sparse (only the nonzeros sent)" if sparse else "dense (all sent)")),
         ("fabric", f"{rows} x {cols} PEs (+{spares} spare), {report['defects']} defective "
                    f"tile(s), {backend}{', registered router outputs' if output_register else ''}"),
         ("bit-exact vs golden model", "n/a (golden backend)" if exact is None
