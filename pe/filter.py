@@ -18,17 +18,20 @@ Control wavelets are never filtered and never enter the queues: the PE takes the
 
 Micro-architecture::
 
-    link ──> [stage register] ──> filter table (LUT RAM, by colour) ──> compare ──> queues
+    link ──┬─> [stage register] ──────────────────────┬─> compare ──> queues
+           └─> filter table (LUT RAM, by colour) ─> [bounds, mode] ┘
 
 The filter table is a LUT RAM of ``num_colors`` bounds and a 2-bit mode per colour in
-flip-flops (reset to ``OFF``), read at the staged wavelet's colour. With ``registered`` (a
-transmitter whose link is the end of its allocation: the router without output registers)
-the link is registered first, so the table read and the two 16-bit comparisons start from
-flip-flops and no path runs from the router's allocation into the queues' counters; behind a
-router with output registers the link already comes from flip-flops and the stage is
-combinational. Either way the queues see one wavelet in flight
-beyond the ``color_ready`` the router saw (``ColorQueues(in_flight=1)``), so ``color_ready``
-passes through unchanged and the queues keep a place per colour for it.
+flip-flops (reset to ``OFF``). With ``registered`` (a transmitter whose link is the end of its
+allocation: the router without output registers) the link is registered, and the table is
+read at the arriving wavelet's colour into registers beside it, so the two 16-bit comparisons
+start from flip-flops and no path runs from the router's allocation into the queues'
+counters (a table read is one LUT RAM level after the link; the comparisons, the longer part,
+come after the register). Behind a router with output registers the link already comes from
+flip-flops: the stage is combinational and the table is read at the staged colour. Either way
+the queues see one wavelet in flight beyond the ``color_ready`` the router saw
+(``ColorQueues(in_flight=1)``), so ``color_ready`` passes through unchanged and the queues keep
+a place per colour for it.
 """
 
 from amaranth.hdl import Array, Module, Mux, ResetInserter, Signal
@@ -116,7 +119,7 @@ class InputFilter(wiring.Component):
         # bounds matter only under a mode that was written, so their memory is not reset)
         m.submodules.ranges = ranges = memory.Memory(shape=FilterWord, depth=C, init=[])
         range_wr = ranges.write_port()
-        range_rd, range_cfg = ranges.read_port(domain="comb"), ranges.read_port(domain="comb")
+        range_cfg = ranges.read_port(domain="comb")
         mode_bits = FilterModeWord["mode"].width
         modes = Array(Signal(mode_bits, name=f"mode_{c}") for c in range(C))
         for c in range(C):
@@ -128,15 +131,22 @@ class InputFilter(wiring.Component):
             range_cfg.addr.eq(self.cfg_color),
             self.cfg_range.eq(range_cfg.data.as_value()),
             self.cfg_mode.eq(modes[self.cfg_color]),
-            range_rd.addr.eq(staged.color),
         ]
+        if self.registered:  # read at the arriving colour, beside the stage register
+            range_rd = ranges.read_port(domain="sync")
+            mode = Signal(mode_bits)
+            m.d.comb += range_rd.addr.eq(link_in.payload.color)
+            m.d.sync += mode.eq(modes[link_in.payload.color])
+        else:
+            range_rd = ranges.read_port(domain="comb")
+            mode = modes[staged.color]
+            m.d.comb += range_rd.addr.eq(staged.color)
 
         # ---- compare ----------------------------------------------------------------------
         index = SparseWord(staged.data).index
         bounds = range_rd.data
         inside = Signal()
         m.d.comb += inside.eq((index >= bounds.lo) & (index <= bounds.hi))
-        mode = modes[staged.color]
         keep = Signal()
         m.d.comb += keep.eq(Mux(mode == FilterMode.RANGE, inside,
                                 Mux(mode == FilterMode.DROP, ~inside, 1)))

@@ -180,8 +180,25 @@ def test_rtl_sparse_mlp_bit_identical_to_golden(sim, shape, spares, defects):
             np.testing.assert_array_equal(
                 r[0], gemv(layers[0][0], value_rounded(x, "bf16"), "bf16", cols, layers[0][1],
                            True))
+        # A dense image loaded after the sparse one: loading turns the filters off.
+        mappings, image = map_layers(layers, parse_dtype("bf16"), fabric)
+        rtl.load(image)
+        x = rng.standard_normal(10).astype(np.float32)
+        np.testing.assert_array_equal(run_gemv(rtl, mappings, x)[0], mappings[0].reference(x))
     finally:
         rtl.close()
+
+
+def test_loading_an_image_turns_earlier_filters_off():
+    fabric = small(2, 2)
+    W = RNG.standard_normal((6, 8)).astype(np.float32)
+    driver = FabricDriver(fabric, backend="golden")
+    x = RNG.standard_normal(8).astype(np.float32)
+    for sparse in (True, False):
+        mappings, image = map_layers([(W, None, False)], parse_dtype("bf16"), fabric,
+                                     sparse=sparse)
+        driver.load(image)
+        np.testing.assert_array_equal(run_gemv(driver, mappings, x)[0], mappings[0].reference(x))
 
 
 def test_layer_too_big_says_what_it_needs():

@@ -256,9 +256,11 @@ class FabricDriver:
 
     def load(self, image: FabricImage) -> None:
         """Stop every PE, clear it (errors, counters, queues) and its router's drop counter, zero
-        its SRAM, program, task and DSD tables and registers, then write every tile's routes and
-        PE image through the configuration chain (the empty route table and the zeros as
-        broadcasts to every tile, then each router's colours in use and each PE's image).
+        its SRAM, program, task and DSD tables and registers, set every colour's input filter
+        to OFF (a filter of an earlier image would drop this image's wavelets), then write
+        every tile's routes and PE image through the configuration chain (the empty route table
+        and the zeros as broadcasts to every tile, then each router's colours in use and each
+        PE's image).
 
         Raises
         ------
@@ -277,7 +279,7 @@ class FabricDriver:
         words = self._broadcast(AddressMap.CTRL, [2]) + self._broadcast(DROPPED_ADDR, [0])
         for addr, count in ((AddressMap.SRAM, prm.sram_words), (AddressMap.IMEM, prm.imem_words),
                             (AddressMap.TASKS, prm.num_tasks), (AddressMap.DSDS, 2 * prm.num_dsds),
-                            (AddressMap.REGS, 8)):
+                            (AddressMap.REGS, 8), (AddressMap.FILTER_MODES, prm.num_colors)):
             words += self._broadcast(addr, [0] * count)
         # Every router gets the empty table by broadcast, then each its colours in use.
         empty = RouteTable(self.params.num_colors)
