@@ -39,7 +39,10 @@ half), followed by one control wavelet that ends the vector:
 * **Broadcast.** The whole sparse ``x`` enters at the north edge of PE column 0 and is
   multicast along row 0 and down every column (``N -> RAMP, S, E`` at ``(0, 0)``, ``W -> RAMP,
   S, E`` along row 0, ``N -> RAMP, S`` below). Every PE's **range filter** keeps the indices
-  of its column's chunk, ``c·Kc .. (c+1)·Kc - 1``, and drops the others.
+  of its column's chunk, ``c·Kc .. (c+1)·Kc - 1``, and drops the others. The host interleaves
+  the chunks (the first nonzero of every chunk, then the second of every chunk, ...; each
+  chunk's own order kept), so all columns compute at once: sent in index order, column 0's
+  chunk would fill its queue and stall the multicast while the other columns wait.
 * **Compute.** Each kept wavelet starts the data task: ``dindex w, r7, base - c·Kc`` points the
   weight DSD at column ``k`` of the block (stored row-major, so column ``k`` is ``base + k`` with
   stride ``Kc``: no multiply), then ``fmac y, w, x`` with ``x`` the register's low half in the
@@ -434,9 +437,15 @@ class GemvMapping:
 
     # ---- host side -------------------------------------------------------------------------
     def inputs(self, x) -> dict[tuple[str, int], list[Wavelet]]:
-        """Wavelets to send: ``x`` chunk ``c`` into the north edge of column ``c``."""
+        """Wavelets to send: dense, ``x`` chunk ``c`` into the north edge of column ``c``;
+        sparse, the nonzeros with the chunks interleaved and the end-of-vector control
+        wavelet into the north edge of column 0."""
         if self.sparse:
             values, index = self.sparse_x(x)
+            chunk = index // self.Kc
+            rank = np.arange(len(index)) - np.searchsorted(chunk, chunk)  # place in its chunk
+            order = np.argsort(rank, kind="stable")  # interleaved, each chunk still in order
+            values, index = values[order], index[order]
             end = ControlWord.const({"payload": 0, "task": self.reduce_task, "no_task": 0,
                                      "commands": []}).as_bits()
             return {("n", 0): [Wavelet(SparseWord.const({"value": int(v), "index": int(k)})
