@@ -73,18 +73,24 @@ def test_mlp_two_layers_golden():
     np.testing.assert_array_equal(raw[1], mappings[1].reference(raw[0].view(np.float32)))
 
 
-@pytest.mark.parametrize("shape, spares, defects", [((2, 2), 1, 0), ((3, 3), 1, 2)],
-                         ids=["2x2", "3x3+1-defects"])
-def test_rtl_gemv_and_mlp_bit_identical_to_golden(sim, shape, spares, defects):
+def rtl_mlp_case(shape, spares, defects, seed):
+    """(fabric, defect map, a 10-7-4 MLP's layers, rng) for the RTL tests: the same fabric
+    parameters as tests/test_fabric.py, so the two share their simulator builds."""
     rows, cols = shape
-    # The same parameters as tests/test_fabric.py, so the two share their simulator builds.
     fabric = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=256, imem_words=64,
                           num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True)
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     defect_map = random_defects(rows, fabric.physical_cols, spares, defects, rng)
     layers = [(rng.standard_normal((7, 10)).astype(np.float32),
                rng.standard_normal(7).astype(np.float32), True),
               (rng.standard_normal((4, 7)).astype(np.float32), None, False)]
+    return fabric, defect_map, layers, rng
+
+
+@pytest.mark.parametrize("shape, spares, defects", [((2, 2), 1, 0), ((3, 3), 1, 2)],
+                         ids=["2x2", "3x3+1-defects"])
+def test_rtl_gemv_and_mlp_bit_identical_to_golden(sim, shape, spares, defects):
+    fabric, defect_map, layers, rng = rtl_mlp_case(shape, spares, defects, seed=5)
     mappings, image = map_layers(layers, parse_dtype("bf16"), fabric)
     golden = FabricDriver(fabric, backend="golden")
     rtl = FabricDriver(fabric, backend="rtl", sim=sim, defects=defect_map)
@@ -158,14 +164,8 @@ def test_sparse_index_beyond_16_bits_is_refused():
 def test_rtl_sparse_mlp_bit_identical_to_golden(sim, shape, spares, defects):
     """A two-layer sparse MLP on RTL: range filters, dindex and the end-of-vector control task;
     the second layer's x is the first's ReLU output, sparse by itself."""
-    rows, cols = shape
-    fabric = FabricParams(rows=rows, cols=cols, spares=spares, sram_words=256, imem_words=64,
-                          num_colors=8, num_tasks=12, num_dsds=16, fault_injection=True)
-    rng = np.random.default_rng(8)
-    defect_map = random_defects(rows, fabric.physical_cols, spares, defects, rng)
-    layers = [(rng.standard_normal((7, 10)).astype(np.float32),
-               rng.standard_normal(7).astype(np.float32), True),
-              (rng.standard_normal((4, 7)).astype(np.float32), None, False)]
+    fabric, defect_map, layers, rng = rtl_mlp_case(shape, spares, defects, seed=8)
+    cols = fabric.cols
     mappings, image = map_layers(layers, parse_dtype("bf16"), fabric, sparse=True)
     golden = FabricDriver(fabric, backend="golden")
     rtl = FabricDriver(fabric, backend="rtl", sim=sim, defects=defect_map)
