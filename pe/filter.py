@@ -18,20 +18,22 @@ Control wavelets are never filtered and never enter the queues: the PE takes the
 
 Micro-architecture::
 
-    link ──┬─> [stage register] ──────────────────────┬─> compare ──> queues
-           └─> filter table (LUT RAM, by colour) ─> [bounds, mode] ┘
+    link ──┬─> [stage register] ──────────────────────┬─> compare, mode ──> queues
+           └─> bounds (LUT RAM, by colour) ─> [bounds] ┘
 
 The filter table is a LUT RAM of ``num_colors`` bounds and a 2-bit mode per colour in
 flip-flops (reset to ``OFF``). With ``registered`` (a transmitter whose link is the end of its
-allocation: the router without output registers) the link is registered, and the table is
-read at the arriving wavelet's colour into registers beside it, so the two 16-bit comparisons
-start from flip-flops and no path runs from the router's allocation into the queues'
-counters (a table read is one LUT RAM level after the link; the comparisons, the longer part,
-come after the register). Behind a router with output registers the link already comes from
-flip-flops: the stage is combinational and the table is read at the staged colour. Either way
-the queues see one wavelet in flight beyond the ``color_ready`` the router saw
-(``ColorQueues(in_flight=1)``), so ``color_ready`` passes through unchanged and the queues keep
-a place per colour for it.
+allocation: the router without output registers) the link is registered, and the bounds are
+read at the arriving wavelet's colour into a register beside it, so the two 16-bit
+comparisons start from flip-flops and no path runs from the router's allocation into the
+queues' counters (the bounds read is one LUT RAM level after the link; the comparisons, the
+longer part, come after the register). The mode is selected at the staged colour, in
+parallel with the comparisons (selected at the arriving colour, its 24:1 mux lengthened the
+tile's path from the router's allocation). Behind a router with output registers the link
+already comes from flip-flops: the stage is combinational and the bounds are read at the staged
+colour. Either way the queues see one wavelet in flight beyond the ``color_ready`` the router
+saw (``ColorQueues(in_flight=1)``), so ``color_ready`` passes through unchanged and the queues
+keep a place per colour for it.
 """
 
 from amaranth.hdl import Array, Module, Mux, ResetInserter, Signal
@@ -132,14 +134,12 @@ class InputFilter(wiring.Component):
             self.cfg_range.eq(range_cfg.data.as_value()),
             self.cfg_mode.eq(modes[self.cfg_color]),
         ]
-        if self.registered:  # read at the arriving colour, beside the stage register
+        mode = modes[staged.color]  # a few levels, beside the comparisons' carry chains
+        if self.registered:  # the bounds read at the arriving colour, beside the stage
             range_rd = ranges.read_port(domain="sync")
-            mode = Signal(mode_bits)
             m.d.comb += range_rd.addr.eq(link_in.payload.color)
-            m.d.sync += mode.eq(modes[link_in.payload.color])
         else:
             range_rd = ranges.read_port(domain="comb")
-            mode = modes[staged.color]
             m.d.comb += range_rd.addr.eq(staged.color)
 
         # ---- compare ----------------------------------------------------------------------
