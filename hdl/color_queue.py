@@ -59,7 +59,7 @@ from .block_ram import BLOCK_RAM, registered_read
 from .logic import at_least
 from .params import check_bool, check_int
 from .signature import ParamSignature
-from .wavelet import COLOR_BITS, DATA_BITS, LinkSignature, check_num_colors
+from .wavelet import COLOR_BITS, DATA_BITS, LinkSignature, check_num_colors, ready_at
 
 __all__ = ["QueueEntry", "QueueReadSignature", "ColorQueues", "MAX_QUEUE_DEPTH"]
 
@@ -393,8 +393,5 @@ class ColorQueues(wiring.Component):
         m.d.comb += link.color_ready.eq(color_ready)
         # ready = room[colour] (color_ready[colour] without a wavelet in flight); colours
         # without a queue are taken (and dropped).
-        if C < 1 << COLOR_BITS:
-            m.d.comb += link.ready.eq(Mux(colour < C, room.bit_select(colour, 1), 1))
-        else:
-            m.d.comb += link.ready.eq(room.bit_select(colour, 1))
+        m.d.comb += link.ready.eq(ready_at(room, colour, C))
         return ResetInserter(self.flush)(m)

@@ -19,7 +19,7 @@ each other across a hop (the WSE's routers have per-colour flow control the same
   only blocks itself.
 """
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data, enum
 from amaranth.lib.wiring import In, Out
 
@@ -37,6 +37,7 @@ __all__ = [
     "SparseWord",
     "LinkSignature",
     "check_num_colors",
+    "ready_at",
 ]
 
 #: Width of a wavelet's data field, in bits.
@@ -161,6 +162,22 @@ def check_num_colors(num_colors: int) -> int:
             f"{COLOR_BITS} bits), not {num_colors}"
         )
     return num_colors
+
+
+def ready_at(bits, color, num_colors: int):
+    """A link's ``ready`` from a per-colour vector: ``bits[color]``, and 1 for a colour at or
+    above ``num_colors`` (no queue: accepted and dropped, the link rule above).
+
+    Parameters
+    ----------
+    bits : Value of width ``num_colors``
+        Room per colour (``color_ready`` or the room there is now).
+    color : Value of width :data:`COLOR_BITS`
+        The offered wavelet's colour.
+    """
+    if num_colors < 1 << COLOR_BITS:
+        return Mux(color < num_colors, bits.bit_select(color, 1), 1)
+    return bits.bit_select(color, 1)
 
 
 class LinkSignature(ParamSignature):

@@ -41,7 +41,15 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.params import check_bool
-from hdl.wavelet import COLOR_BITS, DATA_BITS, LinkSignature, SparseWord, Wavelet, check_num_colors
+from hdl.wavelet import (
+    COLOR_BITS,
+    DATA_BITS,
+    LinkSignature,
+    SparseWord,
+    Wavelet,
+    check_num_colors,
+    ready_at,
+)
 from pe.isa import FilterMode, FilterModeWord, FilterWord
 
 __all__ = ["InputFilter"]
@@ -157,10 +165,6 @@ class InputFilter(wiring.Component):
             self.dropped.eq(data_wavelet & ~keep),
             link_in.color_ready.eq(link_out.color_ready),
         ]
-        colour = link_in.payload.color
-        if C < 1 << COLOR_BITS:
-            ready = Mux(colour < C, link_out.color_ready.bit_select(colour, 1), 1)
-        else:
-            ready = link_out.color_ready.bit_select(colour, 1)
+        ready = ready_at(link_out.color_ready, link_in.payload.color, C)
         m.d.comb += link_in.ready.eq(link_in.payload.ctrl | ready)
         return m
