@@ -354,25 +354,33 @@ class VectorUnit(wiring.Component):
         # RAW interlock: ``match[n][k]`` says that the element at stage k writes the word read
         # port n reads now. Registers: when the read address changes (an issue or a load) they
         # are the compares of the stages' words with the new address, made in the cycle before
-        # as the stages shift; otherwise they shift with the stages. So the issue decision
-        # sees only an OR of registers.
+        # as the stages shift; otherwise they shift with the stages. ``hit[n]`` (some stage
+        # that writes SRAM matches) is a register too, the OR over the stages as they will be
+        # after this cycle's shift, computed beside the matches and selected by the same
+        # ``changed``; so the issue decision sees two flip-flops, and the loop from the issue
+        # decision back to itself is the select alone.
         m.d.comb += [self.sram.rd_a_addr.eq(word["a"]), self.sram.rd_b_addr.eq(word["b"])]
         word_next = {n: Signal(word_bits, name=f"word_{n}_next") for n in names}
         changed = Signal()
         match = {n: [Signal(name=f"match_{n}_{k}") for k in range(L)] for n in "ab"}
-        for n in "ab":
-            previous = [word["d"]] + [s.word[:word_bits] for s in meta[:-1]]
-            for k in range(L):
-                m.d.sync += match[n][k].eq(Mux(changed, previous[k] == word_next[n],
-                                               match[n][k - 1] if k else 0))
         hit = {n: Signal(name=f"hit_{n}") for n in "ab"}
+        can_issue = Signal()
+        previous = [word["d"]] + [s.word[:word_bits] for s in meta[:-1]]
         for n in "ab":
-            m.d.comb += hit[n].eq(Cat(s.wmem & match[n][k] for k, s in enumerate(meta)).any())
+            compare = [Signal(name=f"compare_{n}_{k}") for k in range(L)]
+            m.d.comb += [compare[k].eq(previous[k] == word_next[n]) for k in range(L)]
+            for k in range(L):
+                m.d.sync += match[n][k].eq(Mux(changed, compare[k], match[n][k - 1] if k else 0))
+            # stage k after the shift holds what stage k - 1 holds now (stage 0: the issue)
+            on_change = Cat(meta[k - 1].wmem & compare[k] for k in range(1, L)).any()
+            on_shift = Cat(meta[k - 1].wmem & match[n][k - 1] for k in range(1, L)).any()
+            issue_writes = X["dmem"] & compare[0]
+            m.d.sync += hit[n].eq(~abort & Mux(changed, on_change | (can_issue & issue_writes),
+                                                on_shift))
         hazard = Signal()
         m.d.comb += hazard.eq((X["reads_a"] & hit["a"]) | (X["reads_b"] & hit["b"]))
         has_credit = Signal()
         m.d.comb += has_credit.eq(credits != 0)
-        can_issue = Signal()
         m.d.comb += can_issue.eq(
             X["valid"] & X["more"] & ~hazard
             & (~X["xfab"] | (count["x"] != 0)) & (~X["yfab"] | (count["y"] != 0))
