@@ -209,6 +209,23 @@ def test_yield_errors_name_the_flags(tmp_path, args, message):
     assert "spares_list" not in result.output and "tile_area_mm2" not in result.output
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gemv_zeros_and_sparse(tmp_path, sparse):
+    W = np.random.default_rng(4).standard_normal((9, 40)).astype(np.float32)
+    np.save(tmp_path / "w.npy", W)
+    result = invoke("run", "gemv", "--weights", str(tmp_path / "w.npy"), "--rows", "2",
+                    "--cols", "2", "--backend", "golden", "--zeros", "0.75", "--json", "--out",
+                    str(tmp_path / "o"), *(["--sparse"] if sparse else []))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["sparse"] is sparse and report["reference_exact"] is True
+    assert report["x_length"] == 40 and report["x_nonzeros"] == 10  # 30 of 40 set to zero
+    assert report["macs"] == 9 * (10 if sparse else 40)  # sparse: only the nonzeros' products
+    bad = invoke("run", "gemv", "--weights", str(tmp_path / "w.npy"), "--zeros", "1.5",
+                 "--backend", "golden")
+    assert bad.exit_code == 2 and "--zeros" in bad.output
+
+
 def test_gemv_weights_beyond_fp8_are_refused(tmp_path):
     W = np.ones((3, 4), np.float32)
     W[2, 1] = 1000.0
