@@ -158,15 +158,14 @@ class ConfigStation(wiring.Component):
         wr_addr = Signal(self.addr_width)
         wr_data = Signal(32)
         m.d.sync += wr.eq(0)
-        m.d.comb += [self.bus.we.eq(wr), self.bus.wdata.eq(wr_data),
-                     self.bus.addr.eq(wr_addr)]
+        m.d.comb += [self.bus.we.eq(wr), self.bus.wdata.eq(wr_data)]
 
         m.d.comb += self.busy.eq(buf.r_rdy | (remaining != 0) | inflight | wr)
         m.d.sync += inflight.eq(0)
         with m.If(inflight):
             m.d.comb += [buf.w_data.eq(self.bus.rdata), buf.w_en.eq(1)]
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("HEADER"):
                 write = (cmd == Command.WRITE) & enabled & (me | broadcast)
                 read = (cmd == Command.READ) & enabled & me
@@ -244,9 +243,14 @@ class ConfigStation(wiring.Component):
                         m.next = "ANSWER"
             with m.State("ANSWER"):
                 with m.If(room & (remaining != 0)):
-                    m.d.comb += [self.bus.addr.eq(addr), self.bus.re.eq(1)]  # (never with wr)
+                    m.d.comb += self.bus.re.eq(1)  # (never with wr)
                     m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
                                  inflight.eq(1)]
                 with m.If(remaining == 0):
                     m.next = "HEADER"
+        # The core's address from registers alone (the state, the read and write addresses),
+        # not from the read decision (``room``, ``remaining``): the core's table reads behind
+        # it start from flip-flops. Reads and writes never overlap (a write's data word
+        # reaches the core only in DATA, a cycle after its take; an answer is read in ANSWER).
+        m.d.comb += self.bus.addr.eq(Mux(fsm.ongoing("ANSWER"), addr, wr_addr))
         return m
