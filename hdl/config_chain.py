@@ -250,7 +250,8 @@ class ConfigStation(wiring.Component):
                     m.next = "HEADER"
         # The core's address from registers alone (the state, the read and write addresses),
         # not from the read decision (``room``, ``remaining``): the core's table reads behind
-        # it start from flip-flops. Reads and writes never overlap (a write's data word
-        # reaches the core only in DATA, a cycle after its take; an answer is read in ANSWER).
+        # it start from flip-flops. Reads and writes never overlap: a write reaches the core
+        # the cycle after its word is taken in DATA (in DATA or HEADER then), and an answer is
+        # read only in ANSWER, at least three cycles after a HEADER.
         m.d.comb += self.bus.addr.eq(Mux(fsm.ongoing("ANSWER"), addr, wr_addr))
         return m
