@@ -34,6 +34,7 @@ __all__ = [
     "NUM_REGS",
     "WAVELET_REG",
     "MAX_DSDS",
+    "MAX_PERIOD",
     "Instruction",
     "IForm",
     "RForm",
@@ -168,8 +169,15 @@ class TaskWord(data.Struct):
 
 
 #: DSD configuration word 1: ``stride[15:0]`` (signed, elements) ``| fmt[18:16] | ctrl[19] |
-#: kind[21:20]``; ``ctrl`` (FABOUT only): every element leaves as a control wavelet.
-DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), ctrl=(1, 19), kind=(2, 20))
+#: kind[21:20] | period[31:22]``; ``ctrl`` (FABOUT only): every element leaves as a control
+#: wavelet. ``period`` (0 = none) makes a multi-dimensional access of one instruction, as the
+#: WSE's ``mem4d`` DSDs and the Cerebras SDK's tensor accesses do: a MEM DSD *wraps*, element
+#: ``i`` at ``base + (i mod period) * stride``; a FABIN DSD *repeats*, each wavelet used for
+#: ``period`` consecutive elements; other kinds ignore it (``docs/isa.md``, "DSDs").
+DsdWord1 = _word(stride=(signed(16), 0), fmt=(3, 16), ctrl=(1, 19), kind=(2, 20),
+                 period=(10, 22))
+#: Largest DSD ``period`` (:data:`DsdWord1`).
+MAX_PERIOD = (1 << 10) - 1
 
 
 class FilterMode(enum.IntEnum):
@@ -255,11 +263,13 @@ def field_imm(word: int, signed: bool = True) -> int:
 
 
 def pack_dsd(kind: int, fmt: int, base: int, length: int, stride: int = 0,
-             ctrl: int = 0) -> tuple[int, int]:
+             ctrl: int = 0, period: int = 0) -> tuple[int, int]:
     """Pack a DSD into its two configuration words (:class:`DsdWord0`, :data:`DsdWord1`).
 
     For a fabric DSD ``base`` is the colour; for a register DSD, the register. ``ctrl`` (0 or
-    1) makes a FABOUT DSD send control wavelets (other kinds ignore it).
+    1) makes a FABOUT DSD send control wavelets (other kinds ignore it). ``period`` (0 ..
+    :data:`MAX_PERIOD` elements, 0 = none): a MEM DSD wraps to ``base`` every ``period``
+    elements, a FABIN DSD uses each wavelet for ``period`` elements (other kinds ignore it).
 
     Raises
     ------
@@ -270,18 +280,20 @@ def pack_dsd(kind: int, fmt: int, base: int, length: int, stride: int = 0,
     _fits("DSD length", length, 0, 1 << 16, "16 bits (max 65535 elements)")
     _fits("DSD stride", stride, -(1 << 15), 1 << 15, "a signed 16-bit field")
     _fits("DSD ctrl", ctrl, 0, 2, "one bit")
+    _fits("DSD period", period, 0, MAX_PERIOD + 1, "10 bits")
     if not (0 <= fmt < 8 and 0 <= kind < 4):
         raise ValueError(f"bad DSD kind {kind} or format {fmt}")
     w0 = DsdWord0.const({"base": base, "length": length}).as_bits()
-    w1 = DsdWord1.const({"stride": stride, "fmt": fmt, "ctrl": ctrl, "kind": kind}).as_bits()
+    w1 = DsdWord1.const({"stride": stride, "fmt": fmt, "ctrl": ctrl, "kind": kind,
+                         "period": period}).as_bits()
     return w0, w1
 
 
 @functools.lru_cache(maxsize=4096)
-def unpack_dsd(w0: int, w1: int) -> tuple[int, int, int, int, int, int]:
-    """Inverse of :func:`pack_dsd`: ``(kind, fmt, base, length, stride, ctrl)``."""
+def unpack_dsd(w0: int, w1: int) -> tuple[int, int, int, int, int, int, int]:
+    """Inverse of :func:`pack_dsd`: ``(kind, fmt, base, length, stride, ctrl, period)``."""
     d0, d1 = DsdWord0.from_bits(w0 & 0xFFFF_FFFF), DsdWord1.from_bits(w1 & 0xFFFF_FFFF)
-    return d1.kind, d1.fmt, d0.base, d0.length, d1.stride, d1.ctrl
+    return d1.kind, d1.fmt, d0.base, d0.length, d1.stride, d1.ctrl, d1.period
 
 
 def pack_task(entry: int, valid: bool = True, blocked: bool = False) -> int:

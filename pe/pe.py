@@ -87,6 +87,7 @@ class _DsdShape(data.Struct):
     fmt: 3
     ctrl: 1
     kind: 2
+    period: 10
 
 
 def _onehot(m: Module, index, width: int, name: str) -> Signal:
@@ -320,7 +321,8 @@ class PE(wiring.Component):
         for k in ports:
             w0, w1 = dsd0_rd[k].data, dsd1_rd[k].data
             opd[k] = {"kind": w1.kind, "fmt": w1.fmt, "stride": w1.stride, "ctrl": w1.ctrl,
-                      "base": w0.base, "len": w0.length, "span": span_rd[k].data}
+                      "period": w1.period, "base": w0.base, "len": w0.length,
+                      "span": span_rd[k].data}
         dst, src0, src1 = opd["a"], opd["b"], opd["c"]
         used = {"a": Const(1), "b": Const(1), "c": d_two}
 
@@ -400,8 +402,8 @@ class PE(wiring.Component):
                     "DADDBI", "DSETL", "DINDEX", "MOV", "ACT", "BLK", "UNBLK")
         EF = {name: Signal(name=f"e_is_{name.lower()}") for name in flag_ops}
         EO = {k: {name: Signal(shape, name=f"e_{k}_{name}") for name, shape in {
-            "kind": 2, "fmt": 3, "stride": signed(16), "ctrl": 1, "base": 16, "len": 16,
-            "span": signed(_SPAN_BITS), "shift": 2, "oob_first": 1,
+            "kind": 2, "fmt": 3, "stride": signed(16), "ctrl": 1, "period": 10, "base": 16,
+            "len": 16, "span": signed(_SPAN_BITS), "shift": 2, "oob_first": 1,
         }.items()} for k in ports}
 
         sram_bits = (p.sram_words - 1).bit_length()
@@ -447,8 +449,8 @@ class PE(wiring.Component):
         for k in ports:
             o = opd[k]
             sh = element_shift(o["fmt"])
-            d_to_e += [EO[k][f].eq(o[f]) for f in ("kind", "fmt", "stride", "ctrl", "base",
-                                                   "len", "span")]
+            d_to_e += [EO[k][f].eq(o[f]) for f in ("kind", "fmt", "stride", "ctrl", "period",
+                                                   "base", "len", "span")]
             d_to_e += [EO[k]["shift"].eq(sh), EO[k]["oob_first"].eq(beyond(o["base"], sh))]
         with m.If(~hold_e):
             m.d.sync += d_to_e
@@ -555,7 +557,8 @@ class PE(wiring.Component):
         for k, o in zip(ports, (vop.dst, vop.src0, vop.src1)):
             m.d.comb += [o.kind.eq(EO[k]["kind"]), o.fmt.eq(EO[k]["fmt"]),
                          o.base.eq(EO[k]["base"]), o.stride.eq(EO[k]["stride"]),
-                         o.ctrl.eq(EO[k]["ctrl"]), o.value.eq(values[k])]
+                         o.ctrl.eq(EO[k]["ctrl"]), o.period.eq(EO[k]["period"]),
+                         o.value.eq(values[k])]
         m.d.comb += [
             vop.op.eq(e_op), vop.length.eq(E["length"]),
             vu.op.payload.eq(vop),
@@ -567,6 +570,7 @@ class PE(wiring.Component):
         req = Signal()
         req_len = Signal(16)
         req_stride = Signal(signed(16))
+        req_period = Signal(10)  # a wrap: the span covers min(length, period) elements
         req_dsd = Signal(dsd_bits)
         req_to_e = Signal(2)  # 0: the table; 1 + k: E's operand k (a length mismatch)
         # Two stages: the operands, the length already less one; their product (a MULT18X18D),
@@ -579,8 +583,9 @@ class PE(wiring.Component):
                "dsd": Signal(dsd_bits, name="sp1_dsd"), "to_e": Signal(2, name="sp1_to_e")}
         sp2 = {"valid": Signal(name="sp2_valid"), "prod": Signal(signed(33), name="sp2_prod"),
                "dsd": Signal(dsd_bits, name="sp2_dsd"), "to_e": Signal(2, name="sp2_to_e")}
+        wraps = req_period.any() & (req_period < req_len)
         m.d.sync += [
-            sp1["valid"].eq(req & ~clear), sp1["len_m1"].eq(req_len - 1),
+            sp1["valid"].eq(req & ~clear), sp1["len_m1"].eq(Mux(wraps, req_period, req_len) - 1),
             sp1["stride"].eq(req_stride),
             sp1["dsd"].eq(req_dsd), sp1["to_e"].eq(req_to_e),
             sp2["valid"].eq(sp1["valid"] & ~clear), sp2["prod"].eq(sp1["len_m1"] * sp1["stride"]),
@@ -660,6 +665,7 @@ class PE(wiring.Component):
             dsd1_wr.data.fmt.eq(DsdWord1(cfg.wdata).fmt),
             dsd1_wr.data.ctrl.eq(DsdWord1(cfg.wdata).ctrl),
             dsd1_wr.data.kind.eq(DsdWord1(cfg.wdata).kind),
+            dsd1_wr.data.period.eq(DsdWord1(cfg.wdata).period),
             dsd1_wr.en.eq(cfg_w1),
         ]
         # Span requests: DSETL (in E), a configuration write of either word (the other word
@@ -667,19 +673,21 @@ class PE(wiring.Component):
         cfg_port_w0, cfg_port_w1 = dsd0_rd["a"].data, dsd1_rd["a"].data
         with m.If(do & EF["DSETL"] & E["dsd_update"]):
             m.d.comb += [req.eq(1), req_len.eq(r1[:16]), req_stride.eq(EO["a"]["stride"]),
-                         req_dsd.eq(E["a"])]
+                         req_period.eq(EO["a"]["period"]), req_dsd.eq(E["a"])]
         with m.Elif(cfg_w0 | cfg_w1):
             m.d.comb += [
                 req.eq(1),
                 req_len.eq(Mux(cfg_w0, DsdWord0(cfg.wdata).length, cfg_port_w0.length)),
                 req_stride.eq(Mux(cfg_w0, cfg_port_w1.stride, DsdWord1(cfg.wdata).stride)),
+                req_period.eq(Mux(cfg_w0, cfg_port_w1.period, DsdWord1(cfg.wdata).period)),
                 req_dsd.eq(cfg_dsd),
             ]
         with m.Elif(e_req):
             m.d.comb += [req.eq(1), req_len.eq(E["length"])]
             for i, k in enumerate(ports):
                 with m.If(mm_first[i]):
-                    m.d.comb += [req_stride.eq(EO[k]["stride"]), req_to_e.eq(i + 1)]
+                    m.d.comb += [req_stride.eq(EO[k]["stride"]), req_period.eq(EO[k]["period"]),
+                                 req_to_e.eq(i + 1)]
 
         # Register file writes: the vector unit, E, a started data or control task (r7), the
         # bus.

@@ -72,6 +72,9 @@ class Operand(data.Struct):
         Element stride (MEM).
     ctrl : 1 bit
         Send control wavelets (FABOUT destinations).
+    period : 10 bits
+        MEM: the element address returns to ``base`` every ``period`` elements; FABIN: each
+        wavelet serves ``period`` consecutive elements (0: neither; :data:`pe.isa.DsdWord1`).
     value : 32 bits
         Register value captured when the instruction was accepted (REG sources; for a REG
         destination, the accumulator's initial value).
@@ -82,6 +85,7 @@ class Operand(data.Struct):
     base: unsigned(16)
     stride: signed(16)
     ctrl: unsigned(1)
+    period: unsigned(10)
     value: unsigned(32)
 
 
@@ -283,7 +287,11 @@ class VectorUnit(wiring.Component):
 
         # ---- fabric-input prefetch: two entries per source --------------------------------
         srcs = ("x", "y")
-        fetch = {n: Signal(16, name=f"fetch_{n}") for n in srcs}  # elements still to pop
+        fetch = {n: Signal(16, name=f"fetch_{n}") for n in srcs}  # elements not yet fetched for
+        # Each wavelet serves `repeat` elements (a FABIN DSD's period, at least 1): a pop
+        # covers that many of `fetch`, and the head wavelet is consumed after its last use.
+        repeat = {n: Signal(10, name=f"repeat_{n}") for n in srcs}
+        uses = {n: Signal(10, name=f"uses_{n}") for n in srcs}  # uses left of the head wavelet
         fetch_more = {n: Signal(name=f"fetch_more_{n}") for n in srcs}  # fetch != 0
         bufs = {n: [Signal(32, name=f"buf_{n}{i}") for i in range(2)] for n in srcs}
         count = {n: Signal(range(3), name=f"count_{n}") for n in srcs}
@@ -385,7 +393,9 @@ class VectorUnit(wiring.Component):
             X["valid"] & X["more"] & ~hazard
             & (~X["xfab"] | (count["x"] != 0)) & (~X["yfab"] | (count["y"] != 0))
             & (~X["fabric"] | has_credit) & (~X["dreg"] | ~pipe_busy))
-        consumed = {"x": can_issue & X["xfab"], "y": can_issue & X["yfab"]}
+        used = {"x": can_issue & X["xfab"], "y": can_issue & X["yfab"]}
+        # (the instruction's last element consumes its wavelet whatever its uses left)
+        consumed = {n: used[n] & ((uses[n] == 1) | X["last"]) for n in srcs}
         m.d.sync += pipe_busy.eq(~abort & (can_issue | Cat(s.valid for s in meta[:-1]).any()))
         m.d.sync += [self.issued.eq(can_issue & ~abort), self.mac.eq(can_issue & X["mac"] & ~abort)]
 
@@ -397,9 +407,11 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [
                     bufs[n][0].eq(Mux(pos, bufs[n][0], port.data)),
                     bufs[n][1].eq(Mux(pos, port.data, bufs[n][1])),
-                    fetch[n].eq(fetch[n] - 1),
-                    fetch_more[n].eq(fetch[n] != 1),
+                    fetch[n].eq(fetch[n] - repeat[n]),
+                    fetch_more[n].eq(fetch[n] > repeat[n]),
                 ]
+            with m.If(used[n]):
+                m.d.sync += uses[n].eq(Mux(consumed[n], repeat[n], uses[n] - 1))
             with m.If(consumed[n]):
                 m.d.sync += head[n].eq(~head[n])
             m.d.sync += count[n].eq(count[n] + popped[n] - consumed[n])
@@ -442,17 +454,19 @@ class VectorUnit(wiring.Component):
         # follows src0 if it is in memory, else the destination; port B src1, else the
         # destination.
         init = {n: {"base": Signal(_EA_BITS, name=f"init_{n}_base"),
+                    "period": Signal(10, name=f"init_{n}_period"),
                     "stride": Signal(signed(16), name=f"init_{n}_stride"),
                     "shift": Signal(2, name=f"init_{n}_shift"),
                     "word": Signal(word_bits, name=f"init_{n}_word"),
                     "byte": Signal(2, name=f"init_{n}_byte")} for n in names}
         with m.If(self.op.valid & self.op.ready):
-            for n, (base, step, sh) in self._counter_init(new).items():
+            for n, (base, step, sh, period) in self._counter_init(new).items():
                 m.d.sync += [init[n]["base"].eq(base), init[n]["stride"].eq(step),
+                             init[n]["period"].eq(period),
                              init[n]["shift"].eq(sh), init[n]["word"].eq((base >> sh)[:word_bits]),
                              init[n]["byte"].eq(_byte_offset(base, sh))]
         with m.If(load):
-            self._load(m, vq, X, acc, col, fetch, fetch_more, pending)
+            self._load(m, vq, X, acc, col, fetch, fetch_more, repeat, uses, pending)
             m.d.sync += vq_valid.eq(0)
         with m.If(self.cancel):  # (nothing is accepted then: vq was full)
             m.d.sync += vq_valid.eq(0)
@@ -466,9 +480,20 @@ class VectorUnit(wiring.Component):
             port.onehot.eq(Cat(next_col == c for c in range(C))),
         ]
         # The counters: the current word and byte offset, and the next element's (registers,
-        # so that the next word is ready for the interlock's compares).
+        # so that the next word is ready for the interlock's compares). A wrapping operand
+        # (period P) returns to its first address after every P elements: ``left`` counts the
+        # elements of the period from the current one, and the next address is the first
+        # again when it is 1 (beside the adder, not after it on the interlock's path).
         m.d.comb += changed.eq(load | can_issue)
         for n in names:
+            period = Signal(10, name=f"period_{n}")
+            left = Signal(10, name=f"left_{n}")
+            origin = Signal(_EA_BITS, name=f"origin_{n}")
+            per = Mux(load, init[n]["period"], period)
+            now_left = Mux(load, init[n]["period"], left)
+            wraps = Signal(name=f"wraps_{n}")
+            m.d.comb += wraps.eq(per.any() & (now_left == 1))
+            first = Mux(load, init[n]["base"], origin)
             plus = {"ea": Signal(signed(_EA_BITS), name=f"ea_{n}_plus"),
                     "word": Signal(word_bits, name=f"word_{n}_plus"),
                     "byte": Signal(2, name=f"byte_{n}_plus")}
@@ -483,8 +508,10 @@ class VectorUnit(wiring.Component):
                 word_next[n].eq(Mux(load, init[n]["word"], plus["word"])),
             ]
             after = Signal(signed(_EA_BITS), name=f"ea_{n}_after")
-            m.d.comb += after.eq(value + step)
+            m.d.comb += after.eq(Mux(wraps, first, value + step))
             with m.If(changed):
+                m.d.sync += [period.eq(per), origin.eq(first),
+                             left.eq(Mux(wraps, per, now_left - 1))]
                 m.d.sync += [
                     word[n].eq(word_next[n]),
                     byte[n].eq(Mux(load, init[n]["byte"], plus["byte"])),
@@ -659,8 +686,8 @@ class VectorUnit(wiring.Component):
 
     @staticmethod
     def _counter_init(op):
-        """First (element address, stride, element shift) of the three address counters for
-        the instruction ``op`` (a :class:`VectorOp` view)."""
+        """First (element address, stride, element shift, wrap period) of the three address
+        counters for the instruction ``op`` (a :class:`VectorOp` view)."""
         two = op.op != Op.MOV
         mem = {n: o.kind == DsdKind.MEM for n, o in (("d", op.dst), ("x", op.src0),
                                                       ("y", op.src1))}
@@ -670,12 +697,14 @@ class VectorUnit(wiring.Component):
             base = o.base if use is None else Mux(use, o.base, op.dst.base)
             step = o.stride if use is None else Mux(use, o.stride, op.dst.stride)
             fmt = o.fmt if use is None else Mux(use, o.fmt, op.dst.fmt)
+            period = o.period if use is None else Mux(use, o.period, op.dst.period)
             is_mem = mem["d"] if use is None else (use | mem["d"])
-            out[n] = (base.as_unsigned(), step, Mux(is_mem, element_shift(fmt), 0))
+            out[n] = (base.as_unsigned(), step, Mux(is_mem, element_shift(fmt), 0),
+                      Mux(is_mem, period, 0))
         return out
 
     @staticmethod
-    def _load(m, vq, X, acc, col, fetch, fetch_more, pending):
+    def _load(m, vq, X, acc, col, fetch, fetch_more, repeat, uses, pending):
         """Decode the waiting instruction into the issuing one's registers."""
         op = vq.op
         two = op != Op.MOV
@@ -733,10 +762,13 @@ class VectorUnit(wiring.Component):
         for n in ("x", "y"):
             o = ops[n]
             is_fab = xfab if n == "x" else yfab
+            times = Mux(o.period.any(), o.period, 1)
             m.d.sync += [
                 col[n].eq(o.base[:len(col[n])]),
                 fetch[n].eq(vq.length),
                 fetch_more[n].eq(is_fab & (vq.length != 0)),
+                repeat[n].eq(times),
+                uses[n].eq(times),
             ]
         with m.If(dreg & (vq.length != 0)):
             m.d.sync += pending.eq(1 << vq.dst.base[:3])

@@ -71,24 +71,25 @@ def isa_forbids(op: Op, dst: Dsd, src0: Dsd, src1: Dsd | None, colors: dict) -> 
     return False
 
 
-def dsd_pool(length: int) -> list[tuple[str, str]]:
-    """(name, declaration) of the DSDs every fuzz program declares."""
+def dsd_pool(length: int, wrap: int = 0, repeat: int = 0) -> list[tuple[str, str]]:
+    """(name, declaration) of the DSDs every fuzz program declares; ``wrap`` and ``repeat``
+    are the periods of the multi-dimensional ones (docs/isa.md, "DSDs")."""
     L = length
     return [
         ("f0", f"mem fp32 base=0 len={L}"),
-        ("f1", f"mem fp32 base=40 len={L} stride=2"),
+        ("f1", f"mem fp32 base=40 len={L} stride=2 wrap={wrap}"),
         ("f2", f"mem fp32 base={100 + L} len={L} stride=-1"),
         ("b0", f"mem bf16 base=300 len={L}"),
-        ("h0", f"mem fp16 base=360 len={L} stride=3"),
+        ("h0", f"mem fp16 base=360 len={L} stride=3 wrap={wrap + 1}"),
         ("e4", f"mem e4m3 base=800 len={L}"),
         ("e5", f"mem e5m2 base=840 len={L}"),
         ("i0", f"mem int32 base=240 len={L}"),
         ("i8", f"mem int8 base=1000 len={L}"),
-        ("i16", f"mem int16 base=520 len={L}"),
+        ("i16", f"mem int16 base=520 len={L} wrap={max(0, wrap - 1)}"),
         ("rs", "reg fp32 r1"),
         ("ra", "reg fp32 r2"),
         ("ri", "reg int32 r3"),
-        ("fi", f"fabin fp32 color=2 len={L}"),
+        ("fi", f"fabin fp32 color=2 len={L} repeat={repeat}"),
         ("fo", f"fabout fp32 color=3 len={L} ctrl"),  # sends control wavelets
         ("fb", f"fabout bf16 color=4 len={L}"),
     ]
@@ -135,7 +136,9 @@ def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | No
     vector instructions it contains (op, operand names) and, for an illegal program, the
     ``(kind, detail)`` of its first instruction (the word is patched in by :func:`fuzz_jobs`)."""
     L = int(rng.integers(1, 13))
-    pool = dsd_pool(L)
+    repeat = int(rng.choice([0, 0, 1, 2, 3, 4]))
+    pool = dsd_pool(L, wrap=int(rng.choice([0, 1, 2, 3, 5])), repeat=repeat)
+    takes = {"fi": -(-L // max(1, repeat))}  # wavelets one use of the fabric input takes
     decoded = {name: _decode(decl) for name, decl in pool}
     lines = [f".dsd {name} {decl}" for name, decl in pool]
     lines += [".task 0 main", ".task 1 other", f".reg r1 {rng.standard_normal():.6f}",
@@ -153,7 +156,7 @@ def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | No
             if picked is None:
                 continue
             text, operands, op = picked
-            fabin_uses += sum(decoded[n].kind == 1 for n in operands[1:])
+            fabin_uses += sum(takes.get(n, 0) for n in operands[1:])
             vector.append((op, operands))
             body.append(text)
         elif roll < 0.62:  # a counted loop around a vector instruction (bnz)
@@ -162,7 +165,7 @@ def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | No
                 continue
             text, operands, op = picked
             n = int(rng.integers(1, 4))
-            fabin_uses += n * sum(decoded[k].kind == 1 for k in operands[1:])
+            fabin_uses += n * sum(takes.get(k, 0) for k in operands[1:])
             vector.append((op, operands))
             labels += 1
             body += [f"li r5, {n}", f"L{labels}:", text, "addi r5, r5, -1", f"bnz r5, L{labels}"]
@@ -188,7 +191,7 @@ def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | No
     lines.append("    halt" if rng.random() < 0.2 else "    end")
     # the second task: one in-bounds vector instruction on memory and registers
     lines += ["other:", "    fadd f0, f0, rs", "    end"]
-    return "\n".join(lines), fabin_uses * L, vector, illegal
+    return "\n".join(lines), fabin_uses, vector, illegal
 
 
 def _illegal_word(rng, kind: str, image, decoded: dict) -> tuple[int, ErrorFlag]:

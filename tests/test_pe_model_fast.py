@@ -52,10 +52,11 @@ def random_mem_dsd(rng: np.random.Generator) -> Dsd:
     elements = PARAMS.sram_words * lanes
     length = int(rng.choice([0, 1, 2, 3, 5, 8, 13, 17, 24]))
     stride = int(rng.choice([-3, -2, -1, 0, 1, 1, 1, 2, 3]))
-    reach = max(length - 1, 0) * stride
+    wrap = int(rng.choice([0, 0, 0, 0, 1, 2, 3, 5, 8]))  # a period (docs/isa.md, "DSDs")
+    reach = max(min(length, wrap or length) - 1, 0) * stride
     lo, hi = max(0, -reach), min(elements, elements - reach)
     base = int(rng.integers(lo, hi)) if hi > lo else 0
-    return Dsd(DsdKind.MEM, fmt, base, length, stride)
+    return Dsd(DsdKind.MEM, fmt, base, length, stride, period=wrap)
 
 
 def random_pool(rng: np.random.Generator) -> tuple[list[Dsd], list[tuple[int, int]]]:
@@ -70,11 +71,13 @@ def random_pool(rng: np.random.Generator) -> tuple[list[Dsd], list[tuple[int, in
         shift = int(rng.choice([-2, -1, 1, 2]))
         stride = d.stride if rng.random() < 0.7 else int(rng.choice([-1, 1, 2]))
         pairs.append((len(pool), k))
-        pool.append(Dsd(DsdKind.MEM, fmt, max(0, d.base + shift), d.length, stride))
+        pool.append(Dsd(DsdKind.MEM, fmt, max(0, d.base + shift), d.length, stride,
+                        period=d.period if rng.random() < 0.5 else 0))
     pool.append(Dsd(DsdKind.REG, int(rng.choice(FLOATS + INTS)), int(rng.integers(1, 7))))
     pool.append(Dsd(DsdKind.REG, int(rng.choice(FLOATS + INTS)), int(rng.integers(1, 7))))
-    pool.append(Dsd(DsdKind.FABIN, int(rng.choice(FLOATS + INTS)), 1, int(rng.integers(0, 20))))
-    pool.append(Dsd(DsdKind.FABIN, int(rng.choice(FLOATS + INTS)), 2, int(rng.integers(0, 20))))
+    for colour in (1, 2):  # some repeat each wavelet (a period)
+        pool.append(Dsd(DsdKind.FABIN, int(rng.choice(FLOATS + INTS)), colour,
+                        int(rng.integers(0, 20)), period=int(rng.choice([0, 0, 0, 1, 2, 3, 5]))))
     pool.append(Dsd(DsdKind.FABOUT, int(rng.choice(STORE)), 3, int(rng.integers(0, 20))))
     return pool, pairs
 

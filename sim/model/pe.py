@@ -27,7 +27,9 @@ A vector instruction runs in one of two ways with the same results, bit for bit:
   Chosen when the instruction starts, from its DSDs, if no element reads a memory byte that an
   earlier element of the same instruction writes and no two elements write the same element,
   and its destination is not a register accumulator (FMAC / IMAC into a register). Fabric inputs
-  are consumed as far as they have arrived; the rest waits, as in the element loop.
+  are consumed as far as they have arrived; the rest waits, as in the element loop. A memory
+  operand that wraps (DSD ``period``) splits the elements into blocks at each period's end,
+  run one after the other.
 * **element at a time**: the reference interpreter, for everything else (and for all
   instructions with ``PEModel(element_loop=True)``).
 """
@@ -64,11 +66,22 @@ class Dsd:
     length: int = 0
     stride: int = 0
     ctrl: int = 0
+    period: int = 0  # MEM: wrap every `period` elements; FABIN: each wavelet `period` times
 
     def words(self) -> tuple[int, int]:
         """The DSD's two table words (:func:`pe.isa.pack_dsd`)."""
         return isa.pack_dsd(self.kind, self.fmt, self.base & 0xFFFF, self.length & 0xFFFF,
-                            self.stride, self.ctrl)
+                            self.stride, self.ctrl, self.period)
+
+    @property
+    def wrap(self) -> int:
+        """Elements after which a MEM DSD returns to its base (0: never)."""
+        return self.period if self.kind == DsdKind.MEM else 0
+
+    @property
+    def repeat(self) -> int:
+        """Consecutive elements that use one wavelet of a FABIN DSD (at least 1)."""
+        return max(1, self.period) if self.kind == DsdKind.FABIN else 1
 
 
 class _Fault(Exception):
@@ -92,6 +105,7 @@ class _VectorProgress:
     acc: np.uint32 | None = None  # running register accumulator
     whole: bool = False  # run as whole-vector array operations (see the module docstring)
     fabin: tuple[int, ...] = ()  # fabric-input colours read per element
+    held: dict | None = None  # a repeating fabric input's current wavelet, by colour
 
 
 @dataclass(frozen=True)
@@ -482,7 +496,7 @@ class PEModel:
         if isinstance(plan, ErrorFlag):
             raise _Fault(plan)
         v = _VectorProgress(op, plan.dst, plan.src0, plan.src1, tuple(self.regs), plan.length, 0,
-                            None, plan.whole, plan.fabin)
+                            None, plan.whole, plan.fabin, {})
         if plan.dst.kind == _REG:
             v.acc = np.uint32(self.regs[plan.dst.base & 7])
         self.vector = v
@@ -505,7 +519,7 @@ class PEModel:
                 for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
                     if dsd.kind == DsdKind.MEM:
                         self._mem_index(dsd, 0)
-                        self._mem_index(dsd, length - 1)
+                        self._mem_index(dsd, min(length, dsd.wrap or length) - 1)
         except _Fault as fault:
             return fault.flag
         whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
@@ -530,25 +544,46 @@ class PEModel:
             self.pc = (self.pc + 1) & 0xFFFF
 
     def _vector_whole(self, v: _VectorProgress) -> None:
-        """Run the elements whose fabric inputs have arrived as array operations; raise
-        ``_Blocked`` if the vector is not finished then (it resumes here)."""
+        """Run the elements whose fabric inputs have arrived as array operations, in blocks
+        that no wrapping memory operand crosses the end of its period in; raise ``_Blocked``
+        if the vector is not finished then (it resumes here)."""
         first = v.done
         n = v.length - first
         if n == 0:
             return
-        for colour in v.fabin:  # the operand rules give each colour at most one source
-            n = min(n, len(self.inbox[colour]))
+        srcs = (v.src0, v.src1) if v.op in isa.TWO_SOURCE_OPS else (v.src0,)
+        for d in srcs:  # the operand rules give each colour at most one source
+            if d.kind == DsdKind.FABIN:
+                r = d.repeat
+                popped = -(-first // r)  # wavelets taken so far
+                n = min(n, (popped + len(self.inbox[d.base])) * r - first)
         if n == 0:
             raise _Blocked()
+        wraps = [d.wrap for d in (v.dst,) + srcs if 0 < d.wrap < v.length]
+        end = first + n
+        while first < end:
+            stop = min([end] + [(first // w + 1) * w for w in wraps])
+            self._whole_block(v, first, stop - first)
+            first = stop
+        v.done = end
+        self.elements += n
+        if v.op in isa.MAC_OPS:
+            self.macs += n
+        if v.done < v.length:
+            raise _Blocked()
+
+    def _whole_block(self, v: _VectorProgress, first: int, n: int) -> None:
+        """Elements ``first`` to ``first + n - 1`` as array operations (their fabric inputs
+        have arrived; no memory operand wraps among them)."""
         op, dst = v.op, v.dst
-        x = self._read_whole(v.src0, first, n, v.regs)
+        x = self._read_whole(v.src0, first, n, v)
         if op == _MOV:
             result = x
         elif op in _ACCUMULATE:
-            y = self._read_whole(v.src1, first, n, v.regs)
-            result = _ACCUMULATE[op](x, y, self._read_whole(dst, first, n, v.regs))
+            y = self._read_whole(v.src1, first, n, v)
+            result = _ACCUMULATE[op](x, y, self._read_whole(dst, first, n, v))
         else:
-            result = _BINARY[op](x, self._read_whole(v.src1, first, n, v.regs))
+            result = _BINARY[op](x, self._read_whole(v.src1, first, n, v))
         if len(result) != n:  # register operands only: one value for every element
             result = np.broadcast_to(result, (n,))
         kind = dst.kind
@@ -561,12 +596,6 @@ class PEModel:
             else:
                 view, where = self._elements(dst, first, n)
                 view[where] = out
-        v.done = first + n
-        self.elements += n
-        if op in isa.MAC_OPS:
-            self.macs += n
-        if v.done < v.length:
-            raise _Blocked()
 
     def _elements(self, dsd: Dsd, first: int, n: int) -> tuple[np.ndarray, slice | np.ndarray]:
         """SRAM seen as an array of ``dsd``'s elements (little-endian lanes: element ``e`` is
@@ -575,47 +604,59 @@ class PEModel:
         bits = _BITS[dsd.fmt]
         view = self.sram if bits == 32 else self.sram.view(_UINT[bits])
         stride = dsd.stride
-        start = dsd.base + first * stride
+        start = dsd.base + (first % dsd.wrap if dsd.wrap else first) * stride
         if stride == 0:
             return view, np.full(n, start, dtype=np.int64)
         stop = start + n * stride
         return view, slice(start, stop if stop >= 0 else None, stride)
 
-    def _read_whole(self, dsd: Dsd, first: int, n: int, regs: tuple) -> np.ndarray:
+    def _read_whole(self, dsd: Dsd, first: int, n: int, v: _VectorProgress) -> np.ndarray:
         """Operand ``dsd`` of elements ``first`` to ``first + n - 1``, widened (a register: one
-        value; a fabric input: popped from its queue). FP32 and INT32 widen to themselves: the
-        array is a copy, so the SRAM is never aliased."""
+        value; a fabric input: popped from its queue, each wavelet for ``dsd.repeat``
+        elements). FP32 and INT32 widen to themselves: the array is a copy, so the SRAM is
+        never aliased."""
         kind = dsd.kind
         if kind == _MEM:
             view, where = self._elements(dsd, first, n)
             raw = view[where]
             return raw.copy() if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
         if kind == _REG:
-            raw = np.array([regs[dsd.base & 7]], dtype=np.uint32)
+            raw = np.array([v.regs[dsd.base & 7]], dtype=np.uint32)
         else:
-            q = self.inbox[dsd.base]
-            raw = np.array([q.popleft() for _ in range(n)], dtype=np.uint32)
+            q, r = self.inbox[dsd.base], dsd.repeat
+            if r == 1:
+                raw = np.array([q.popleft() for _ in range(n)], dtype=np.uint32)
+            else:  # the held wavelet (if element `first` is not a period's first), then new ones
+                popped = -(-first // r)
+                new = (first + n - 1) // r + 1 - popped
+                words = [v.held.get(dsd.base, 0)] + [q.popleft() for _ in range(new)]
+                v.held[dsd.base] = words[-1]
+                index = np.arange(first, first + n) // r - (popped - 1)
+                raw = np.array(words, dtype=np.uint32)[index]
         return raw if _BITS[dsd.fmt] == 32 else F.widen(raw, dsd.fmt)
 
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
         bits = _BITS[dsd.fmt]
-        elem = dsd.base + i * dsd.stride
+        elem = dsd.base + (i % dsd.wrap if dsd.wrap else i) * dsd.stride
         word = elem * bits // 32
         if elem < 0 or word >= self.p.sram_words:
             raise _Fault(ErrorFlag.BOUNDS)
         return word, elem, bits
 
-    def _read(self, dsd: Dsd, i: int, regs: tuple, peek: bool = False) -> np.uint32:
+    def _read(self, dsd: Dsd, i: int, v: _VectorProgress) -> np.uint32:
         if dsd.kind == DsdKind.REG:
-            raw = regs[dsd.base & 7]
+            raw = v.regs[dsd.base & 7]
         elif dsd.kind == DsdKind.FABIN:
             q = self.inbox[dsd.base % self.p.num_colors] if dsd.base < self.p.num_colors else None
             if q is None:
                 raise _Fault(ErrorFlag.OPERANDS)
-            if not q:
-                raise _Blocked()
-            raw = q[0] if peek else q.popleft()
+            if i % dsd.repeat:  # the wavelet of the period's first element
+                raw = v.held[dsd.base]
+            else:
+                if not q:
+                    raise _Blocked()
+                raw = v.held[dsd.base] = q.popleft()
         else:
             word, elem, bits = self._mem_index(dsd, i)
             lanes = 32 // bits
@@ -629,14 +670,15 @@ class PEModel:
                  if d.kind == DsdKind.FABIN]
         needed: dict[int, int] = {}
         for d in fabin:
-            needed[d.base] = needed.get(d.base, 0) + 1
+            if i % d.repeat == 0:
+                needed[d.base] = needed.get(d.base, 0) + 1
         for colour, n in needed.items():
             if len(self.inbox[colour]) < n:
                 raise _Blocked()
-        x = self._read(v.src0, i, v.regs)
-        y = self._read(v.src1, i, v.regs) if op in isa.TWO_SOURCE_OPS else np.uint32(0)
+        x = self._read(v.src0, i, v)
+        y = self._read(v.src1, i, v) if op in isa.TWO_SOURCE_OPS else np.uint32(0)
         if op in isa.ACCUMULATING_OPS:
-            acc = v.acc if dst.kind == DsdKind.REG else self._read(dst, i, v.regs)
+            acc = v.acc if dst.kind == DsdKind.REG else self._read(dst, i, v)
         else:
             acc = None
         result = _compute(op, x, y, acc)
@@ -680,7 +722,7 @@ _W1_KEPT = sum(((1 << f.width) - 1) << f.offset for _, f in isa.DsdWord1)
 def _repack_dsd(base: int, length: int, w1: int) -> tuple[int, int]:
     """A DSD's table words with a new base and length (16-bit): what :meth:`Dsd.words` gives
     for the DSD decoded from ``(w0, w1)`` with those fields changed (word 1 keeps stride,
-    format, ctrl and kind, the fields of :data:`pe.isa.DsdWord1`)."""
+    format, ctrl, kind and period, the fields of :data:`pe.isa.DsdWord1`)."""
     return (base << _W0_BASE.offset | length << _W0_LENGTH.offset, w1 & _W1_KEPT)
 
 
@@ -703,7 +745,9 @@ def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bo
     sequential reduction); two elements write the same memory element (a stride-0
     destination); an element reads a memory byte that an earlier element writes (overlapping
     source and destination ranges in the wrong order or stride); or the host is big-endian
-    (the whole-vector path views SRAM words as little-endian lanes).
+    (the whole-vector path views SRAM words as little-endian lanes). With a memory operand that
+    wraps (``period`` below the length), the elements run in blocks within each period, and
+    every memory source must be the destination itself or share no byte with it.
     """
     if dst.kind == DsdKind.REG and op in isa.ACCUMULATING_OPS:
         return False
@@ -715,14 +759,34 @@ def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bo
         return True
     if dst.stride == 0:
         return False
-    return not any(_reads_earlier_write(s, dst, length) for s in srcs if s.kind == DsdKind.MEM)
+    srcs = [s for s in srcs if s.kind == DsdKind.MEM]
+    if any(0 < d.wrap < length for d in srcs + [dst]):
+        # Run in blocks within every period (elements of a block are distinct; a block
+        # reads what earlier blocks wrote): safe if every memory source is the destination
+        # itself, element for element, or shares no byte with it.
+        same = (dst.base, dst.stride, dst.fmt, dst.period)
+        return all((s.base, s.stride, s.fmt, s.period) == same or _disjoint(s, dst, length)
+                   for s in srcs)
+    return not any(_reads_earlier_write(s, dst, length) for s in srcs)
+
+
+def _disjoint(a: Dsd, b: Dsd, length: int) -> bool:
+    """Whether two memory DSDs' elements of an instruction of ``length`` share no byte."""
+    _, _, _, a_end = _byte_span(a, length)
+    _, _, _, b_end = _byte_span(b, length)
+    return a_end <= _lowest_byte(b, length) or b_end <= _lowest_byte(a, length)
+
+
+def _lowest_byte(dsd: Dsd, length: int) -> int:
+    first, step, _, _ = _byte_span(dsd, length)
+    return min(first, first + (min(length, dsd.wrap or length) - 1) * step)
 
 
 def _byte_span(dsd: Dsd, length: int) -> tuple[int, int, int, int]:
     """(first byte, step in bytes, element bytes, end byte) of a memory DSD's elements."""
     size = _BITS[dsd.fmt] // 8
     first, step = dsd.base * size, dsd.stride * size
-    last = first + (length - 1) * step
+    last = first + (min(length, dsd.wrap or length) - 1) * step
     return first, step, size, max(first, last) + size
 
 

@@ -11,6 +11,8 @@ Syntax (one statement per line; ``;`` or ``#`` start a comment)::
     .dsd  in   fabin  fp32  color=2 len=8           ; fabric input
     .dsd  out  fabout fp32  color=3 len=8           ; fabric output
     .dsd  cw   fabout int32 color=3 len=1 ctrl      ; its elements leave as control wavelets
+    .dsd  acc  mem    fp32  base=0 len=64 wrap=16   ; element i at base + (i mod 16)
+    .dsd  xs   fabin  fp32  color=2 len=64 repeat=8 ; each wavelet for 8 elements
     .task 2  on_x                                   ; task 2 (= colour 2's data task) at on_x
     .task 9  reduce blocked                         ; a local task, initially blocked
     .reg  r1 16                                     ; initial register value (int or float)
@@ -43,6 +45,7 @@ import numpy as np
 from hdl.formats import Format
 from pe.isa import (
     MAX_DSDS,
+    MAX_PERIOD,
     NUM_REGS,
     TWO_SOURCE_OPS,
     VECTOR_OPS,
@@ -340,14 +343,23 @@ class _Assembler:
             if "=" not in item:
                 raise self.error(f"expected key=value in .dsd, got {item!r}")
             k, v = item.split("=", 1)
-            if k not in ("base", "len", "stride", "color", "reg"):
-                raise self.error(f"unknown .dsd key {k!r} (known: base len stride color reg)")
+            if k not in ("base", "len", "stride", "color", "reg", "wrap", "repeat"):
+                raise self.error(f"unknown .dsd key {k!r} (known: base len stride color reg "
+                                 f"wrap repeat)")
             keys[k] = self.reg(v) if k == "reg" else self.number(v, k)
+        period_key = {DsdKind.MEM: "wrap", DsdKind.FABIN: "repeat"}.get(kind)
+        for k in ("wrap", "repeat"):
+            if k in keys and k != period_key:
+                raise self.error(f"DSD {name!r}: {k}= is for "
+                                 f"{'mem' if k == 'wrap' else 'fabin'} DSDs only")
+        period = keys.get(period_key, 0) if period_key else 0
+        if not 0 <= period <= MAX_PERIOD:
+            raise self.error(f"DSD {name!r}: {period_key}={period} is outside 0..{MAX_PERIOD}")
         if kind == DsdKind.MEM:
             base, length, stride = keys.get("base", 0), keys.get("len", 0), keys.get("stride", 1)
             if length > 0:
                 bits = fmt.bits
-                for i in (0, length - 1):
+                for i in (0, min(length, period or length) - 1):
                     elem = base + i * stride
                     if elem < 0 or elem * bits // 32 >= self.p.sram_words:
                         raise self.error(
@@ -369,9 +381,9 @@ class _Assembler:
         number = len(self.dsds)
         if number >= min(self.p.num_dsds, MAX_DSDS):
             raise self.error(f"too many DSDs: this PE has {self.p.num_dsds}")
-        dsd = Dsd(kind, fmt, base, length, stride, ctrl)
+        dsd = Dsd(kind, fmt, base, length, stride, ctrl, period)
         try:
-            self.image.dsds[number] = pack_dsd(kind, fmt, base, length, stride, ctrl)
+            self.image.dsds[number] = pack_dsd(kind, fmt, base, length, stride, ctrl, period)
         except ValueError as exc:
             raise self.error(f"DSD {name!r}: {exc}") from None
         self.dsds[name] = (number, dsd)
