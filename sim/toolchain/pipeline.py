@@ -32,49 +32,37 @@ the PEs' SRAM, colours and tasks.
 
 Each PE of a layer
 ------------------
-keeps its weight block column-major (in the weight format), ``Mo`` fp32 partial sums ``y`` and,
-in the first reduce position, the bias. Each arriving input ``x`` starts its data task::
+keeps its weight block column-major (in the weight format), ``acc`` banks of ``Mo`` fp32
+partial sums ``y`` and, in the first reduce position, the bias. One task per image does the
+PE's whole share, each of its vector instructions over many inputs at once, with the
+multi-dimensional DSDs of ``docs/isa.md`` (a fabric input that repeats each wavelet ``Mo``
+times, an accumulator that wraps every ``acc * Mo`` elements), as a WSE kernel's single DSD
+operation consumes a whole input tensor. The image's first input starts the task (its data in
+``r7``); the others are read by the vector instructions from the same colour's queue::
 
-    fmac   y, w, x          ; an AXPY of length Mo from SRAM
-    daddbi w, Mo            ; the next weight column
-    addi   r1, r1, -1
-    bz     r1, done         ; after the chunk's last input: reduce
-    end
-  done:
+    fmul   y0, w0, x        ; bank 0 = w[:, 0] * x_0                     (Mo elements)
+    fmul   yb, wb, xb       ; banks 1 .. acc-1 = w[:, j] * x_j, j < acc   ((acc - 1) Mo)
+    fmac   yr, wr, xr       ; y[j mod acc] += w[:, j] * x_j, j >= acc     ((Kk - acc) Mo)
+    fadd   s, s, yb         ; y0 += bank 1, then += bank 2, ...           ((acc - 1) Mo)
     <one or two vector instructions passing the partial sums on>
-    mov    y, zero          ; ready for the next image
-    dsetb  w, r6            ; rewind the weights
-    li     r1, Kk
     end
 
-An ``fmac`` element reads its accumulator word when it issues and writes it back
-:data:`ACCUMULATOR_RAW_CYCLES` later, so with fewer than that many outputs the next input's
-``fmac`` waits on the previous one (read-after-write interlock). Such a PE keeps **two**
-accumulators ``y0`` and ``y1`` and alternates between them (``y`` is pointed at one or the
-other, ``r2`` holding its base and ``r5`` the sum of both bases)::
+``xb`` and ``xr`` repeat each wavelet ``Mo`` times; ``yr`` wraps every ``acc * Mo``
+elements, so input ``j`` accumulates into bank ``j mod acc``, and ``s`` (bank 0) wraps every
+``Mo``. An element reads its accumulator word when it issues and writes it back
+:data:`ACCUMULATOR_RAW_CYCLES` later, so ``acc`` (:func:`accumulators`) is the least number of
+banks with ``acc * Mo`` at least that distance: the ``fmac`` never waits on its own writes.
+Nothing is zeroed and no DSD moves between images.
 
-    fmac   y, w, x
-    daddbi w, Mo
-    sub    r2, r5, r2       ; the other accumulator
-    dsetb  y, r2
-    ...
-  done:
-    fadd   y0, y0, y1       ; p = p_even + p_odd
-    <the reduce step on y0>
-    mov    yy, zero         ; both accumulators
-    li     r2, 0
-    dsetb  y, r2
-    ...
-
-The reduce step of the first position sends ``y + b`` (or ``y``), a middle one ``in + y``, the
-last one ``relu(in + y)`` (``fadd`` then ``fmax`` with zero) on to the next layer. Colours per
-layer: one for its inputs (which is the previous layer's output colour) and two alternating
+The reduce step of the first position sends ``y0 + b`` (or ``y0``), a middle one ``in + y0``,
+the last one ``relu(in + y0)`` (``fadd`` then ``fmax`` with zero) on to the next layer. Colours
+per layer: one for its inputs (which is the previous layer's output colour) and two alternating
 between reduce hops; the last layer's output gets one more.
 
-Numerics: weights rounded to the weight format (RNE), activations and sums fp32. Per output the
-PE computes ``p = round(round(w * x) + p)`` over its input chunk from ``p = +0`` (with two
-accumulators: ``p_even`` over the chunk's inputs 0, 2, 4, ..., ``p_odd`` over 1, 3, ..., each
-from +0, and ``p = round(p_even + p_odd)``; :func:`accumulators` decides), then the chain
+Numerics: weights rounded to the weight format (RNE), activations and sums fp32. Per output,
+bank ``a`` computes ``q_a = round(w * x)`` for the chunk's input ``a`` (``fmul``), then
+``q_a = round(round(w * x) + q_a)`` over inputs ``a + acc, a + 2 acc, ...``; then
+``p = round(...round(round(q_0 + q_1) + q_2)... + q_{acc-1})``; then the chain
 ``s = round(p_0 + b)``, ``s = round(s + p_k)`` in chunk order, then ``max(s, 0)``:
 :meth:`PipelineMapping.reference` does the same in numpy, so raw outputs agree bit for bit.
 """
@@ -98,14 +86,13 @@ from sim.toolchain.mapper import MappingError, check_format_range, pack_elements
 from sim.toolchain.routes import RouteTable
 
 __all__ = ["Region", "LayerPlan", "PipelineMapping", "plan", "map_pipeline", "accumulators",
-           "CYCLES_PER_INPUT", "ACCUMULATOR_RAW_CYCLES"]
+           "ACCUMULATOR_RAW_CYCLES"]
 
-#: Cycles a PE spends per arriving input at least, whatever its AXPY length, with one and with
-#: two accumulators: the data task's five or seven instructions plus five cycles (the RTL PE
-#: takes 11.0 cycles per input for the seven-instruction task, ``bench/pe_figures.py``; the
-#: estimate keeps the cycle of margin it had before the task switch lost a cycle). The
-#: planner's estimate of a PE's time per input is ``max(Mo + 2, CYCLES_PER_INPUT[acc - 1])``.
-CYCLES_PER_INPUT = (10, 12)
+#: Cycles of a PE per image besides its vector elements and read-after-write waits: the task
+#: start after the previous image's last vector instruction, and the gap of about two cycles
+#: between one vector instruction and the next (docs/isa.md, "Timing").
+TASK_CYCLES = 6
+GAP_CYCLES = 2
 #: Cycles from an ``fmac`` element's issue until an element that reads the word it writes may
 #: issue: the vector pipeline's depth to write-back and two more (issue and the registered RAW
 #: check; measured 19.5-20 per input on the RTL PE).
@@ -174,31 +161,35 @@ def _split(total: int, parts: int) -> tuple[int, ...]:
 
 
 def accumulators(mo: int, kk: int) -> int:
-    """Accumulators (1 or 2) a PE with ``mo`` outputs and ``kk`` inputs per image keeps: two
-    when consecutive inputs' ``fmac`` would otherwise wait on each other (fewer outputs than
-    :data:`ACCUMULATOR_RAW_CYCLES`, and at least two inputs)."""
-    return 2 if kk >= 2 and mo < ACCUMULATOR_RAW_CYCLES else 1
+    """Banks of partial sums a PE with ``mo`` outputs and ``kk`` inputs per image keeps: the
+    least ``acc`` with ``acc * mo`` at least :data:`ACCUMULATOR_RAW_CYCLES` (so that an input's
+    ``fmac`` never waits on the previous ones' write-back), at most ``kk``."""
+    return max(1, min(kk, math.ceil(ACCUMULATOR_RAW_CYCLES / mo)))
 
 
 def _reduce_ops(k: int, chunks: int, bias: bool, relu: bool) -> int:
-    """Vector instructions of a PE's reduce step, the zeroing of ``y`` included."""
+    """Vector instructions of a PE's reduce step."""
     last = k == chunks - 1
     if k == 0 and last:
-        return 1 + bias + 1  # (fadd y, y, b) + fmax/mov out + mov y, zero
+        return bias + 1  # (fadd y0, y0, b) + fmax/mov out
     if last and relu:
-        return 3  # fadd y, in, y; fmax out, y, zero; mov y, zero
-    return 2  # one fadd/mov out + mov y, zero
+        return 2  # fadd y0, in, y0; fmax out, y0, zero
+    return 1  # one fadd/mov out
 
 
 def _pe_cycles(mo: int, kk: int, k: int, chunks: int, bias: bool, relu: bool) -> int:
-    """The planner's estimate of one PE's cycles per image."""
+    """The planner's estimate of one PE's cycles per image: its vector elements, the waits of
+    an instruction on the write-back of the one before it (the bank sum, the reduce step), the
+    gaps between instructions and the task start."""
     acc = accumulators(mo, kk)
-    per_input = max(mo + 2, CYCLES_PER_INPUT[acc - 1],
-                    math.ceil(ACCUMULATOR_RAW_CYCLES / acc) if kk > 1 else 0)
-    reduce = _reduce_ops(k, chunks, bias, relu) * mo
-    if acc == 2:  # fadd y0, y0, y1 (after the last fmac's write-back) and a 2 Mo zeroing
-        reduce += 2 * mo + ACCUMULATOR_RAW_CYCLES
-    return kk * per_input + reduce
+    raw = ACCUMULATOR_RAW_CYCLES
+    ops = _reduce_ops(k, chunks, bias, relu)
+    wait = max(0, raw - mo)  # an instruction reading what the one before it writes
+    cycles = kk * mo + ops * mo + ops * wait  # the reduce step's instructions each wait
+    instructions = 1 + (acc > 1) + (kk > acc) + (acc > 1) + ops
+    if acc > 1:  # the bank sum: each bank waits on the sum so far
+        cycles += (acc - 1) * max(mo, raw) + wait
+    return cycles + TASK_CYCLES + GAP_CYCLES * instructions
 
 
 def _sram_words(mo: int, kk: int, bits: int, with_bias: bool) -> int:
@@ -469,63 +460,47 @@ class PipelineMapping:
         y_addr, w_addr = 0, acc * mo
         b_addr = w_addr + w_words
         w_elem = w_addr * 32 // self.bits
+        x_color = self.x_colors[i]
         out_color = self.x_colors[i + 1] if last else links[k % 2]
-        # With two accumulators the reduce step works on y0 (= y0 + y1), else on y itself.
-        acc_name = "y0" if acc == 2 else "y"
         lines = [
-            f".dsd y mem fp32 base={y_addr} len={mo}",
-            f".dsd w mem {wfmt} base={w_elem} len={mo}",
+            f".dsd y0 mem fp32 base={y_addr} len={mo}",
+            f".dsd w0 mem {wfmt} base={w_elem} len={mo}",
             ".dsd x reg fp32 r7",
             ".dsd zero reg fp32 r0",
             f".dsd out fabout fp32 color={out_color} len={mo}",
-            f".task {self.x_colors[i]} on_x",
-            f".reg r1 {kk}",
-            f".reg r6 {w_elem}",
+            f".task {x_color} on_x",
         ]
-        if acc == 2:
-            lines += [
-                f".dsd y0 mem fp32 base={y_addr} len={mo}",
-                f".dsd y1 mem fp32 base={y_addr + mo} len={mo}",
-                f".dsd yy mem fp32 base={y_addr} len={2 * mo}",
-                f".reg r2 {y_addr}",
-                f".reg r5 {2 * y_addr + mo}",
-            ]
+        body = ["fmul y0, w0, x"]  # bank 0: the image's first input (in r7)
+        if acc > 1:  # banks 1 .. acc-1: the next inputs, each wavelet for Mo elements
+            n = (acc - 1) * mo
+            lines += [f".dsd yb mem fp32 base={y_addr + mo} len={n}",
+                      f".dsd wb mem {wfmt} base={w_elem + mo} len={n}",
+                      f".dsd xb fabin fp32 color={x_color} len={n} repeat={mo}"]
+            body.append("fmul yb, wb, xb")
+        if kk > acc:  # the other inputs, input j into bank j mod acc
+            n = (kk - acc) * mo
+            lines += [f".dsd yr mem fp32 base={y_addr} len={n} wrap={acc * mo}",
+                      f".dsd wr mem {wfmt} base={w_elem + acc * mo} len={n}",
+                      f".dsd xr fabin fp32 color={x_color} len={n} repeat={mo}"]
+            body.append("fmac yr, wr, xr")
+        if acc > 1:  # y0 += bank 1, += bank 2, ...
+            lines.append(f".dsd s mem fp32 base={y_addr} len={(acc - 1) * mo} wrap={mo}")
+            body.append("fadd s, s, yb")
         if not first:
             lines.append(f".dsd in fabin fp32 color={links[(k - 1) % 2]} len={mo}")
         if bias:
             lines.append(f".dsd b mem fp32 base={b_addr} len={mo}")
-        a = acc_name
-        reduce = ["fadd y0, y0, y1"] if acc == 2 else []
         if first and last:
             if bias:
-                reduce.append(f"fadd {a}, {a}, b")
-            reduce.append(f"fmax out, {a}, zero" if relu else f"mov out, {a}")
+                body.append("fadd y0, y0, b")
+            body.append("fmax out, y0, zero" if relu else "mov out, y0")
         elif first:
-            reduce.append(f"fadd out, {a}, b" if bias else f"mov out, {a}")
+            body.append("fadd out, y0, b" if bias else "mov out, y0")
         elif last and relu:
-            reduce += [f"fadd {a}, in, {a}", f"fmax out, {a}, zero"]
+            body += ["fadd y0, in, y0", "fmax out, y0, zero"]
         else:
-            reduce.append(f"fadd out, in, {a}")
-        if acc == 2:
-            switch = ["    sub r2, r5, r2", "    dsetb y, r2"]
-            rewind = ["    mov yy, zero", f"    li r2, {y_addr}", "    dsetb y, r2"]
-        else:
-            switch, rewind = [], ["    mov y, zero"]
-        lines += [
-            "on_x:",
-            "    fmac y, w, x",
-            f"    daddbi w, {mo}",
-            *switch,
-            "    addi r1, r1, -1",
-            "    bz r1, done",
-            "    end",
-            "done:",
-            *[f"    {op}" for op in reduce],
-            *rewind,
-            "    dsetb w, r6",
-            f"    li r1, {kk}",
-            "    end",
-        ]
+            body.append("fadd out, in, y0")
+        lines += ["on_x:", *[f"    {op}" for op in body], "    end"]
         block = self.w_elements[i][m0:m0 + mo, k0:k0 + kk]
         contents = {w_addr: pack_elements(block.T, self.bits)}  # column-major
         if bias:
@@ -591,15 +566,19 @@ class PipelineMapping:
                 p = np.zeros((value.shape[0], W.shape[0]), dtype=np.uint32)
                 for o, mo in enumerate(region.out_sizes):
                     cols = slice(out_offsets[o], out_offsets[o + 1])
-                    # accumulator a takes the chunk's inputs a, a + acc, a + 2 acc, ...
+                    # bank a takes the chunk's inputs a, a + acc, a + 2 acc, ...
                     acc = accumulators(mo, kk)
                     parts = []
                     for a in range(acc):
-                        q = np.zeros((value.shape[0], mo), dtype=np.uint32)
-                        for j in range(offsets[k] + a, offsets[k + 1], acc):
+                        j = offsets[k] + a
+                        q = F.fmul(W[None, cols, j], value[:, j:j + 1])
+                        for j in range(offsets[k] + a + acc, offsets[k + 1], acc):
                             q = F.fmac(W[None, cols, j], value[:, j:j + 1], q)
                         parts.append(q)
-                    p[:, cols] = parts[0] if acc == 1 else F.fadd(parts[0], parts[1])
+                    total = parts[0]
+                    for q in parts[1:]:
+                        total = F.fadd(total, q)
+                    p[:, cols] = total
                 if s is None:
                     s = p if self.biases[i] is None else F.fadd(p, self.biases[i].view(
                         np.uint32)[None, :])
