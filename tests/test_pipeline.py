@@ -30,42 +30,50 @@ def mlp(rng, sizes, bias=True):
 def naive_reference(pm, xs):
     """The rounding order of the module docstring, one element at a time (independent of
     PipelineMapping.reference's vectorisation)."""
+
+    def add(a, b):
+        return F.fadd(np.array([a]), np.array([b]))[0]
+
     out = []
     for x in np.asarray(xs, dtype=np.float32):
         value = x.view(np.uint32)
         for i, region in enumerate(pm.regions):
             W = round_to(pm.weights[i], pm.dtype)
+            b = pm.biases[i]
             M = W.shape[0]
             bounds = np.cumsum([0, *region.in_sizes])
             out_bounds = np.cumsum([0, *region.out_sizes])
+            chunks = len(region.in_sizes)
             result = np.zeros(M, dtype=np.uint32)
             for m in range(M):
                 mo = region.out_sizes[int(np.searchsorted(out_bounds, m, side="right")) - 1]
-                s = None
-                for k in range(len(region.in_sizes)):
-                    # the docstring's rule: the fewest banks that cover the accumulator's RAW
-                    # distance (at most one per input); input n of the chunk goes to bank
-                    # n mod acc, whose first input is a product, the others accumulate
-                    kk = bounds[k + 1] - bounds[k]
-                    acc = min(kk, -(-ACCUMULATOR_RAW_CYCLES // mo))
-                    partial = [None] * acc
+                # the docstring's rule: the fewest banks whose Mo outputs each cover the
+                # accumulator's RAW distance, at most the smallest chunk's inputs; input n of
+                # a chunk goes to bank n mod acc, whose first input is a product
+                acc = min(min(region.in_sizes), -(-ACCUMULATOR_RAW_CYCLES // mo))
+                sums = None
+                for k in range(chunks):
+                    q = [None] * acc
                     for n, j in enumerate(range(bounds[k], bounds[k + 1])):
-                        w, x = np.array([W[m, j]]), np.array([value[j]])
-                        q = partial[n % acc]
-                        partial[n % acc] = (F.fmul(w, x) if q is None
-                                            else F.fmac(w, x, np.array([q])))[0]
-                    p = partial[0]
-                    for q in partial[1:]:  # bank 0 + bank 1, + bank 2, ...
-                        p = F.fadd(np.array([p]), np.array([q]))[0]
-                    if s is None:
-                        b = pm.biases[i]
-                        s = p if b is None else F.fadd(np.array([p]),
-                                                       b[m:m + 1].view(np.uint32))[0]
+                        w, xj = np.array([W[m, j]]), np.array([value[j]])
+                        a = n % acc
+                        q[a] = (F.fmul(w, xj) if q[a] is None
+                                else F.fmac(w, xj, np.array([q[a]])))[0]
+                    if sums is None and (b is None or chunks == 1):
+                        sums = q
+                    elif sums is None:  # the first chunk: b in bank 0, +0 in the others
+                        bias = [b[m:m + 1].view(np.uint32)[0]] + [np.uint32(0)] * (acc - 1)
+                        sums = [add(q_, b_) for q_, b_ in zip(q, bias)]
                     else:
-                        s = F.fadd(np.array([s]), np.array([p]))[0]
+                        sums = [add(p_, q_) for p_, q_ in zip(sums, q)]
+                p = sums[0]
+                for s_ in sums[1:]:
+                    p = add(p, s_)
+                if b is not None and chunks == 1:
+                    p = add(p, b[m:m + 1].view(np.uint32)[0])
                 if pm.relus[i]:
-                    s = F.fmax(np.array([s]), np.zeros(1, np.uint32))[0]
-                result[m] = s
+                    p = F.fmax(np.array([p]), np.zeros(1, np.uint32))[0]
+                result[m] = p
             value = result
         out.append(value)
     return np.asarray(out)

@@ -33,8 +33,8 @@ the PEs' SRAM, colours and tasks.
 Each PE of a layer
 ------------------
 keeps its weight block column-major (in the weight format), ``acc`` banks of ``Mo`` fp32
-partial sums ``y`` and, in the first reduce position, the bias. One task per image does the
-PE's whole share, each of its vector instructions over many inputs at once, with the
+partial sums ``y`` and, at the first input chunk, the bias. One task per image does the PE's
+whole share, each of its vector instructions over many inputs at once, with the
 multi-dimensional DSDs of ``docs/isa.md`` (a fabric input that repeats each wavelet ``Mo``
 times, an accumulator that wraps every ``acc * Mo`` elements), as a WSE kernel's single DSD
 operation consumes a whole input tensor. The image's first input starts the task (its data in
@@ -43,27 +43,33 @@ operation consumes a whole input tensor. The image's first input starts the task
     fmul   y0, w0, x        ; bank 0 = w[:, 0] * x_0                     (Mo elements)
     fmul   yb, wb, xb       ; banks 1 .. acc-1 = w[:, j] * x_j, j < acc   ((acc - 1) Mo)
     fmac   yr, wr, xr       ; y[j mod acc] += w[:, j] * x_j, j >= acc     ((Kk - acc) Mo)
-    fadd   s, s, yb         ; y0 += bank 1, then += bank 2, ...           ((acc - 1) Mo)
-    <one or two vector instructions passing the partial sums on>
+    <passing the banks on>
     end
 
 ``xb`` and ``xr`` repeat each wavelet ``Mo`` times; ``yr`` wraps every ``acc * Mo``
-elements, so input ``j`` accumulates into bank ``j mod acc``, and ``s`` (bank 0) wraps every
-``Mo``. An element reads its accumulator word when it issues and writes it back
-:data:`ACCUMULATOR_RAW_CYCLES` later, so ``acc`` (:func:`accumulators`) is the least number of
-banks with ``acc * Mo`` at least that distance: the ``fmac`` never waits on its own writes.
-Nothing is zeroed and no DSD moves between images.
+elements, so the chunk's input ``j`` accumulates into bank ``j mod acc``. An element reads its
+accumulator word when it issues and writes it back :data:`ACCUMULATOR_RAW_CYCLES` later, so
+``acc`` (:meth:`PipelineMapping.banks`) is the least number of banks with ``acc * Mo`` at
+least that distance (the ``fmac`` never waits on its own writes), the same in every PE of an
+output chunk. Nothing is zeroed and no DSD moves between images.
 
-The reduce step of the first position sends ``y0 + b`` (or ``y0``), a middle one ``in + y0``,
-the last one ``relu(in + y0)`` (``fadd`` then ``fmax`` with zero) on to the next layer. Colours
-per layer: one for its inputs (which is the previous layer's output colour) and two alternating
-between reduce hops; the last layer's output gets one more.
+The banks pass along the reduction as they are (``acc * Mo`` values per image): the first
+input chunk's PE sends ``y + b`` (``b`` in bank 0, zeros in the others) or ``y``, a middle one
+``in + y``; the last one adds ``in + y``, sums its banks into bank 0 with one wrapping
+``fadd s, s, yb`` (``s`` is bank 0 wrapping every ``Mo``) and sends ``relu(y0)`` (``fmax``
+with zero) or ``y0``: only that PE waits on the bank sum's read-after-write distance, and
+:func:`plan` gives its chunk fewer inputs to make up for it. A layer of one input chunk sums
+its banks, adds ``b`` and sends the result. Colours per layer: one for its inputs (which is the
+previous layer's output colour) and two alternating between reduce hops; the last layer's
+output gets one more.
 
-Numerics: weights rounded to the weight format (RNE), activations and sums fp32. Per output,
-bank ``a`` computes ``q_a = round(w * x)`` for the chunk's input ``a`` (``fmul``), then
-``q_a = round(round(w * x) + q_a)`` over inputs ``a + acc, a + 2 acc, ...``; then
-``p = round(...round(round(q_0 + q_1) + q_2)... + q_{acc-1})``; then the chain
-``s = round(p_0 + b)``, ``s = round(s + p_k)`` in chunk order, then ``max(s, 0)``:
+Numerics: weights rounded to the weight format (RNE), activations and sums fp32. Per output
+and input chunk, bank ``a`` computes ``q_a = round(w * x)`` for the chunk's input ``a``, then
+``q_a = round(round(w * x) + q_a)`` over its inputs ``a + acc, a + 2 acc, ...``. Across the
+chunks, ``S_a = round(q_a + b_a)`` at the first (``b_0 = b``, the others ``+0``; ``S_a = q_a``
+without a bias) and ``S_a = round(S_a + q_a)`` at each next one, in chunk order; then
+``p = round(...round(S_0 + S_1)... + S_{acc-1})`` and ``max(p, 0)``. With one input chunk:
+``p = round(...round(q_0 + q_1)... + q_{acc-1})``, then ``round(p + b)``, then ``max``.
 :meth:`PipelineMapping.reference` does the same in numpy, so raw outputs agree bit for bit.
 """
 
@@ -167,34 +173,53 @@ def accumulators(mo: int, kk: int) -> int:
     return max(1, min(kk, math.ceil(ACCUMULATOR_RAW_CYCLES / mo)))
 
 
-def _reduce_ops(k: int, chunks: int, bias: bool, relu: bool) -> int:
-    """Vector instructions of a PE's reduce step."""
-    last = k == chunks - 1
-    if k == 0 and last:
-        return bias + 1  # (fadd y0, y0, b) + fmax/mov out
-    if last and relu:
-        return 2  # fadd y0, in, y0; fmax out, y0, zero
-    return 1  # one fadd/mov out
-
-
-def _pe_cycles(mo: int, kk: int, k: int, chunks: int, bias: bool, relu: bool) -> int:
-    """The planner's estimate of one PE's cycles per image: its vector elements, the waits of
-    an instruction on the write-back of the one before it (the bank sum, the reduce step), the
-    gaps between instructions and the task start."""
-    acc = accumulators(mo, kk)
-    raw = ACCUMULATOR_RAW_CYCLES
-    ops = _reduce_ops(k, chunks, bias, relu)
-    wait = max(0, raw - mo)  # an instruction reading what the one before it writes
-    cycles = kk * mo + ops * mo + ops * wait  # the reduce step's instructions each wait
-    instructions = 1 + (acc > 1) + (kk > acc) + (acc > 1) + ops
-    if acc > 1:  # the bank sum: each bank waits on the sum so far
-        cycles += (acc - 1) * max(mo, raw) + wait
+def _pe_cycles(mo: int, kk: int, acc: int, k: int, chunks: int, relu: bool) -> int:
+    """The planner's estimate of one PE's cycles per image (``acc`` banks, input chunk ``k``
+    of ``chunks``): its vector elements, the read-after-write waits of an instruction on the
+    one before it, the gaps between instructions and the task start."""
+    raw = ACCUMULATOR_RAW_CYCLES - GAP_CYCLES  # the wait an instruction starts with
+    n = acc * mo
+    dependent = max(mo, raw)  # Mo elements reading what the instruction before wrote
+    first_read = max(0, raw - ((kk - 1) % acc + 1) * mo)  # the banks after the last input
+    # (with fewer banks than the distance needs, each bank waits for its previous input)
+    cycles = kk * max(mo, math.ceil(ACCUMULATOR_RAW_CYCLES / acc))
+    instructions = 1 + (acc > 1) + (kk > acc)
+    if chunks == 1:  # the bank sum, the bias, the output
+        cycles += first_read + (acc - 1) * dependent + 2 * dependent
+        instructions += (acc > 1) + 2
+    elif k < chunks - 1:  # the banks passed on
+        cycles += first_read + n
+        instructions += 1
+    else:  # the banks in, their sum, the output
+        cycles += first_read + n + (acc - 1) * dependent + dependent
+        instructions += 2 + (acc > 1)
+    del relu  # (fmax and mov cost the same)
     return cycles + TASK_CYCLES + GAP_CYCLES * instructions
 
 
-def _sram_words(mo: int, kk: int, bits: int, with_bias: bool) -> int:
-    return (accumulators(mo, kk) * mo + math.ceil(mo * kk * bits / 32)
-            + (mo if with_bias else 0))
+def _bias_words(mo: int, acc: int, chunks: int) -> int:
+    """SRAM words of the bias at a layer's first input chunk: ``b`` itself when the layer has
+    one chunk, else ``b`` then zeros for the other banks (the banks pass on as they are)."""
+    return mo if chunks == 1 else acc * mo
+
+
+def _sram_words(mo: int, kk: int, acc: int, bits: int, bias_words: int) -> int:
+    return acc * mo + math.ceil(mo * kk * bits / 32) + bias_words
+
+
+def _input_split(K: int, chunks: int, cost) -> tuple[int, ...]:
+    """``K`` inputs in ``chunks`` chunks, the last one possibly smaller than the others (its
+    PE also sums the banks) so that ``cost(sizes)``, the busiest PE's, is least."""
+    best = None
+    even = _split(K, chunks)
+    for last in range(even[-1], 0, -1) if chunks > 1 else [K]:
+        sizes = (*_split(K - last, chunks - 1), last) if chunks > 1 else (K,)
+        if sizes[0] > K or min(sizes) < 1:
+            break
+        value = cost(sizes)
+        if value is not None and (best is None or value < best[0]):
+            best = (value, sizes)
+    return best[1] if best else even
 
 
 @dataclass(frozen=True)
@@ -239,20 +264,49 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
                            f"{fabric.num_colors}: use fewer layers or the host-orchestrated "
                            f"mode")
 
-    def layer_cost(i: int, nk: int, no: int) -> int | None:
-        """Busiest PE's cycles per image of layer ``i`` cut into ``no`` x ``nk`` chunks, or
-        None if a block does not fit the SRAM."""
-        M, K = shapes[i]
-        outs, ins = _split(M, no), _split(K, nk)
+    def split_cost(i: int, outs, ins) -> int | None:
+        """Busiest PE's cycles per image of layer ``i`` with these chunks, or None if a block
+        does not fit the SRAM."""
         worst = 0
-        for k in sorted({0, nk - 1, *(range(1, min(nk - 1, 2)))}):
-            for mo in set(outs):
-                if _sram_words(mo, ins[k], bits, biases[i] and k == 0) > S:
+        for mo in set(outs):
+            acc = accumulators(mo, min(ins))
+            for k, kk in enumerate(ins):
+                bias = _bias_words(mo, acc, len(ins)) if biases[i] and k == 0 else 0
+                if _sram_words(mo, kk, acc, bits, bias) > S:
                     return None
-                worst = max(worst, _pe_cycles(mo, ins[k], k, nk, biases[i], relus[i]))
+                worst = max(worst, _pe_cycles(mo, kk, acc, k, len(ins), relus[i]))
         return worst
 
-    costs: dict[tuple[int, int, int], int | None] = {}
+    # Boundary b is layer b's input (layer b - 1's output): its chunks are layer b - 1's
+    # output chunks and layer b's input chunks, chosen for the busier of the two (taking
+    # their other chunks even); the last layer's outputs are even.
+    widths = [shapes[0][1]] + [m for m, _ in shapes]
+    splits: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def boundary(b: int, counts) -> tuple[int, ...]:
+        key = (b, *counts[max(0, b - 1):b + 2])
+        if key not in splits:
+            if b == n:
+                splits[key] = _split(widths[b], counts[b])
+            else:
+                outs = _split(widths[b + 1], counts[b + 1])
+                ins = _split(widths[b - 1], counts[b - 1]) if b else None
+
+                def cost(sizes):
+                    mine = split_cost(b, outs, sizes)
+                    if mine is None or not b:
+                        return mine
+                    theirs = split_cost(b - 1, sizes, ins)
+                    return None if theirs is None else max(mine, theirs)
+
+                splits[key] = _input_split(widths[b], counts[b], cost)
+        return splits[key]
+
+    def chunking(i: int, counts) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Layer ``i``'s (output, input) chunk sizes for boundary chunk counts ``counts``."""
+        return boundary(i + 1, counts), boundary(i, counts)
+
+    costs: dict[tuple, int | None] = {}
     best = None
     for first in ("h", "v"):
         for counts in itertools.product(*[range(1, min(limit, d) + 1) for limit, d in zip(
@@ -266,9 +320,9 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
                 if row + rows > R or col + cols > C:
                     ok = False
                     break
-                key = (i, nk, no)
+                key = (i, *counts[max(0, i - 1):i + 3])
                 if key not in costs:
-                    costs[key] = layer_cost(i, nk, no)
+                    costs[key] = split_cost(i, *chunking(i, counts))
                 if costs[key] is None:
                     ok = False
                     break
@@ -286,9 +340,9 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
                            f"--sram-words, or the host-orchestrated mode")
     _, first, counts = best
     plans, row, col, orient = [], 0, 0, first
-    for i, (M, K) in enumerate(shapes):
-        region = Region(orient, row, col, _split(M, counts[i + 1]), _split(K, counts[i]))
-        plans.append(LayerPlan(region, costs[i, counts[i], counts[i + 1]]))
+    for i in range(n):
+        region = Region(orient, row, col, *chunking(i, counts))
+        plans.append(LayerPlan(region, costs[(i, *counts[max(0, i - 1):i + 3])]))
         row, col = region.next_origin()
         orient = "v" if orient == "h" else "h"
     return plans
@@ -445,6 +499,13 @@ class PipelineMapping:
                 for r in range(last.row0 + last.rows, R):
                     tables[r, c].set(colour, ["n"], ["s"])
 
+    @staticmethod
+    def banks(region: Region, o: int) -> int:
+        """Banks of partial sums of output chunk ``o`` of a region (the same in every PE of
+        the chunk, whose banks pass from PE to PE): :func:`accumulators` of its outputs and the
+        region's smallest input chunk."""
+        return accumulators(region.out_sizes[o], min(region.in_sizes))
+
     def _pe(self, i: int, region: Region, o: int, k: int, links) -> tuple[str, dict]:
         """Assembly and SRAM contents of layer ``i``'s PE at chunk ``(o, k)``."""
         mo, kk = region.out_sizes[o], region.in_sizes[k]
@@ -456,55 +517,59 @@ class PipelineMapping:
         relu = self.relus[i]
         wfmt = self.dtype.name.lower()
         w_words = math.ceil(mo * kk * self.bits / 32)
-        acc = accumulators(mo, kk)
-        y_addr, w_addr = 0, acc * mo
+        acc = self.banks(region, o)
+        n = acc * mo  # the banks
+        y_addr, w_addr = 0, n
         b_addr = w_addr + w_words
         w_elem = w_addr * 32 // self.bits
         x_color = self.x_colors[i]
         out_color = self.x_colors[i + 1] if last else links[k % 2]
+        single = chunks_k == 1
+        passed = n if not last else mo  # values sent on per image
         lines = [
             f".dsd y0 mem fp32 base={y_addr} len={mo}",
+            f".dsd y mem fp32 base={y_addr} len={n}",
             f".dsd w0 mem {wfmt} base={w_elem} len={mo}",
             ".dsd x reg fp32 r7",
             ".dsd zero reg fp32 r0",
-            f".dsd out fabout fp32 color={out_color} len={mo}",
+            f".dsd out fabout fp32 color={out_color} len={passed}",
             f".task {x_color} on_x",
         ]
         body = ["fmul y0, w0, x"]  # bank 0: the image's first input (in r7)
         if acc > 1:  # banks 1 .. acc-1: the next inputs, each wavelet for Mo elements
-            n = (acc - 1) * mo
-            lines += [f".dsd yb mem fp32 base={y_addr + mo} len={n}",
-                      f".dsd wb mem {wfmt} base={w_elem + mo} len={n}",
-                      f".dsd xb fabin fp32 color={x_color} len={n} repeat={mo}"]
+            lines += [f".dsd yb mem fp32 base={y_addr + mo} len={n - mo}",
+                      f".dsd wb mem {wfmt} base={w_elem + mo} len={n - mo}",
+                      f".dsd xb fabin fp32 color={x_color} len={n - mo} repeat={mo}"]
             body.append("fmul yb, wb, xb")
         if kk > acc:  # the other inputs, input j into bank j mod acc
-            n = (kk - acc) * mo
-            lines += [f".dsd yr mem fp32 base={y_addr} len={n} wrap={acc * mo}",
-                      f".dsd wr mem {wfmt} base={w_elem + acc * mo} len={n}",
-                      f".dsd xr fabin fp32 color={x_color} len={n} repeat={mo}"]
+            lines += [f".dsd yr mem fp32 base={y_addr} len={(kk - acc) * mo} wrap={n}",
+                      f".dsd wr mem {wfmt} base={w_elem + n} len={(kk - acc) * mo}",
+                      f".dsd xr fabin fp32 color={x_color} len={(kk - acc) * mo} repeat={mo}"]
             body.append("fmac yr, wr, xr")
-        if acc > 1:  # y0 += bank 1, += bank 2, ...
-            lines.append(f".dsd s mem fp32 base={y_addr} len={(acc - 1) * mo} wrap={mo}")
-            body.append("fadd s, s, yb")
         if not first:
-            lines.append(f".dsd in fabin fp32 color={links[(k - 1) % 2]} len={mo}")
+            lines.append(f".dsd in fabin fp32 color={links[(k - 1) % 2]} len={n}")
         if bias:
-            lines.append(f".dsd b mem fp32 base={b_addr} len={mo}")
-        if first and last:
-            if bias:
-                body.append("fadd y0, y0, b")
-            body.append("fmax out, y0, zero" if relu else "mov out, y0")
-        elif first:
-            body.append("fadd out, y0, b" if bias else "mov out, y0")
-        elif last and relu:
-            body += ["fadd y0, in, y0", "fmax out, y0, zero"]
+            lines.append(f".dsd b mem fp32 base={b_addr} len={mo if single else n}")
+        # the bank sum: y0 += bank 1, += bank 2, ...
+        bank_sum = [f".dsd s mem fp32 base={y_addr} len={n - mo} wrap={mo}"] if acc > 1 else []
+        output = "fmax out, y0, zero" if relu else "mov out, y0"
+        if single:
+            lines += bank_sum
+            body += ["fadd s, s, yb"] * (acc > 1) + ["fadd y0, y0, b"] * bias + [output]
+        elif first:  # the banks (and the bias, in bank 0) on to the next chunk
+            body.append("fadd out, y, b" if bias else "mov out, y")
+        elif not last:
+            body.append("fadd out, in, y")
         else:
-            body.append("fadd out, in, y0")
+            lines += bank_sum
+            body += ["fadd y, in, y", *["fadd s, s, yb"] * (acc > 1), output]
         lines += ["on_x:", *[f"    {op}" for op in body], "    end"]
         block = self.w_elements[i][m0:m0 + mo, k0:k0 + kk]
         contents = {w_addr: pack_elements(block.T, self.bits)}  # column-major
         if bias:
-            contents[b_addr] = self.biases[i][m0:m0 + mo].view(np.uint32)
+            b = np.zeros(mo if single else n, dtype=np.float32)
+            b[:mo] = self.biases[i][m0:m0 + mo]
+            contents[b_addr] = b.view(np.uint32)
         return "\n".join(lines), contents
 
     # ---- host side --------------------------------------------------------------------------
@@ -558,32 +623,38 @@ class PipelineMapping:
         """numpy raw outputs (fp32 bits, shape ``(N, M)``) with the fabric's rounding order."""
         value = self._batch(xs, self.weights[0].shape[1]).astype(np.float32).view(np.uint32)
         for i, region in enumerate(self.regions):
-            W = self.w_bits[i]
+            W, b = self.w_bits[i], self.biases[i]
             offsets = self._offsets(region.in_sizes)
             out_offsets = self._offsets(region.out_sizes)
-            s = None
-            for k, kk in enumerate(region.in_sizes):
-                p = np.zeros((value.shape[0], W.shape[0]), dtype=np.uint32)
-                for o, mo in enumerate(region.out_sizes):
-                    cols = slice(out_offsets[o], out_offsets[o + 1])
+            single = len(region.in_sizes) == 1
+            s = np.zeros((value.shape[0], W.shape[0]), dtype=np.uint32)
+            for o in range(len(region.out_sizes)):
+                cols = slice(out_offsets[o], out_offsets[o + 1])
+                acc = self.banks(region, o)
+                sums = None  # the banks passed from chunk to chunk
+                for k in range(len(region.in_sizes)):
                     # bank a takes the chunk's inputs a, a + acc, a + 2 acc, ...
-                    acc = accumulators(mo, kk)
-                    parts = []
+                    banks = []
                     for a in range(acc):
                         j = offsets[k] + a
                         q = F.fmul(W[None, cols, j], value[:, j:j + 1])
                         for j in range(offsets[k] + a + acc, offsets[k + 1], acc):
                             q = F.fmac(W[None, cols, j], value[:, j:j + 1], q)
-                        parts.append(q)
-                    total = parts[0]
-                    for q in parts[1:]:
-                        total = F.fadd(total, q)
-                    p[:, cols] = total
-                if s is None:
-                    s = p if self.biases[i] is None else F.fadd(p, self.biases[i].view(
-                        np.uint32)[None, :])
-                else:
-                    s = F.fadd(s, p)
+                        banks.append(q)
+                    if sums is None:
+                        sums = banks
+                        if b is not None and not single:  # b in bank 0, +0 in the others
+                            bias = b[cols].view(np.uint32)[None, :]
+                            sums = [F.fadd(q, bias if a == 0 else np.zeros_like(bias))
+                                    for a, q in enumerate(sums)]
+                    else:
+                        sums = [F.fadd(p, q) for p, q in zip(sums, banks)]
+                total = sums[0]
+                for q in sums[1:]:
+                    total = F.fadd(total, q)
+                if b is not None and single:
+                    total = F.fadd(total, b[cols].view(np.uint32)[None, :])
+                s[:, cols] = total
             if self.relus[i]:
                 s = F.fmax(s, np.zeros_like(s))
             value = s
