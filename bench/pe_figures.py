@@ -9,8 +9,8 @@
 * ``fmul_latency_cycles``, ``fadd_latency_cycles``: the pipeline depths of the binary32 units;
 * ``vector_latency_cycles``: issue of an element to its write-back (the vector unit's depth);
 * ``task_cycles_per_input``: cycles per arriving wavelet of a wavelet-triggered task, for a
-  two-instruction task (``fmul`` of one element, ``end``) and for the layer pipeline's
-  seven-instruction data task (``sim.toolchain.pipeline``: an 8-element ``fmac`` into one of
+  two-instruction task (``fmul`` of one element, ``end``) and for a seven-instruction data task
+  (the layer pipeline's per-input kernel before DSD periods: an 8-element ``fmac`` into one of
   two alternating accumulators, the weight pointer, the counter, ``end``), from the difference
   between runs of 16 and 32 inputs; ``task_switch_cycles`` is the two-instruction figure less
   its two instructions (one task's ``end`` to the next task's first instruction issuing).
