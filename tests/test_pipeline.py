@@ -146,6 +146,68 @@ def test_regions_alternate_and_stay_disjoint():
     assert (held >= 0).sum() == len(seen)
 
 
+def test_chunks_chain_from_layer_to_layer():
+    """Each layer's input chunks are the previous layer's output chunks (a boundary may give
+    its last chunk fewer inputs), and every chunk covers its layer exactly."""
+    for sizes, rows, cols, dtype in CASES:
+        pm = map_pipeline(mlp(np.random.default_rng(1), sizes), dtype,
+                          fabric(rows, cols, sram_words=4096))
+        for i, region in enumerate(pm.regions):
+            assert sum(region.in_sizes) == sizes[i] and min(region.in_sizes) >= 1
+            assert sum(region.out_sizes) == sizes[i + 1] and min(region.out_sizes) >= 1
+            if i:
+                assert region.in_sizes == pm.regions[i - 1].out_sizes
+
+
+def _random_case(rng):
+    layers = int(rng.integers(1, 4))
+    sizes = tuple(int(v) for v in rng.integers(2, 70, layers + 1))
+    rows, cols = (int(v) for v in rng.integers(1, 6, 2))
+    dtype = [Format.FP32, Format.BF16, Format.FP16, Format.E4M3, Format.E5M2][
+        int(rng.integers(5))]
+    return sizes, rows, cols, dtype, bool(rng.random() < 0.8)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_pipelines_are_bit_exact_on_golden(seed):
+    """Random MLPs (1-3 layers of 2-69, with or without bias) on random fabrics and weight
+    formats: raw outputs equal to the element-by-element reference; together they use every
+    kernel shape (one bank and several, a chunk with no fmac beyond the banks, single- and
+    multi-chunk layers). A model that does not fit must say so."""
+    rng = np.random.default_rng(100 + seed)
+    sizes, rows, cols, dtype, bias = _random_case(rng)
+    params = fabric(rows, cols, sram_words=4096)
+    try:
+        pm = map_pipeline(mlp(rng, sizes, bias=bias), dtype, params)
+    except MappingError as exc:
+        assert "does not fit" in str(exc) or "colours" in str(exc), exc
+        return
+    xs = rng.standard_normal((4, sizes[0])).astype(np.float32)
+    raw = run_golden(pm, xs, params)
+    assert np.array_equal(raw, naive_reference(pm, xs))
+    assert np.array_equal(raw, pm.reference(xs))
+
+
+def test_random_pipelines_cover_every_kernel_shape():
+    shapes = set()
+    for seed in range(16):
+        rng = np.random.default_rng(100 + seed)
+        sizes, rows, cols, dtype, bias = _random_case(rng)
+        try:
+            pm = map_pipeline(mlp(rng, sizes, bias=bias), dtype, fabric(rows, cols,
+                                                                       sram_words=4096))
+        except MappingError:
+            continue
+        for region in pm.regions:
+            for o in range(len(region.out_sizes)):
+                acc = pm.banks(region, o)
+                for kk in region.in_sizes:
+                    shapes.add(("banks", acc > 1))
+                    shapes.add(("fmac", kk > acc))
+                shapes.add(("chunks", len(region.in_sizes) > 1))
+    assert shapes == {(k, v) for k in ("banks", "fmac", "chunks") for v in (False, True)}, shapes
+
+
 def test_errors_are_clear():
     rng = np.random.default_rng(8)
     with pytest.raises(MappingError, match="int8 layers are host-orchestrated only"):
