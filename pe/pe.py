@@ -20,7 +20,8 @@ Micro-architecture (``docs/architecture.md``)::
             the branch target
     E       execute: register file (LUT RAM, one copy per read port) read; ALU, branch, DSD
             and task-table updates; last-element bounds (base + span: an addition, the span
-            (length - 1) x stride of each DSD having been computed when it was written);
+            (length - 1) x stride of each DSD, over min(length, period) elements for a
+            wrapping one, having been computed when it was written);
             faults; vector instructions handed to :class:`pe.vector.VectorUnit`. The
             last-element bounds fault is registered: the vector unit withdraws the instruction
             in the next cycle (``cancel``), before it issues an element, and the fault then

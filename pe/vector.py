@@ -31,10 +31,12 @@ flight will write (RAW interlock); a fabric-input element not yet fetched; no ou
 (credits count the output FIFO's free entries less the elements in flight to it); a register
 destination (accumulator) whose previous element has not retired. Fabric-input wavelets are
 fetched from the PE's input queues ahead of issue into a two-entry buffer per source, never
-more than the instruction's remaining elements, so the queue pop does not wait for the issue
-decision; an instruction with two fabric-input sources fetches them alternately (one element
-per two cycles). Operands are checked (rules, SRAM bounds) by the task engine before an
-instruction is handed over, so every element issued is legal.
+more than the instruction's remaining elements need (a source with a DSD period uses each
+wavelet for that many elements), so the queue pop does not wait for the issue decision; an
+instruction with two fabric-input sources fetches them alternately (one element per two
+cycles). A memory operand with a period returns to its first address after every period.
+Operands are checked (rules, SRAM bounds) by the task engine before an instruction is handed
+over, so every element issued is legal.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -287,12 +289,13 @@ class VectorUnit(wiring.Component):
 
         # ---- fabric-input prefetch: two entries per source --------------------------------
         srcs = ("x", "y")
-        fetch = {n: Signal(16, name=f"fetch_{n}") for n in srcs}  # elements not yet fetched for
-        # Each wavelet serves `repeat` elements (a FABIN DSD's period, at least 1): a pop
-        # covers that many of `fetch`, and the head wavelet is consumed after its last use.
+        # Elements no pop has covered yet: each wavelet serves `repeat` elements (a FABIN DSD's
+        # period, at least 1), so a pop covers that many, and the head wavelet is consumed
+        # after its last use.
+        fetch = {n: Signal(16, name=f"fetch_{n}") for n in srcs}
         repeat = {n: Signal(10, name=f"repeat_{n}") for n in srcs}
         uses = {n: Signal(10, name=f"uses_{n}") for n in srcs}  # uses left of the head wavelet
-        fetch_more = {n: Signal(name=f"fetch_more_{n}") for n in srcs}  # fetch != 0
+        fetch_more = {n: Signal(name=f"fetch_more_{n}") for n in srcs}  # fetch > 0
         bufs = {n: [Signal(32, name=f"buf_{n}{i}") for i in range(2)] for n in srcs}
         count = {n: Signal(range(3), name=f"count_{n}") for n in srcs}
         head = {n: Signal(name=f"head_{n}") for n in srcs}
