@@ -133,12 +133,19 @@ def _vector_op(rng, pool, decoded):
 
 def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | None]:
     """One random program: its assembly text, how many fabric-input wavelets it consumes, the
-    vector instructions it contains (op, operand names) and, for an illegal program, the
+    vector instructions it contains (op, operand names, the names whose DSD period takes effect
+    within an instruction) and, for an illegal program, the
     ``(kind, detail)`` of its first instruction (the word is patched in by :func:`fuzz_jobs`)."""
     L = int(rng.integers(1, 13))
     repeat = int(rng.choice([0, 0, 1, 2, 3, 4]))
-    pool = dsd_pool(L, wrap=int(rng.choice([0, 1, 2, 3, 5])), repeat=repeat)
+    wrap = int(rng.choice([0, 1, 2, 3, 5]))
+    pool = dsd_pool(L, wrap=wrap, repeat=repeat)
     takes = {"fi": -(-L // max(1, repeat))}  # wavelets one use of the fabric input takes
+    # operands whose period takes effect within an instruction of length L (dsd_pool's periods)
+    periodic = {name for name, period in (("f1", wrap), ("h0", wrap + 1),
+                                          ("i16", max(0, wrap - 1))) if 0 < period < L}
+    if repeat > 1 and L > 1:
+        periodic.add("fi")
     decoded = {name: _decode(decl) for name, decl in pool}
     lines = [f".dsd {name} {decl}" for name, decl in pool]
     lines += [".task 0 main", ".task 1 other", f".reg r1 {rng.standard_normal():.6f}",
@@ -157,7 +164,7 @@ def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | No
                 continue
             text, operands, op = picked
             fabin_uses += sum(takes.get(n, 0) for n in operands[1:])
-            vector.append((op, operands))
+            vector.append((op, operands, periodic))
             body.append(text)
         elif roll < 0.62:  # a counted loop around a vector instruction (bnz)
             picked = _vector_op(rng, pool, decoded)
@@ -166,7 +173,7 @@ def random_program(rng: np.random.Generator) -> tuple[str, int, list, tuple | No
             text, operands, op = picked
             n = int(rng.integers(1, 4))
             fabin_uses += n * sum(takes.get(k, 0) for k in operands[1:])
-            vector.append((op, operands))
+            vector.append((op, operands, periodic))
             labels += 1
             body += [f"li r5, {n}", f"L{labels}:", text, "addi r5, r5, -1", f"bnz r5, L{labels}"]
         elif roll < 0.67:  # a forward jump over an instruction (jmp, or bz on a zero register)
@@ -327,7 +334,7 @@ def coverage(vector_ops) -> tuple[dict, list]:
     decoded = {name: _decode(decl) for name, decl in dsd_pool(1)}
     colors = _colors(decoded)
     counts = {}
-    for op, operands in vector_ops:
+    for op, operands, _ in vector_ops:
         for pos, name in zip(("dst", "src0", "src1"), operands):
             key = (op.name, pos, DsdKind(decoded[name].kind).name)
             counts[key] = counts.get(key, 0) + 1
@@ -407,6 +414,25 @@ def test_fuzz_coverage_has_no_holes(fuzz_results):
     print("PE fuzz coverage (opcode, operand, kind):",
           ", ".join(f"{op}/{pos}/{kind}:{n}" for (op, pos, kind), n in sorted(counts.items())))
     assert not holes, f"never generated: {holes}"
+
+
+def test_fuzz_exercises_dsd_periods(fuzz_results):
+    """Instructions whose operand wraps (memory) or repeats (fabric input) within the
+    instruction, in every position the ISA allows it: a wrapping destination, wrapping sources,
+    a repeating fabric input as either source."""
+    seen: dict = {}
+    for _, vector, expect, _ in fuzz_results:
+        if expect is not None:
+            continue
+        for _op, operands, periodic in vector:
+            for pos, name in zip(("dst", "src0", "src1"), operands):
+                if name in periodic:
+                    key = (pos, "repeat" if name == "fi" else "wrap")
+                    seen[key] = seen.get(key, 0) + 1
+    print("DSD periods exercised (position, kind):", seen)
+    wanted = {("dst", "wrap"), ("src0", "wrap"), ("src1", "wrap"), ("src0", "repeat"),
+              ("src1", "repeat")}
+    assert wanted <= set(seen), f"never generated: {sorted(wanted - set(seen))}"
 
 
 def _listing(job: PEJob) -> str:
