@@ -173,7 +173,7 @@ def accumulators(mo: int, kk: int) -> int:
     return max(1, min(kk, math.ceil(ACCUMULATOR_RAW_CYCLES / mo)))
 
 
-def _pe_cycles(mo: int, kk: int, acc: int, k: int, chunks: int, relu: bool) -> int:
+def _pe_cycles(mo: int, kk: int, acc: int, k: int, chunks: int) -> int:
     """The planner's estimate of one PE's cycles per image (``acc`` banks, input chunk ``k``
     of ``chunks``): its vector elements, the read-after-write waits of an instruction on the
     one before it, the gaps between instructions and the task start."""
@@ -193,7 +193,6 @@ def _pe_cycles(mo: int, kk: int, acc: int, k: int, chunks: int, relu: bool) -> i
     else:  # the banks in, their sum, the output
         cycles += first_read + n + (acc - 1) * dependent + dependent
         instructions += 2 + (acc > 1)
-    del relu  # (fmax and mov cost the same)
     return cycles + TASK_CYCLES + GAP_CYCLES * instructions
 
 
@@ -210,11 +209,13 @@ def _sram_words(mo: int, kk: int, acc: int, bits: int, bias_words: int) -> int:
 def _input_split(K: int, chunks: int, cost) -> tuple[int, ...]:
     """``K`` inputs in ``chunks`` chunks, the last one possibly smaller than the others (its
     PE also sums the banks) so that ``cost(sizes)``, the busiest PE's, is least."""
-    best = None
     even = _split(K, chunks)
-    for last in range(even[-1], 0, -1) if chunks > 1 else [K]:
-        sizes = (*_split(K - last, chunks - 1), last) if chunks > 1 else (K,)
-        if sizes[0] > K or min(sizes) < 1:
+    if chunks == 1:
+        return even
+    best = None
+    for last in range(even[-1], 0, -1):
+        sizes = (*_split(K - last, chunks - 1), last)
+        if min(sizes) < 1:
             break
         value = cost(sizes)
         if value is not None and (best is None or value < best[0]):
@@ -239,7 +240,8 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
     shapes : list of (M, K)
         Each layer's weight shape (layer ``i``'s ``K`` is layer ``i - 1``'s ``M``).
     biases, relus : list of bool
-        Whether each layer has a bias / a ReLU.
+        Whether each layer has a bias / a ReLU (a ReLU costs what the copy it replaces does,
+        so it does not change the plan).
     bits : int
         Width of one weight element (32, 16 or 8).
     fabric : FabricParams
@@ -274,7 +276,7 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
                 bias = _bias_words(mo, acc, len(ins)) if biases[i] and k == 0 else 0
                 if _sram_words(mo, kk, acc, bits, bias) > S:
                     return None
-                worst = max(worst, _pe_cycles(mo, kk, acc, k, len(ins), relus[i]))
+                worst = max(worst, _pe_cycles(mo, kk, acc, k, len(ins)))
         return worst
 
     # Boundary b is layer b's input (layer b - 1's output): its chunks are layer b - 1's
