@@ -2,6 +2,8 @@
 and fabric sizes, raw outputs bit-exact with the numpy reference of the same rounding order, and
 the reference itself checked against a plain per-element implementation of that order."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,13 @@ from hdl.formats import Format
 from sim.host.driver import FabricDriver
 from sim.model import formats as F
 from sim.toolchain.mapper import MappingError, round_to
-from sim.toolchain.pipeline import ACCUMULATOR_RAW_CYCLES, accumulators, map_pipeline, plan
+from sim.toolchain.pipeline import (
+    ACCUMULATOR_RAW_CYCLES,
+    Region,
+    accumulators,
+    map_pipeline,
+    plan,
+)
 
 
 def fabric(rows, cols, **kw):
@@ -206,6 +214,29 @@ def test_random_pipelines_cover_every_kernel_shape():
                     shapes.add(("fmac", kk > acc))
                 shapes.add(("chunks", len(region.in_sizes) > 1))
     assert shapes == {(k, v) for k in ("banks", "fmac", "chunks") for v in (False, True)}, shapes
+
+
+def test_given_regions_are_used_and_checked():
+    """``regions=`` places the layers there (bit-exact on golden) and refuses a staircase
+    that does not place them, saying why."""
+    rng = np.random.default_rng(3)
+    params = fabric(3, 4)
+    layers = mlp(rng, (30, 12, 7))
+    regions = [Region("h", 0, 0, (6, 6), (12, 10, 8)), Region("v", 0, 3, (7,), (6, 6))]
+    pm = map_pipeline(layers, Format.BF16, params, regions=regions)
+    assert pm.regions == regions
+    xs = rng.standard_normal((3, 30)).astype(np.float32)
+    assert np.array_equal(run_golden(pm, xs, params), naive_reference(pm, xs))
+    bad = [
+        ([regions[0]], "1 regions for 2 layers"),
+        ([regions[0], Region("v", 0, 3, (7,), (5, 7))], "not the previous layer's output"),
+        ([regions[0], Region("h", 0, 3, (7,), (6, 6))], "previous region's orientation"),
+        ([regions[0], Region("v", 1, 3, (7,), (6, 6))], "starts at (1, 3), not (0, 3)"),
+        ([Region("h", 0, 0, (6, 6), (10, 10, 10, 0)), regions[1]], "do not cut"),
+    ]
+    for given, message in bad:
+        with pytest.raises(MappingError, match=re.escape(message)):
+            map_pipeline(layers, Format.BF16, params, regions=given)
 
 
 def test_errors_are_clear():

@@ -361,11 +361,17 @@ class PipelineMapping:
     dtype : Format
         Weight format (fp32, bf16, fp16, E4M3, E5M2; int8 is host-orchestrated only).
     fabric : FabricParams
+    regions : list of Region, optional
+        Place the layers on these regions instead of :func:`plan`'s (for experiments and
+        benches, e.g. ``bench/pipeline_cost.py``): a staircase from tile (0, 0), orientations
+        alternating, each region at the previous one's :meth:`Region.next_origin`, each
+        layer's input chunks the previous layer's output chunks.
 
     Attributes
     ----------
     plans : list of LayerPlan
-        Each layer's region.
+        Each layer's region (with the planner's estimate of its busiest PE's cycles per
+        image).
     image : FabricImage
         Routes and PE programs of every logical tile.
     macs : int
@@ -374,11 +380,12 @@ class PipelineMapping:
     Raises
     ------
     MappingError
-        For bad shapes, layers that do not chain, int8, weights beyond the format's range, or a
-        model that does not fit (:func:`plan`).
+        For bad shapes, layers that do not chain, int8, weights beyond the format's range, a
+        model that does not fit (:func:`plan`), or ``regions`` that do not place the layers.
     """
 
-    def __init__(self, layers, dtype: Format, fabric: FabricParams):
+    def __init__(self, layers, dtype: Format, fabric: FabricParams,
+                 regions: list[Region] | None = None):
         self.fabric, self.dtype = fabric, Format(dtype)
         if self.dtype == Format.INT8:
             raise MappingError("int8 layers are host-orchestrated only: their activations are "
@@ -407,8 +414,12 @@ class PipelineMapping:
             self.biases.append(None if b is None else b.astype(np.float32))
             self.relus.append(bool(relu))
         self.bits = self.dtype.bits
-        self.plans = plan([w.shape for w in self.weights], [b is not None for b in self.biases],
-                          self.relus, self.bits, fabric)
+        if regions is None:
+            self.plans = plan([w.shape for w in self.weights],
+                              [b is not None for b in self.biases], self.relus, self.bits,
+                              fabric)
+        else:
+            self.plans = self._given(list(regions))
         n = len(self.weights)
         self.x_colors = [FIRST_COLOR + 3 * i for i in range(n)] + [FIRST_COLOR + 3 * n]
         self.macs = sum(w.size for w in self.weights)
@@ -417,6 +428,36 @@ class PipelineMapping:
         self.w_elements = [w.view(np.uint32) if self.dtype == Format.FP32
                            else F.narrow(w.view(np.uint32), self.dtype) for w in self.weights]
         self.image = self._build()
+
+    def _given(self, regions: list[Region]) -> list[LayerPlan]:
+        """LayerPlans of explicit regions, checked (see the class's ``regions``)."""
+        if len(regions) != len(self.weights):
+            raise MappingError(f"{len(regions)} regions for {len(self.weights)} layers")
+        origin, plans = (0, 0), []
+        for i, (region, W) in enumerate(zip(regions, self.weights)):
+            M, K = W.shape
+            problems = []
+            if (region.row0, region.col0) != origin:
+                problems.append(f"starts at {(region.row0, region.col0)}, not {origin}")
+            if i and region.orientation == regions[i - 1].orientation:
+                problems.append("has the previous region's orientation")
+            if sum(region.out_sizes) != M or sum(region.in_sizes) != K \
+                    or min(region.out_sizes + region.in_sizes) < 1:
+                problems.append(f"chunks {region.out_sizes} x {region.in_sizes} do not cut "
+                                f"{M} x {K}")
+            if i and region.in_sizes != regions[i - 1].out_sizes:
+                problems.append("input chunks are not the previous layer's output chunks")
+            if region.row0 + region.rows > self.fabric.rows \
+                    or region.col0 + region.cols > self.fabric.cols:
+                problems.append(f"leaves the {self.fabric.rows} x {self.fabric.cols} array")
+            if problems:
+                raise MappingError(f"region {i} ({region}) " + "; ".join(problems))
+            origin = region.next_origin()
+            worst = max(_pe_cycles(mo, kk, self.banks(region, o), k, len(region.in_sizes))
+                        for o, mo in enumerate(region.out_sizes)
+                        for k, kk in enumerate(region.in_sizes))
+            plans.append(LayerPlan(region, worst))
+        return plans
 
     # ---- geometry ---------------------------------------------------------------------------
     @property
@@ -681,12 +722,14 @@ def _opposite(edge: str) -> str:
     return {"n": "s", "s": "n", "e": "w", "w": "e"}[edge]
 
 
-def map_pipeline(layers, dtype: Format, fabric: FabricParams) -> PipelineMapping:
-    """Map an MLP as a layer pipeline (see :class:`PipelineMapping`).
+def map_pipeline(layers, dtype: Format, fabric: FabricParams,
+                 regions: list[Region] | None = None) -> PipelineMapping:
+    """Map an MLP as a layer pipeline (see :class:`PipelineMapping`; ``regions`` places it
+    on given regions instead of the planner's).
 
     Raises
     ------
     MappingError
         If it does not fit or is not supported; the message says what to change.
     """
-    return PipelineMapping(layers, dtype, fabric)
+    return PipelineMapping(layers, dtype, fabric, regions)
