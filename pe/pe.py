@@ -43,7 +43,7 @@ AND-OR of memory read ports and registers (SRAM and program memory: their own bl
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.block_ram import DONT_CARE_COLLISION, registered_read
@@ -81,14 +81,6 @@ __all__ = ["PE"]
 _SPAN_BITS = 18
 
 
-class _DsdShape(data.Struct):
-    """What the DSD table keeps of word 1 (:data:`pe.isa.DsdWord1`'s fields)."""
-
-    stride: signed(16)
-    fmt: 3
-    ctrl: 1
-    kind: 2
-    period: 10
 
 
 def _onehot(m: Module, index, width: int, name: str) -> Signal:
@@ -190,7 +182,8 @@ class PE(wiring.Component):
         # DSD table: word 0, word 1 and the span, one copy per operand port (a, b, c); port a
         # also serves the configuration bus while the PE is stopped.
         m.submodules.dsd0 = dsd0 = memory.Memory(shape=DsdWord0, depth=D, init=[])
-        m.submodules.dsd1 = dsd1 = memory.Memory(shape=_DsdShape, depth=D, init=[])
+        # (word 1 is kept whole: its fields fill the 32 bits)
+        m.submodules.dsd1 = dsd1 = memory.Memory(shape=DsdWord1, depth=D, init=[])
         m.submodules.span = span_mem = memory.Memory(shape=signed(_SPAN_BITS), depth=D, init=[])
         dsd0_wr, dsd1_wr, span_wr = dsd0.write_port(), dsd1.write_port(), span_mem.write_port()
         ports = "abc"
@@ -662,11 +655,7 @@ class PE(wiring.Component):
             dsd0_wr.data.eq(Mux(e_dsd, e_dsd_word, cfg.wdata)),
             dsd0_wr.en.eq(cfg_w0 | e_dsd),
             dsd1_wr.addr.eq(cfg_dsd),
-            dsd1_wr.data.stride.eq(DsdWord1(cfg.wdata).stride),
-            dsd1_wr.data.fmt.eq(DsdWord1(cfg.wdata).fmt),
-            dsd1_wr.data.ctrl.eq(DsdWord1(cfg.wdata).ctrl),
-            dsd1_wr.data.kind.eq(DsdWord1(cfg.wdata).kind),
-            dsd1_wr.data.period.eq(DsdWord1(cfg.wdata).period),
+            dsd1_wr.data.eq(cfg.wdata),
             dsd1_wr.en.eq(cfg_w1),
         ]
         # Span requests: DSETL (in E), a configuration write of either word (the other word
@@ -839,15 +828,12 @@ class PE(wiring.Component):
         status = Signal(StatusWord)
         m.d.comb += [status.running.eq(running), status.halted.eq(halted),
                      status.idle.eq(self.idle), status.errors.eq(errors)]
-        w1_word = Signal(DsdWord1)
-        m.d.comb += [w1_word.stride.eq(cfg_port_w1.stride), w1_word.fmt.eq(cfg_port_w1.fmt),
-                     w1_word.ctrl.eq(cfg_port_w1.ctrl), w1_word.kind.eq(cfg_port_w1.kind)]
         ctrl_word = Signal(CtrlWord)
         m.d.comb += ctrl_word.run.eq(run)
         sources = [
             (in_tasks & cfg_ok, task_rd.data.as_value()),
             (in_dsds & cfg_ok & ~addr[0], cfg_port_w0.as_value()),
-            (in_dsds & cfg_ok & addr[0], w1_word.as_value()),
+            (in_dsds & cfg_ok & addr[0], cfg_port_w1.as_value()),
             (in_regs, rf_rd[3].data),
             (in_filters & cfg_ok, filt.cfg_range),
             (in_modes & cfg_ok, filt.cfg_mode),

@@ -311,7 +311,10 @@ def fuzz_jobs() -> list[PEJob]:
         for _ in range(int(rng.integers(0, 3))):
             inputs.insert(int(rng.integers(1, len(inputs) + 1)), (2, _inert_control(rng), 1))
         job = PEJob(f"fuzz{len(jobs)}", image, inputs=inputs, source=text,
-                    read_sram=[(0, PARAMS.sram_words)],
+                    # SRAM, and the DSD table as the program left it (every field of word
+                    # 1, the period included, read back through the configuration bus)
+                    read_sram=[(0, PARAMS.sram_words),
+                               (AddressMap.DSDS, 2 * PARAMS.num_dsds)],
                     in_pause=float(rng.choice([0, 0.3])),
                     out_pause=float(rng.choice([0, 0.5])),
                     seed=int(rng.integers(1 << 30)))

@@ -37,8 +37,10 @@ class PEJob:
     inputs : list of (colour, data) or (colour, data, ctrl)
         Wavelets sent into the PE's ramp input, in order (per colour order is kept);
         ``ctrl = 1`` makes a control wavelet.
-    read_sram : list of (start word, count)
-        SRAM ranges to read back.
+    read_sram : list of (start address, count)
+        Ranges read back through the configuration bus once the PE is stopped: SRAM words
+        from address 0, or any table at its :class:`pe.isa.AddressMap` address (the DSD
+        table's words, for example).
     in_pause, out_pause : float
         Probability of an idle input cycle / a backpressure output cycle (RTL only).
     max_cycles : int
