@@ -577,9 +577,12 @@ class PE(wiring.Component):
                "dsd": Signal(dsd_bits, name="sp1_dsd"), "to_e": Signal(2, name="sp1_to_e")}
         sp2 = {"valid": Signal(name="sp2_valid"), "prod": Signal(signed(33), name="sp2_prod"),
                "dsd": Signal(dsd_bits, name="sp2_dsd"), "to_e": Signal(2, name="sp2_to_e")}
+        # (the compare and both decrements side by side, then one mux: no carry chain after
+        # another before the first stage)
         wraps = req_period.any() & (req_period < req_len)
         m.d.sync += [
-            sp1["valid"].eq(req & ~clear), sp1["len_m1"].eq(Mux(wraps, req_period, req_len) - 1),
+            sp1["valid"].eq(req & ~clear),
+            sp1["len_m1"].eq(Mux(wraps, req_period - 1, req_len - 1)),
             sp1["stride"].eq(req_stride),
             sp1["dsd"].eq(req_dsd), sp1["to_e"].eq(req_to_e),
             sp2["valid"].eq(sp1["valid"] & ~clear), sp2["prod"].eq(sp1["len_m1"] * sp1["stride"]),
