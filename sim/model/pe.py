@@ -83,6 +83,15 @@ class Dsd:
         """Consecutive elements that use one wavelet of a FABIN DSD (at least 1)."""
         return max(1, self.period) if self.kind == DsdKind.FABIN else 1
 
+    def address(self, i: int) -> int:
+        """Element address of a MEM DSD's element ``i`` (wrapping every :attr:`wrap`)."""
+        return self.base + (i % self.wrap if self.wrap else i) * self.stride
+
+    def reach(self, length: int) -> int:
+        """Distinct elements an instruction of ``length`` elements reaches (its period's, if it
+        wraps before the end): the bounds are those of elements 0 and ``reach - 1``."""
+        return min(length, self.wrap or length)
+
 
 class _Fault(Exception):
     def __init__(self, flag: ErrorFlag):
@@ -519,7 +528,7 @@ class PEModel:
                 for dsd in (dst, src0, src1) if op in isa.TWO_SOURCE_OPS else (dst, src0):
                     if dsd.kind == DsdKind.MEM:
                         self._mem_index(dsd, 0)
-                        self._mem_index(dsd, min(length, dsd.wrap or length) - 1)
+                        self._mem_index(dsd, dsd.reach(length) - 1)
         except _Fault as fault:
             return fault.flag
         whole = not self.element_loop and whole_vector_safe(op, dst, src0, src1, length)
@@ -604,7 +613,7 @@ class PEModel:
         bits = _BITS[dsd.fmt]
         view = self.sram if bits == 32 else self.sram.view(_UINT[bits])
         stride = dsd.stride
-        start = dsd.base + (first % dsd.wrap if dsd.wrap else first) * stride
+        start = dsd.address(first)
         if stride == 0:
             return view, np.full(n, start, dtype=np.int64)
         stop = start + n * stride
@@ -638,7 +647,7 @@ class PEModel:
     def _mem_index(self, dsd: Dsd, i: int) -> tuple[int, int, int]:
         """(word address, element address, element bits) of element ``i``; faults outside SRAM."""
         bits = _BITS[dsd.fmt]
-        elem = dsd.base + (i % dsd.wrap if dsd.wrap else i) * dsd.stride
+        elem = dsd.address(i)
         word = elem * bits // 32
         if elem < 0 or word >= self.p.sram_words:
             raise _Fault(ErrorFlag.BOUNDS)
@@ -772,30 +781,26 @@ def whole_vector_safe(op: Op, dst: Dsd, src0: Dsd, src1: Dsd, length: int) -> bo
 
 def _disjoint(a: Dsd, b: Dsd, length: int) -> bool:
     """Whether two memory DSDs' elements of an instruction of ``length`` share no byte."""
-    _, _, _, a_end = _byte_span(a, length)
-    _, _, _, b_end = _byte_span(b, length)
-    return a_end <= _lowest_byte(b, length) or b_end <= _lowest_byte(a, length)
+    *_, a_lo, a_end = _byte_span(a, length)
+    *_, b_lo, b_end = _byte_span(b, length)
+    return a_end <= b_lo or b_end <= a_lo
 
 
-def _lowest_byte(dsd: Dsd, length: int) -> int:
-    first, step, _, _ = _byte_span(dsd, length)
-    return min(first, first + (min(length, dsd.wrap or length) - 1) * step)
-
-
-def _byte_span(dsd: Dsd, length: int) -> tuple[int, int, int, int]:
-    """(first byte, step in bytes, element bytes, end byte) of a memory DSD's elements."""
+def _byte_span(dsd: Dsd, length: int) -> tuple[int, int, int, int, int]:
+    """(first byte, step in bytes, element bytes, lowest byte, end byte) of the elements of a
+    memory DSD that an instruction of ``length`` elements reaches."""
     size = _BITS[dsd.fmt] // 8
     first, step = dsd.base * size, dsd.stride * size
-    last = first + (min(length, dsd.wrap or length) - 1) * step
-    return first, step, size, max(first, last) + size
+    last = first + (dsd.reach(length) - 1) * step
+    return first, step, size, min(first, last), max(first, last) + size
 
 
 def _reads_earlier_write(src: Dsd, dst: Dsd, length: int) -> bool:
     """Whether some element ``i`` of ``src`` overlaps a byte that element ``j < i`` of ``dst``
-    writes (``dst`` has a non-zero stride, so its elements are distinct)."""
-    s0, s_step, s_size, s_end = _byte_span(src, length)
-    d0, d_step, d_size, d_end = _byte_span(dst, length)
-    s_lo, d_lo = min(s0, s0 + (length - 1) * s_step), min(d0, d0 + (length - 1) * d_step)
+    writes (``dst`` has a non-zero stride, so its elements are distinct; neither wraps within
+    ``length``)."""
+    s0, s_step, s_size, s_lo, s_end = _byte_span(src, length)
+    d0, d_step, d_size, d_lo, d_end = _byte_span(dst, length)
     if s_end <= d_lo or d_end <= s_lo:
         return False  # disjoint ranges
     if (s0, s_step, s_size) == (d0, d_step, d_size):

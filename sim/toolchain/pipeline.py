@@ -196,6 +196,19 @@ def _pe_cycles(mo: int, kk: int, acc: int, k: int, chunks: int) -> int:
     return cycles + TASK_CYCLES + GAP_CYCLES * instructions
 
 
+def _row_banks(mo: int, ins) -> int:
+    """Banks of an output chunk of ``mo`` outputs whose row has input chunks ``ins``: the same
+    in every PE of the row (the banks pass from PE to PE), so the smallest chunk decides."""
+    return accumulators(mo, min(ins))
+
+
+def _busiest(outs, ins) -> int:
+    """The planner's estimate of the busiest PE's cycles per image of a region with these
+    output and input chunks."""
+    return max(_pe_cycles(mo, kk, _row_banks(mo, ins), k, len(ins))
+               for mo in set(outs) for k, kk in enumerate(ins))
+
+
 def _bias_words(mo: int, acc: int, chunks: int) -> int:
     """SRAM words of the bias at a layer's first input chunk: ``b`` itself when the layer has
     one chunk, else ``b`` then zeros for the other banks (the banks pass on as they are)."""
@@ -269,15 +282,13 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
     def split_cost(i: int, outs, ins) -> int | None:
         """Busiest PE's cycles per image of layer ``i`` with these chunks, or None if a block
         does not fit the SRAM."""
-        worst = 0
         for mo in set(outs):
-            acc = accumulators(mo, min(ins))
+            acc = _row_banks(mo, ins)
             for k, kk in enumerate(ins):
                 bias = _bias_words(mo, acc, len(ins)) if biases[i] and k == 0 else 0
                 if _sram_words(mo, kk, acc, bits, bias) > S:
                     return None
-                worst = max(worst, _pe_cycles(mo, kk, acc, k, len(ins)))
-        return worst
+        return _busiest(outs, ins)
 
     # Boundary b is layer b's input (layer b - 1's output): its chunks are layer b - 1's
     # output chunks and layer b's input chunks, chosen for the busier of the two (taking
@@ -308,6 +319,11 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
         """Layer ``i``'s (output, input) chunk sizes for boundary chunk counts ``counts``."""
         return boundary(i + 1, counts), boundary(i, counts)
 
+    def cost_key(i: int, counts) -> tuple:
+        """What layer ``i``'s cost depends on: the chunk counts of the boundaries its two
+        boundaries' splits look at."""
+        return (i, *counts[max(0, i - 1):i + 3])
+
     costs: dict[tuple, int | None] = {}
     best = None
     for first in ("h", "v"):
@@ -322,7 +338,7 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
                 if row + rows > R or col + cols > C:
                     ok = False
                     break
-                key = (i, *counts[max(0, i - 1):i + 3])
+                key = cost_key(i, counts)
                 if key not in costs:
                     costs[key] = split_cost(i, *chunking(i, counts))
                 if costs[key] is None:
@@ -344,7 +360,7 @@ def plan(shapes: list[tuple[int, int]], biases: list[bool], relus: list[bool], b
     plans, row, col, orient = [], 0, 0, first
     for i in range(n):
         region = Region(orient, row, col, *chunking(i, counts))
-        plans.append(LayerPlan(region, costs[(i, *counts[max(0, i - 1):i + 3])]))
+        plans.append(LayerPlan(region, costs[cost_key(i, counts)]))
         row, col = region.next_origin()
         orient = "v" if orient == "h" else "h"
     return plans
@@ -453,10 +469,7 @@ class PipelineMapping:
             if problems:
                 raise MappingError(f"region {i} ({region}) " + "; ".join(problems))
             origin = region.next_origin()
-            worst = max(_pe_cycles(mo, kk, self.banks(region, o), k, len(region.in_sizes))
-                        for o, mo in enumerate(region.out_sizes)
-                        for k, kk in enumerate(region.in_sizes))
-            plans.append(LayerPlan(region, worst))
+            plans.append(LayerPlan(region, _busiest(region.out_sizes, region.in_sizes)))
         return plans
 
     # ---- geometry ---------------------------------------------------------------------------
@@ -547,7 +560,7 @@ class PipelineMapping:
         """Banks of partial sums of output chunk ``o`` of a region (the same in every PE of
         the chunk, whose banks pass from PE to PE): :func:`accumulators` of its outputs and the
         region's smallest input chunk."""
-        return accumulators(region.out_sizes[o], min(region.in_sizes))
+        return _row_banks(region.out_sizes[o], region.in_sizes)
 
     def _pe(self, i: int, region: Region, o: int, k: int, links) -> tuple[str, dict]:
         """Assembly and SRAM contents of layer ``i``'s PE at chunk ``(o, k)``."""
