@@ -359,8 +359,9 @@ class _Assembler:
             base, length, stride = keys.get("base", 0), keys.get("len", 0), keys.get("stride", 1)
             if length > 0:
                 bits = fmt.bits
-                for i in (0, min(length, period or length) - 1):
-                    elem = base + i * stride
+                vector = Dsd(kind, fmt, base, length, stride, period=period)
+                for i in (0, vector.reach(length) - 1):
+                    elem = vector.address(i)
                     if elem < 0 or elem * bits // 32 >= self.p.sram_words:
                         raise self.error(
                             f"DSD {name!r}: element {i} at element address {elem} is outside the "
