@@ -90,10 +90,11 @@ class AtomicAllocator(Elaboratable):
     requester wins every output it asks for exactly when no requester before it in the order
     asks for any of them; in particular the first requester in the order always wins, which
     guarantees progress (separate round-robin arbiters per output can stay out of phase forever
-    and starve a multicast). After each cycle the order moves on to start just after the first
-    requester of the previous cycle (a registered copy of who requested, to keep the update off
-    the requests' path), whether it went or not: one that cannot go is first only briefly, and
-    requesters contending for one output take turns.
+    and starve a multicast). The order starts at requester ``first`` and moves on by one
+    requester every cycle, whether anyone went or not (a one-hot ring register: nothing of it
+    is on the requests' path), so every requester heads the order once every ``inputs``
+    cycles, and a consumer that knows who is first next cycle (``first_next``) can offer its
+    oldest work then, which is then sure to win (:class:`router.Router` does).
 
     A requester that wins but is not ``ready`` does not go, and the outputs it won send nothing
     that cycle (``ready`` is left out of the conflict check to keep it off the longest path).
@@ -115,6 +116,14 @@ class AtomicAllocator(Elaboratable):
         Requester ``p`` wins all its outputs and goes this cycle.
     grants : list of Signal(inputs), out
         ``grants[o]``: one-hot, the requester that goes through output ``o`` (zero if none).
+    first : Signal(inputs), out
+        One-hot: the requester first in this cycle's order (a register; requester 0 after
+        reset).
+    first_next : Signal(inputs), out
+        One-hot: the requester first in the next cycle's order (``first`` rotated by one).
+    upper : Signal(inputs)
+        Internal state, for the formal proofs: the requesters from ``first`` on (a thermometer
+        register kept beside ``first``, so that the conflict check starts at flip-flops).
 
     Raises
     ------
@@ -129,11 +138,17 @@ class AtomicAllocator(Elaboratable):
         self.ready = Signal(inputs)
         self.go = Signal(inputs)
         self.grants = [Signal(inputs, name=f"grants_{o}") for o in range(outputs)]
+        self.first = Signal(inputs, init=1)
+        self.first_next = Signal(inputs)
+        self.upper = Signal(inputs, init=(1 << inputs) - 1)
 
     def elaborate(self, platform):
         m = Module()
         n = self.inputs
-        upper = Signal(n, init=(1 << n) - 1)  # requesters first in the order
+        upper, first = self.upper, self.first
+        m.d.comb += self.first_next.eq(first.rotate_left(1))
+        m.d.sync += [first.eq(self.first_next),
+                     upper.eq(Mux(first[n - 1], (1 << n) - 1, (upper << 1)[:n]))]
         req = self.requests
         for p in range(n):
             blockers = []
@@ -147,12 +162,4 @@ class AtomicAllocator(Elaboratable):
             m.d.comb += self.go[p].eq(self.ready[p] & req[p].any() & ~blocked)
         for o in range(self.outputs):
             m.d.comb += self.grants[o].eq(Cat(self.go[p] & req[p][o] for p in range(n)))
-        # The order moves on from the requesters of the previous cycle (registered), which keeps
-        # the priority update off the requests' path.
-        anyone = Signal(n)
-        m.d.sync += anyone.eq(Cat(r.any() for r in req))
-        top = Signal(n)
-        m.d.comb += top.eq(lowest_first(anyone, upper))
-        with m.If(anyone.any()):
-            m.d.sync += upper.eq(~((top - 1) | top))
         return m

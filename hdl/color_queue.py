@@ -138,10 +138,11 @@ class ColorQueues(wiring.Component):
         combinationally (LUT RAM on ECP5). ``"bram"``: the data in one memory per slot,
         ``num_colors`` deep, read through a register (block RAM on ECP5), and the control bits
         in a LUT RAM read combinationally (a consumer's allocation depends on them); a read
-        port then names its colour a cycle ahead (``next_color``), and must not name one whose
-        head is being written in that cycle (the memory does not forward a write to a read in
-        the same cycle): the arrival register's wavelet becomes readable from memory the cycle
-        after it arrived. The consumer's picker excludes it (see :class:`router.Router`).
+        port then names its colour a cycle ahead (``next_color``). The word written in a cycle
+        (the arrival register's wavelet) is readable in the next: a register keeps the last
+        write (valid, colour, slot, data) and replaces the block RAM's word for that slot,
+        whose registered read of that cycle returned the word before (33 flip-flops and a
+        32-bit 2:1 mux per read port).
     in_flight : int
         Wavelets the transmitter may have in flight beyond the ``color_ready`` it saw: 0
         (default, a transmitter that decides and sends in one cycle) or 1 (one with an output
@@ -331,6 +332,9 @@ class ColorQueues(wiring.Component):
             arr_head = onehot_select(arr_onehot, head)
 
         # ---- read ports -----------------------------------------------------------------------
+        # "bram": the last cycle's write (valid, colour, slot, data), for the forwarding below.
+        fwd_valid, fwd_color = Signal(), Signal(COLOR_BITS)
+        fwd_slot, fwd_data = Signal(slot_bits), Signal(DATA_BITS)
         for i, (port, slot) in enumerate(zip(self.rd, port_heads)):
             k = port.color
             from_arrival = Signal(name=f"rd{i}_from_arrival")
@@ -341,8 +345,15 @@ class ColorQueues(wiring.Component):
                 m.d.comb += rds[i].addr.eq(k)
                 reads.append(rds[i].data)
             if bram:
+                # The word written last cycle is forwarded from a register: the block RAM's
+                # registered read of that cycle returned the word before it.
                 datas = [rds[i] for _, rds in blocks]
-                m.d.comb += [stored.data.eq(Array(datas)[slot]), stored.ctrl.eq(Array(reads)[slot])]
+                fresh = Signal(name=f"rd{i}_fresh")
+                m.d.comb += [
+                    fresh.eq(fwd_valid & (fwd_color == k) & (fwd_slot == slot)),
+                    stored.data.eq(Mux(fresh, fwd_data, Array(datas)[slot])),
+                    stored.ctrl.eq(Array(reads)[slot]),
+                ]
             else:
                 m.d.comb += stored.eq(Array(reads)[slot])
             entry = Signal(QueueEntry, name=f"rd{i}_entry")
@@ -360,6 +371,9 @@ class ColorQueues(wiring.Component):
         tail = Signal(slot_bits)
         m.d.comb += tail.eq(wrap(arr_head + arr_mem_count))
         kept = arr_onehot.any()
+        if bram:
+            m.d.sync += [fwd_valid.eq(kept), fwd_color.eq(arr_color), fwd_slot.eq(tail),
+                         fwd_data.eq(arr_entry.data)]
         for k in range(D):
             writes = [(fast[k][0], arr_entry.ctrl if bram else arr_entry)]
             if bram:

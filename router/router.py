@@ -16,8 +16,9 @@ Organisation (``docs/architecture.md``, "Router"):
   :class:`hdl.wavelet.SwitchCommand`) once the wavelet has left, and every configuration write
   of a route or switch word. While a colour's update is in the stage its wavelets wait, so the
   wavelets behind a control wavelet follow the new position. One control wavelet leaves per
-  cycle at most: input ``p`` may send one only on its turn (a rotating one-hot turn, so a
-  control wavelet waits up to four cycles) and not while the configuration bus is busy. A
+  cycle at most: input ``p`` may send one only on its *turn*, the cycle in five in which it
+  heads the allocator's order (so it waits up to four cycles, and then wins), and not while
+  the configuration bus is busy. A
   configuration read holds both stages for that cycle (they share the memories' read ports).
   The wavelet leaves with its command list popped (shifted by one) when the colour's pop mode
   says so.
@@ -28,12 +29,20 @@ Organisation (``docs/architecture.md``, "Router"):
 * **Separable allocation.** Each input offers one wavelet per cycle, its *candidate*: the head
   of the colour its picker selected in the previous cycle, or else the wavelet that has just
   arrived if it is the head of its colour (a bypass: one cycle per hop). The outputs are
-  allocated to the at most five candidates in one shared rotating priority order
-  (:class:`hdl.arbiter.AtomicAllocator`).
+  allocated to the at most five candidates in one shared priority order that rotates by one
+  input every cycle (:class:`hdl.arbiter.AtomicAllocator`).
 * **Picker.** Each input picks, round-robin, the colour whose head it offers next, among
   colours with a wavelet whose every output has credit (the receiver's registered
   ``color_ready``). The pick is speculative: the current candidate's colour counts only if it
-  holds a second wavelet, since the candidate is expected to leave.
+  holds a second wavelet, since the candidate is expected to leave. The queue forwards a
+  wavelet written in one cycle to a read in the next, so the picker may name a colour whose
+  next head is the arrival being written.
+* **Per-colour fairness.** For the cycle in which an input heads the order, its candidate is
+  the colour named by a one-hot ring that moves on by one colour each time (when that colour
+  is eligible or is the current candidate), so every colour with a wavelet and credit leaves
+  within ``5 * num_colors`` cycles, whatever the other inputs do (proved by induction in
+  :class:`sim.formal.proofs.RouterProgress`). The picker alone could turn in step with the
+  order and starve a colour for ever.
 * **Multicast is atomic**, as on the WSE: a candidate leaves only in a cycle in which every port
   of its route can take it and grants it; it is then delivered once to each, at the same time.
   The shared order guarantees progress: the candidate first in it wins every output it asks
@@ -56,6 +65,8 @@ Organisation (``docs/architecture.md``, "Router"):
   cleared by writing it).
 """
 
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, memory, wiring
@@ -83,6 +94,12 @@ __all__ = ["Router"]
 
 _POS_BITS = (NUM_POSITIONS - 1).bit_length()
 _CMD_WIDTH = SwitchCommand.as_shape().width
+
+
+def _binary(onehot):
+    """The index of the set bit of a one-hot value (``COLOR_BITS`` wide; 0 if none is set)."""
+    return Cat(Cat(onehot[c] for c in range(len(onehot)) if c >> b & 1).any()
+               for b in range(COLOR_BITS))
 
 
 class _Update(enum.Enum, shape=3):
@@ -140,6 +157,13 @@ class Router(wiring.Component):
     busy : ``Out(1)``
         Some queue holds a wavelet.
 
+    Attributes
+    ----------
+    probes : types.SimpleNamespace or None
+        Set by :meth:`elaborate`: internal signals and memories that the formal proofs
+        (:mod:`sim.formal.proofs`) state their invariants over; not ports, and nothing reads
+        them in the design.
+
     Raises
     ------
     TypeError, ValueError
@@ -155,6 +179,7 @@ class Router(wiring.Component):
         self.num_colors = num_colors
         self.queue_depth = queue_depth
         self.output_register = output_register
+        self.probes = None
         members = {}
         for name in PORT_NAMES:
             members[f"in_{name}"] = In(LinkSignature(num_colors))
@@ -225,6 +250,7 @@ class Router(wiring.Component):
         ap_valid = Signal()
         ap_color = Signal(COLOR_BITS)
         ap_onehot = Signal(C)
+        self.probes = probes = SimpleNamespace(routes=routes, lookups=[], inputs=[])
         ap_update = Signal(_Update, init=_Update.RELOAD)
         ap_go = Signal()
         m.d.comb += ap_go.eq(ap_valid & ~cfg.re)
@@ -268,6 +294,7 @@ class Router(wiring.Component):
             returns its read port."""
             table = memory.Memory(shape=_Lookup, depth=C, init=[])
             m.submodules[name] = table
+            probes.lookups.append(table)
             w = table.write_port()
             m.d.comb += [
                 w.addr.eq(b_color), w.en.eq(b_go),
@@ -325,19 +352,17 @@ class Router(wiring.Component):
         # then waits: the candidate's own check uses `clear`), off their long path.
         clear_late = Signal(C)
         m.d.sync += clear_late.eq(clear)
-
-        # Control wavelets: input p may send one on its turn, when no update can collide.
-        # The turn steps by two ports a cycle. The allocator's priority moves on by one
-        # requester a cycle; with all five inputs requesting, a turn stepping by one kept the
-        # same distance to it for ever, so five inputs each holding a control wavelet were never
-        # first on their turn (a deadlock the random traffic found). Stepping by two, the
-        # distance changes every cycle; with fewer requesters the priority's period (1 to 4)
-        # is coprime to the turn's (5), so the two meet in any case.
-        turn = Signal(P, init=1)
-        m.d.sync += turn.eq(turn.rotate_left(2))
+        probes.held, probes.clear, probes.clear_late = held, clear, clear_late
+        probes.stages = [(ap_valid, ap_color, ap_onehot), (b_valid, b_color, b_onehot)]
 
         # ---- inputs: queues, candidate, picker ------------------------------------------------
         m.submodules.allocator = alloc = AtomicAllocator(P, P)
+        probes.allocator = alloc
+        # Input p's turn: the cycles in which it heads the allocator's order (one in five), so
+        # whatever it offers then wins every output it asks for. A control wavelet may leave
+        # only on its input's turn (so at most one leaves per cycle, and it always wins), and
+        # not while the configuration bus is busy (its update could collide).
+        turn = alloc.first
         queues, cand_data = [], []
         ctrl_go, cand_colors, cand_onehots, cand_cmds = [], [], [], []
         for p in range(P):
@@ -396,26 +421,48 @@ class Router(wiring.Component):
             cand_cmds.append(cmd.as_value())
 
             # Picker: the colour offered next cycle, among colours holding a wavelet besides
-            # the candidate (expected to leave) and the arrival (being written to its queue
-            # memory this cycle, where a registered read could not see it yet), that this port
-            # currently feeds.
+            # the candidate (expected to leave), that this port currently feeds. A wavelet being
+            # written to the queue memory now is readable next cycle (the queue forwards it past
+            # its block RAM's registered read). Without a picked colour the arrival's colour
+            # counts as leaving even when it is not the head: it then has a wavelet in memory
+            # besides, so `spare` is the same and the term stays on registers.
             leaving = Signal(C, name=f"leaving_{name}")
-            m.d.comb += leaving.eq(Mux(sel_valid, sel_onehot, 0))
-            spare = Signal(C, name=f"spare_{name}")  # occupancy beyond those two
+            m.d.comb += leaving.eq(Mux(sel_valid, sel_onehot, q.arrival_onehot))
+            spare = Signal(C, name=f"spare_{name}")  # occupancy beyond the candidate
             for c in range(C):
-                l, a, occ = leaving[c], q.arrival_onehot[c], q.occupancy[c]
-                m.d.comb += spare[c].eq(Mux(l & a, at_least(occ, 3),
-                                            Mux(l | a, at_least(occ, 2), at_least(occ, 1))))
+                occ = q.occupancy[c]
+                m.d.comb += spare[c].eq(Mux(leaving[c], at_least(occ, 2), at_least(occ, 1)))
+            eligible = Signal(C, name=f"eligible_{name}")
+            m.d.comb += eligible.eq(clear_late & spare & Cat(r.rx[p] for r in routes))
             picker = RoundRobin(C, delayed=True)
             m.submodules[f"picker_{name}"] = picker
-            m.d.comb += [
-                picker.requests.eq(clear_late & spare & Cat(r.rx[p] for r in routes)),
-                picker.advance.eq(1),
-            ]
-            index = Cat(Cat(picker.grant[c] for c in range(C) if c >> b & 1).any()
-                        for b in range(COLOR_BITS))
-            m.d.comb += q.rd[0].next_color.eq(index)
-            m.d.sync += [sel.eq(index), sel_onehot.eq(picker.grant), sel_valid.eq(picker.valid)]
+
+            # Fairness. The picker alone can turn in step with the allocator's order, so that a
+            # colour with credit is offered only in cycles in which another input comes first,
+            # and never leaves (random traffic starved colours that way). So the candidate of
+            # the input's turn is the colour of a one-hot ring, which moves on by one colour
+            # every turn, whenever that colour is eligible or is the current candidate: it
+            # heads the order then and wins. A colour with a wavelet and credit thus leaves
+            # within num_colors turns, 5 * num_colors cycles (sim.formal.proofs.RouterProgress
+            # proves it). `forced` stays off the allocation's path: if the ring's colour is the
+            # candidate and leaves with nothing behind it, the next cycle has no picked
+            # candidate (only the valid bit waits for `go`).
+            ring = Signal(C, init=1, name=f"ring_{name}")
+            forced = Signal(name=f"forced_{name}")  # the ring's colour is next cycle's pick
+            m.d.comb += forced.eq(alloc.first_next[p] & (ring & (eligible | leaving)).any())
+            with m.If(alloc.first_next[p]):
+                m.d.sync += ring.eq(ring.rotate_left(1))
+            m.d.comb += [picker.requests.eq(eligible), picker.advance.eq(~forced)]
+            pick = Signal(C, name=f"pick_{name}")  # one-hot
+            pick_color = Signal(COLOR_BITS, name=f"pick_color_{name}")
+            m.d.comb += [pick.eq(Mux(forced, ring, picker.grant)), pick_color.eq(_binary(pick)),
+                         q.rd[0].next_color.eq(pick_color)]
+            m.d.sync += [sel.eq(pick_color), sel_onehot.eq(pick),
+                         sel_valid.eq(Mux(forced, (ring & eligible).any() | ~alloc.go[p],
+                                          picker.valid))]
+            probes.inputs.append(SimpleNamespace(queues=q, sel=sel, sel_onehot=sel_onehot,
+                                                 sel_valid=sel_valid, color=colour, ring=ring,
+                                                 eligible=eligible, forced=forced))
 
         # The control wavelet that left (at most one: the one whose turn it is).
         m.d.comb += [

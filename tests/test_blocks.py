@@ -205,7 +205,7 @@ def test_color_queues_keep_order_and_never_overflow(storage, depth, in_flight, e
     colours: every wavelet comes out once, in order per colour, with its control bit; the
     occupancy and arrival outputs match a model of per-colour FIFOs; ``color_ready`` never
     promises room that is not there. With block-RAM storage the reader names its colour a
-    cycle ahead and never one whose only other wavelet is the arrival being written. With
+    cycle ahead, also one whose next head is the arrival being written (forwarded). With
     ``in_flight=1`` the transmitter sends each wavelet a cycle after the ``color_ready`` it
     chose it on (an output register), and every one is taken. ``early_head`` registers the
     arrival's head flag as it lands; ``arrival_is_head`` must mean the same either way."""
@@ -261,10 +261,12 @@ def test_color_queues_keep_order_and_never_overflow(storage, depth, in_flight, e
                 assert ctx.get(dut.link.ready), f"colour {sent[0]} sent on credit, not taken"
             if storage == "bram":
                 # Name next cycle's colour: one holding a wavelet besides the one popped now
-                # and the arrival being written now.
-                spare = [c for c in range(colors)
-                         if len(model[c]) > (pop == c) + (last == c)]
-                named = rng.choice(spare) if spare else None
+                # (its head may be the arrival being written now: the queue forwards it past
+                # the block RAM's registered read). Prefer such colours, to exercise that.
+                spare = [c for c in range(colors) if len(model[c]) > (pop == c)]
+                fresh = [c for c in spare if len(model[c]) - (pop == c) == 1 and c == last]
+                named = rng.choice(fresh if fresh and rng.random() < 0.5 else spare) \
+                    if spare else None
                 ctx.set(dut.rd[0].next_color, named or 0)
             await ctx.tick()
             if pop is not None:

@@ -1,12 +1,13 @@
 """The quick formal proofs (sim/formal), and each shown to fail on a planted bug."""
 
 import pytest
+from test_router import UnfairRouter
 
 from fabric.array import registered_outputs
 from fabric.tile import Tile
 from hdl.config_chain import ConfigStation
 from router import Router
-from sim.formal.proofs import ALL, disabled_tile, router_delivery, station_delivery
+from sim.formal.proofs import ALL, disabled_tile, router_delivery, router_progress, station_delivery
 
 
 @pytest.mark.parametrize("name", [n for n, (_, quick) in ALL.items() if quick])
@@ -84,6 +85,25 @@ class _EagerRouter(Router):
 @pytest.mark.parametrize("bug, steps", [(_EagerRouter, 6), (_StuckRouter, 8)])
 def test_router_delivery_proof_with_registered_outputs_fails_on_a_planted_bug(bug, steps):
     result = router_delivery(bug, steps=steps, output_register=True)
+    assert not result.proved
+    assert "proof did fail" in result.log, result.log
+
+
+class _NarrowRingRouter(Router):
+    """Planted bug: an input's turn goes to its ring's colour only when that colour is
+    eligible, not when it is the candidate with its last wavelet (which then misses its turn)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        for p, inp in enumerate(self.probes.inputs):
+            m.d.comb += inp.forced.eq(self.probes.allocator.first_next[p]
+                                      & (inp.ring & inp.eligible).any())
+        return m
+
+
+@pytest.mark.parametrize("bug", [UnfairRouter, _NarrowRingRouter])
+def test_router_progress_proof_fails_on_a_planted_bug(bug):
+    result = router_progress(bug)
     assert not result.proved
     assert "proof did fail" in result.log, result.log
 

@@ -28,7 +28,7 @@ class ProofResult:
     log: str
 
 
-def prove(design, name: str, *, ports, steps: int | None = None,
+def prove(design, name: str, *, ports, steps: int | None = None, induction: bool = False,
           timeout: float = 900) -> ProofResult:
     """Prove the ``Assert`` statements of ``design`` (an Amaranth elaboratable).
 
@@ -36,7 +36,11 @@ def prove(design, name: str, *, ports, steps: int | None = None,
     state (no reset assumed, so they hold in any reachable state). With ``steps=N``, a bounded
     proof (BMC): every assertion holds in each of the first ``N`` cycles from the initial state
     (registers and memories at their reset values) for every sequence of inputs that meets the
-    ``Assume`` statements.
+    ``Assume`` statements. With ``steps=N, induction=True``, an unbounded proof by temporal
+    induction (k-induction up to ``k = N``): the base case as above, and the step: from any
+    state, ``k`` cycles in which every assertion holds are followed by a cycle in which they
+    hold too, so they hold in every reachable state (the assertions must include the
+    invariants that make them inductive).
 
     Parameters
     ----------
@@ -47,7 +51,10 @@ def prove(design, name: str, *, ports, steps: int | None = None,
     ports : list of Signal
         The signals that are the proof's free inputs and visible outputs (the block's ports).
     steps : int, optional
-        Cycles of a bounded proof from the initial state (see above).
+        Cycles of a bounded proof from the initial state, or the largest ``k`` of an inductive
+        one (see above).
+    induction : bool
+        Prove by temporal induction (needs ``steps``).
     timeout : float
         Seconds for yosys.
 
@@ -69,7 +76,8 @@ def prove(design, name: str, *, ports, steps: int | None = None,
         if steps is None:  # one step with no initial state: every register is free
             sat = "sat -seq 1 -prove-asserts -set-assumes -show-inputs -verify"
         else:  # from the reset values (`init`; zero where none), every input sequence
-            sat = (f"sat -tempinduct -tempinduct-baseonly -maxsteps {steps} -set-init-zero "
+            base = "" if induction else "-tempinduct-baseonly "
+            sat = (f"sat -tempinduct {base}-maxsteps {steps} -set-init-zero "
                    f"-prove-asserts -set-assumes -show-inputs -verify")
         script = (f"read_rtlil {il.name}\nhierarchy -top {name}\nproc\nflatten\n"
                   f"chformal -lower\nmemory_map\nasync2sync\nopt_clean\n{sat}\n")
