@@ -164,14 +164,16 @@ def test_round_robin_serves_every_requester(delayed):
 
 def test_atomic_allocator_never_splits_a_multicast_and_always_progresses():
     """A requester goes only if it wins every output it asks for and no output serves two;
-    whenever someone is ready, someone goes (the first in the shared order)."""
+    whenever someone is ready, someone goes; the order's head (``first``) rotates by one
+    requester every cycle from requester 0, ``first_next`` says who heads it next, and the
+    head always goes when it requests (what the router's per-colour fairness relies on)."""
     inputs, outputs = 5, 5
     dut = AtomicAllocator(inputs, outputs)
     rng = random.Random(2)
 
     async def bench(ctx):
         waiting = [0] * inputs
-        for _ in range(600):
+        for cycle in range(600):
             reqs = [rng.randrange(1 << outputs) if rng.random() < 0.8 else 0
                     for _ in range(inputs)]
             ready = [1] * inputs
@@ -190,8 +192,14 @@ def test_atomic_allocator_never_splits_a_multicast_and_always_progresses():
                     assert mine == 0, f"requester {p} holds an output without going"
             if any(reqs):
                 assert go, f"no progress with requests {reqs}"
+            head = cycle % inputs
+            assert ctx.get(dut.first) == 1 << head, f"cycle {cycle}: first {ctx.get(dut.first)}"
+            assert ctx.get(dut.first_next) == 1 << (head + 1) % inputs
+            if reqs[head]:
+                assert go >> head & 1, f"the head {head} requested {reqs[head]} and waited"
             for p in range(inputs):
                 waiting[p] = 0 if (go >> p & 1 or not reqs[p]) else waiting[p] + 1
+                assert waiting[p] < inputs, f"requester {p} waited {waiting[p]} cycles running"
             await ctx.tick()
 
     run(dut, bench)
